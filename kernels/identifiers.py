@@ -1,0 +1,56 @@
+"""Hashing of string identifiers (shipment ids) for duplicate detection.
+
+Works on the raw Arrow buffers (int32 offsets and UTF-8 bytes) so no Python string objects are
+made. The hash only nominates candidates: callers confirm duplicates on the strings themselves.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+_HASH_LOOP = None
+
+
+def _hash_loop():
+    global _HASH_LOOP
+    if _HASH_LOOP is None:
+        import numba
+
+        @numba.njit(cache=True, nogil=True)
+        def fnv1a(offsets, data, offset_base, out):  # pragma: no cover - compiled
+            for i in range(out.shape[0]):
+                h = _FNV_OFFSET
+                for j in range(offsets[i] - offset_base, offsets[i + 1] - offset_base):
+                    h = (h ^ np.uint64(data[j])) * _FNV_PRIME
+                out[i] = h
+
+        _HASH_LOOP = fnv1a
+    return _HASH_LOOP
+
+
+def hash_strings(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """64-bit FNV-1a hash of each string of an Arrow string array.
+
+    Parameters
+    ----------
+    offsets : ndarray of int32 or int64, shape (n + 1,)
+        Arrow value offsets (the array's slice offset already applied).
+    data : ndarray of uint8
+        The Arrow data buffer.
+
+    Returns
+    -------
+    ndarray of uint64, shape (n,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> h = hash_strings(np.array([0, 1, 2, 3]), np.frombuffer(b"aba", dtype=np.uint8))
+    >>> bool(h[0] == h[2]), bool(h[0] == h[1])
+    (True, False)
+    """
+    out = np.empty(len(offsets) - 1, dtype=np.uint64)
+    if len(out):
+        _hash_loop()(offsets, data, 0, out)
+    return out

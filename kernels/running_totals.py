@@ -1,0 +1,192 @@
+"""Per-key running totals and cap checks: the hot loop of screening.
+
+Rows arrive in screening order (``ship_date``, ``shipment_id``). Each row carries a dense key
+code (``-1`` when the row is not a candidate for this accumulator) and a positive int64 amount.
+The running total of a row is the sum of the amounts of all earlier rows with the same key,
+itself included (SQL ``ROWS UNBOUNDED PRECEDING``), plus an optional carry-in per key (totals of
+earlier chunks, partitions or nights). Everything is exact int64; an overflow raises instead of
+wrapping.
+
+The functions take an array namespace ``xp``. The NumPy path runs a compiled one-pass loop with
+one accumulator per key (no sort). Nothing here imports a GPU library.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kernels import namespace, unsupported_namespace
+
+INT64_MAX = np.iinfo(np.int64).max
+NOT_CANDIDATE = -1
+"""Key code of a row that does not enter the accumulator; its running total is ``-1``."""
+
+
+class TotalsOverflowError(OverflowError):
+    """A running total or a row amount exceeds the int64 range."""
+
+
+def _compile_cpu_loop():
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def running_loop(keys, amounts, totals):  # pragma: no cover - compiled
+        out = np.empty(keys.shape[0], dtype=np.int64)
+        overflow_row = -1
+        for i in range(keys.shape[0]):
+            k = keys[i]
+            if k < 0:
+                out[i] = -1
+                continue
+            a = amounts[i]
+            t = totals[k]
+            if a < 0 or t > INT64_MAX - a:
+                overflow_row = i
+                break
+            t += a
+            totals[k] = t
+            out[i] = t
+        return out, overflow_row
+
+    @numba.njit(cache=True, nogil=True)
+    def totals_loop(keys, amounts, totals):  # pragma: no cover - compiled
+        overflow_row = -1
+        for i in range(keys.shape[0]):
+            k = keys[i]
+            if k < 0:
+                continue
+            a = amounts[i]
+            t = totals[k]
+            if a < 0 or t > INT64_MAX - a:
+                overflow_row = i
+                break
+            totals[k] = t + a
+        return overflow_row
+
+    return running_loop, totals_loop
+
+
+_CPU_LOOPS = None
+
+
+def _cpu_loops():
+    global _CPU_LOOPS
+    if _CPU_LOOPS is None:
+        _CPU_LOOPS = _compile_cpu_loop()
+    return _CPU_LOOPS
+
+
+def _start_totals(n_keys: int, carry, xp):
+    if carry is None:
+        return xp.zeros(n_keys, dtype=xp.int64)
+    carry = xp.asarray(carry, dtype=xp.int64)
+    if carry.shape != (n_keys,):
+        raise ValueError(f"carry has shape {carry.shape}, expected ({n_keys},)")
+    return carry.copy()
+
+
+def running_totals(keys, amounts, n_keys: int, *, carry=None, xp=None):
+    """Inclusive per-key running sums in row order.
+
+    Parameters
+    ----------
+    keys : array of int32 or int64, shape (n,)
+        Dense key code per row in ``[0, n_keys)``, or ``-1`` for rows outside this accumulator.
+    amounts : array of int64, shape (n,)
+        Non-negative amount per row (TPP).
+    n_keys : int
+        Number of distinct keys.
+    carry : array of int64, shape (n_keys,), optional
+        Totals carried in from earlier rows (chunks, partitions, nights); zeros when omitted.
+    xp : module, optional
+        Array namespace; inferred from ``keys`` when omitted.
+
+    Returns
+    -------
+    cumulative : array of int64, shape (n,)
+        Running total of each row, itself and the carry included; ``-1`` for non-candidates.
+    totals : array of int64, shape (n_keys,)
+        Totals after the last row: the carry-in for whatever comes next.
+
+    Raises
+    ------
+    TotalsOverflowError
+        If a running total would exceed the int64 range, or an amount is negative.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cum, totals = running_totals(np.array([0, 1, -1, 0]), np.array([5, 7, 9, 2]), 2)
+    >>> cum.tolist(), totals.tolist()
+    ([5, 7, -1, 7], [7, 7])
+    """
+    xp = xp or namespace(keys)
+    totals = _start_totals(n_keys, carry, xp)
+    if xp is np:
+        running_loop, _ = _cpu_loops()
+        out, overflow_row = running_loop(np.ascontiguousarray(keys), np.ascontiguousarray(amounts, dtype=np.int64), totals)
+        if overflow_row >= 0:
+            raise TotalsOverflowError(f"running total overflows int64 at row {overflow_row}")
+        return out, totals
+    raise unsupported_namespace(xp)
+
+
+def key_totals(keys, amounts, n_keys: int, *, carry=None, xp=None):
+    """Per-key totals (pass 1 of a partitioned run): what :func:`running_totals` would end with.
+
+    Parameters
+    ----------
+    keys, amounts, n_keys, carry, xp
+        As in :func:`running_totals`.
+
+    Returns
+    -------
+    array of int64, shape (n_keys,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> key_totals(np.array([0, 1, 0]), np.array([1, 2, 3]), 2).tolist()
+    [4, 2]
+    """
+    xp = xp or namespace(keys)
+    totals = _start_totals(n_keys, carry, xp)
+    if xp is np:
+        _, totals_loop = _cpu_loops()
+        overflow_row = totals_loop(np.ascontiguousarray(keys), np.ascontiguousarray(amounts, dtype=np.int64), totals)
+        if overflow_row >= 0:
+            raise TotalsOverflowError(f"key total overflows int64 at row {overflow_row}")
+        return totals
+    raise unsupported_namespace(xp)
+
+
+def over_limit(cumulative, keys, limits, *, xp=None):
+    """Cap check: is each candidate row's running total greater than its key's limit?
+
+    Parameters
+    ----------
+    cumulative : array of int64, shape (n,)
+        Output of :func:`running_totals`.
+    keys : array of int, shape (n,)
+        The same key codes (``-1`` rows are never over).
+    limits : array of int64, shape (n_keys,)
+        Limit per key.
+
+    Returns
+    -------
+    array of bool, shape (n,)
+
+    Notes
+    -----
+    Amounts are positive, so once a key crosses its limit every later row of the key is over
+    too (first-crossing): the check needs no state beyond the running total.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> over_limit(np.array([5, 12, -1]), np.array([0, 0, -1]), np.array([10])).tolist()
+    [False, True, False]
+    """
+    xp = xp or namespace(cumulative)
+    candidate = keys >= 0
+    limit = xp.asarray(limits, dtype=xp.int64)[xp.where(candidate, keys, 0)]
+    return candidate & (cumulative > limit)

@@ -1,0 +1,210 @@
+"""Per-row features for the decision step: dictionary codes and gathers, no row-wise Python.
+
+Small reference tables (catalog, countries, party results) are joined to the ledger through
+dictionary codes: each distinct value is looked up once, and rows gather from the result.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.policy import Policy
+from pipeline.reference import load_catalog, load_countries
+
+EPOCH = dt.date(1970, 1, 1)
+INT64_MAX = np.iinfo(np.int64).max
+PARTY_NONE, PARTY_REVIEW, PARTY_BLOCK = 0, 1, 2
+
+
+class AmountOverflowError(OverflowError):
+    """A row's TPP (unit TPP x quantity) exceeds the int64 range."""
+
+
+def day_number(day: dt.date) -> int:
+    """Days since 1970-01-01, the integer form of dates in every array here."""
+    return (day - EPOCH).days
+
+
+def codes_and_values(column: pa.ChunkedArray) -> tuple[np.ndarray, list]:
+    """Dictionary codes (int32, ``-1`` for null) and distinct values of a text column.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> codes, values = codes_and_values(pa.chunked_array([["b", None, "a", "b"]]))
+    >>> codes.tolist(), values
+    ([0, -1, 1, 0], ['b', 'a'])
+    """
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    column = column.unify_dictionaries()
+    if column.num_chunks == 0:
+        return np.zeros(0, np.int32), []
+    values = column.chunk(0).dictionary.to_pylist()
+    indices = pa.chunked_array([chunk.indices for chunk in column.chunks], type=column.type.index_type)
+    codes = pc.fill_null(indices, -1).to_numpy().astype(np.int32, copy=False)
+    return codes, values
+
+
+@dataclass
+class CountryTable:
+    """Country codes as dense integers, with the policy's destination aliases applied."""
+
+    codes: list[str]
+
+    @classmethod
+    def load(cls) -> "CountryTable":
+        return cls(codes=list(load_countries()["alpha2"]))
+
+    def index(self, values: list, aliases: dict[str, str]) -> np.ndarray:
+        """Dense country index of each value (alias target first); ``-1`` for None."""
+        position = {code: i for i, code in enumerate(self.codes)}
+        return np.array([position[aliases.get(v, v)] if v is not None else -1 for v in values] + [-1], dtype=np.int32)
+
+
+@dataclass
+class Features:
+    """Per-row inputs of the decision step, aligned with the ledger rows.
+
+    Attributes
+    ----------
+    day : ndarray of int32
+        Ship date as days since 1970-01-01.
+    year : ndarray of int32
+        Calendar year of the ship date.
+    tpp : ndarray of int64
+        Unit TPP x quantity, exact.
+    controlled, gp10 : ndarray of bool
+        Catalog class is in the policy's controlled classes; part is a GP10 (Huawei Ascend) part.
+    destination, headquarters : ndarray of int32
+        Country index (aliases applied) of destination and consignee HQ (``-1`` when absent).
+    has_license, has_veu : ndarray of bool
+    party_outcome : ndarray of int8
+        0 none, 1 review, 2 block (per the policy's lists).
+    party_row : ndarray of int32
+        Row of the party result table for the consignee name.
+    party_key : ndarray of int64
+        Dense per-consignee key: ``consignee_id`` if present, else normalized name + destination.
+    n_party_keys : int
+    """
+
+    day: np.ndarray
+    year: np.ndarray
+    tpp: np.ndarray
+    controlled: np.ndarray
+    gp10: np.ndarray
+    destination: np.ndarray
+    headquarters: np.ndarray
+    has_license: np.ndarray
+    has_veu: np.ndarray
+    party_outcome: np.ndarray
+    party_row: np.ndarray
+    party_key: np.ndarray
+    n_party_keys: int
+    countries: CountryTable
+    parties: pd.DataFrame
+
+
+def row_tpp(unit_tpp: np.ndarray, quantity: np.ndarray) -> np.ndarray:
+    """Unit TPP x quantity in int64, raising instead of wrapping.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> row_tpp(np.array([15832]), np.array([8])).tolist()
+    [126656]
+    """
+    limit = INT64_MAX // np.maximum(unit_tpp, 1)
+    too_big = quantity > limit
+    if too_big.any():
+        row = int(np.flatnonzero(too_big)[0])
+        raise AmountOverflowError(f"TPP of row {row} ({unit_tpp[row]} x {quantity[row]}) exceeds int64")
+    return unit_tpp * quantity
+
+
+def present(column: pa.ChunkedArray) -> np.ndarray:
+    """Rows where an optional text column has a value."""
+    if column.null_count == 0:
+        return np.ones(len(column), dtype=bool)
+    return pc.is_valid(column).to_numpy(zero_copy_only=False)
+
+
+def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame, name_codes: np.ndarray) -> Features:
+    """Join ledger rows to the catalog, countries and party results.
+
+    Parameters
+    ----------
+    rows : pyarrow.Table
+        Accepted ledger rows in screening order (see :mod:`pipeline.ingest`).
+    policy : Policy
+    parties : pandas.DataFrame
+        One row per distinct consignee name (``normalized``, ``outcome``, ...), in the order of
+        the consignee-name dictionary codes.
+    name_codes : ndarray of int32
+        Consignee-name code per row.
+
+    Returns
+    -------
+    Features
+    """
+    days = pc.cast(rows.column("ship_date"), pa.int32()).to_numpy().astype(np.int32, copy=False)
+    years = (days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int32) + 1970).astype(np.int32)
+
+    catalog = load_catalog()
+    sku_codes, sku_values = codes_and_values(rows.column("sku"))
+    by_sku = catalog.set_index("sku")
+    unit_tpp = np.append(by_sku.loc[sku_values, "unit_tpp"].to_numpy(np.int64), 0)[sku_codes]
+    classes = set(policy.get("controls.controlled_classes"))
+    controlled = np.append(by_sku.loc[sku_values, "eccn"].isin(classes).to_numpy(), False)[sku_codes]
+    gp10 = np.append(by_sku.loc[sku_values, "gp10"].to_numpy(bool), False)[sku_codes]
+    quantity = rows.column("quantity").to_numpy().astype(np.int64, copy=False)
+
+    countries = CountryTable.load()
+    aliases = policy.get("destinations.aliases")
+    dest_codes, dest_values = codes_and_values(rows.column("destination_country"))
+    hq_codes, hq_values = codes_and_values(rows.column("consignee_hq_country"))
+
+    outcome = parties["outcome"].map({"block": PARTY_BLOCK, "review": PARTY_REVIEW}).fillna(PARTY_NONE)
+    party_outcome = outcome.to_numpy(np.int8)[name_codes]
+
+    id_codes, id_values = codes_and_values(rows.column("consignee_id"))
+    norm_codes = pd.factorize(parties["normalized"])[0].astype(np.int64)[name_codes]
+    by_name = (norm_codes * (len(dest_values) + 1) + dest_codes)[id_codes < 0]
+    named_keys, _ = pd.factorize(by_name)
+    party_key = id_codes.astype(np.int64)
+    party_key[id_codes < 0] = len(id_values) + named_keys
+    n_party_keys = len(id_values) + (int(named_keys.max()) + 1 if len(named_keys) else 0)
+
+    return Features(
+        day=days, year=years, tpp=row_tpp(unit_tpp, quantity), controlled=controlled, gp10=gp10,
+        destination=countries.index(dest_values, aliases)[dest_codes],
+        headquarters=countries.index(hq_values, aliases)[hq_codes],
+        has_license=present(rows.column("license_id")), has_veu=present(rows.column("veu_id")),
+        party_outcome=party_outcome, party_row=name_codes, party_key=party_key, n_party_keys=n_party_keys,
+        countries=countries, parties=parties,
+    )
+
+
+def membership(features: Features, policy: Policy, groups: list[str], which: str = "destination") -> np.ndarray:
+    """Per row: is the destination (or HQ) in any of ``groups`` on the ship date?
+
+    ``groups`` may name country groups of the policy or list ISO codes directly; dated
+    memberships (``country_groups.dated``) count only on ship dates up to their ``until``.
+    """
+    codes = getattr(features, which)
+    table = np.zeros(len(features.countries.codes) + 1, dtype=bool)  # last slot: absent (-1)
+    position = {code: i for i, code in enumerate(features.countries.codes)}
+    dated = []
+    for group in groups:
+        members = policy.group_members(group) if group in policy.params["country_groups"] else [group]
+        table[[position[c] for c in members]] = True
+        dated += policy.dated_members(group) if group in policy.params["country_groups"] else []
+    hit = table[codes]
+    for country, until in dated:
+        hit |= (codes == position[country]) & (features.day <= day_number(until))
+    return hit

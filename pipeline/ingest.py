@@ -1,0 +1,432 @@
+"""Ledger ingest: read CSV, Parquet and JSON Lines files, validate every row, quarantine bad ones.
+
+Bad rows never vanish and never stop the run: each is written to the quarantine with a reason.
+Counts reconcile: rows read = accepted + quarantined (+ rows after ``--as-of``, when given).
+A file that cannot be read at all raises :class:`LedgerReadError` naming the file.
+
+Accepted rows come back in screening order, ``(ship_date, shipment_id)``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from kernels.identifiers import hash_strings
+from pipeline.reference import load_catalog, load_countries
+
+LEDGER_COLUMNS = (
+    "shipment_id", "ship_date", "status", "exporter", "consignee_id", "consignee_name",
+    "consignee_address", "destination_country", "consignee_hq_country", "sku", "quantity",
+    "license_id", "veu_id", "recorded_authorization",
+)
+REQUIRED_COLUMNS = ("shipment_id", "ship_date", "status", "consignee_name", "destination_country", "sku", "quantity")
+CATEGORICAL_COLUMNS = (
+    "status", "exporter", "consignee_id", "consignee_name", "consignee_address", "destination_country",
+    "consignee_hq_country", "sku", "license_id", "veu_id", "recorded_authorization",
+)
+"""Columns kept dictionary-encoded: few distinct values, many rows."""
+STATUSES = ("shipped", "pending")
+INT64_MAX = np.iinfo(np.int64).max
+
+REASON_MISSING = "missing required field: {}"
+REASON_DATE = "unparseable date"
+REASON_STATUS = "invalid status (expected shipped or pending)"
+REASON_COUNTRY = "unknown country code: {}"
+REASON_QUANTITY = "quantity not a positive integer"
+REASON_SKU = "unknown SKU"
+REASON_CONFLICT = "duplicate shipment_id with different content"
+REASON_EXACT_DUPLICATE = "exact duplicate of an earlier row (counted once)"
+REASON_MALFORMED = "malformed CSV line"
+
+
+class LedgerReadError(RuntimeError):
+    """A ledger file cannot be read at all (missing, wrong format, missing required columns)."""
+
+
+@dataclass
+class Ledger:
+    """Validated ledger rows in screening order, and what was rejected.
+
+    Attributes
+    ----------
+    rows : pyarrow.Table
+        Accepted rows sorted by ``(ship_date, shipment_id)``; ``ship_date`` is date32,
+        ``quantity`` int64, categorical columns are dictionary-encoded and normalized
+        (country codes upper case, status lower case, surrounding blanks removed).
+    quarantine : pyarrow.Table
+        Rejected rows as read (all columns as text), plus ``reason``, ``source_file``, ``source_row``.
+    counts : dict
+        ``rows_read``, ``accepted``, ``quarantined``, ``excluded_after_as_of``, ``by_reason``.
+    files : list of dict
+        Per input file: ``path``, ``format``, ``bytes``, ``rows_read``.
+    """
+
+    rows: pa.Table
+    quarantine: pa.Table
+    counts: dict
+    files: list[dict] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------- reading
+def ledger_format(path: Path) -> str:
+    """``parquet``, ``csv`` or ``jsonl`` from the file name."""
+    name = path.name.lower()
+    for suffixes, kind in (((".parquet", ".pq"), "parquet"), ((".csv", ".csv.gz"), "csv"),
+                           ((".jsonl", ".ndjson", ".jsonl.gz", ".json"), "jsonl")):
+        if name.endswith(suffixes):
+            return kind
+    raise LedgerReadError(f"{path}: unknown ledger format (use .parquet, .csv or .jsonl)")
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    schema = pq.read_schema(path)
+    present = [c for c in LEDGER_COLUMNS if c in schema.names]
+    dictionary = [c for c in present if c in CATEGORICAL_COLUMNS and pa.types.is_string(schema.field(c).type)]
+    return pq.read_table(path, columns=present, read_dictionary=dictionary)
+
+
+def _read_csv(path: Path, malformed: list) -> pa.Table:
+    def invalid_row(row):
+        malformed.append((row.number, row.text))
+        return "skip"
+
+    convert = pacsv.ConvertOptions(
+        column_types={c: pa.string() for c in LEDGER_COLUMNS},
+        null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True,
+    )
+    return pacsv.read_csv(path, parse_options=pacsv.ParseOptions(invalid_row_handler=invalid_row),
+                          convert_options=convert)
+
+
+def _read_jsonl(path: Path) -> pa.Table:
+    try:
+        table = pajson.read_json(path)
+    except pa.ArrowInvalid:
+        # Mixed JSON types in one column (a number here, a string there): read it as text.
+        import gzip
+
+        opener = gzip.open if path.name.endswith(".gz") else open
+        records = []
+        with opener(path, "rt", encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError as error:
+                        raise LedgerReadError(f"{path}: line {number} is not JSON: {error.msg}") from None
+                    records.append({k: (None if v is None else str(v)) for k, v in record.items()})
+        table = pa.Table.from_pylist(records)
+    return table
+
+
+def read_ledger_file(path: str | Path) -> tuple[pa.Table, list, str]:
+    """Read one ledger file as it is.
+
+    Returns
+    -------
+    table : pyarrow.Table
+        The known ledger columns present in the file.
+    malformed : list of (int, str)
+        CSV lines that could not be split into fields: line number and text.
+    format : str
+
+    Raises
+    ------
+    LedgerReadError
+        Missing file, unknown format, unreadable content, or a required column absent.
+    """
+    path = Path(path)
+    kind = ledger_format(path)
+    if not path.is_file():
+        raise LedgerReadError(f"{path}: no such ledger file")
+    malformed: list = []
+    try:
+        if kind == "parquet":
+            table = _read_parquet(path)
+        elif kind == "csv":
+            table = _read_csv(path, malformed)
+        else:
+            table = _read_jsonl(path)
+    except LedgerReadError:
+        raise
+    except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError) as error:
+        raise LedgerReadError(f"{path}: cannot read as {kind}: {error}") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise LedgerReadError(f"{path}: missing required column(s): {', '.join(missing)}")
+    return table.select([c for c in LEDGER_COLUMNS if c in table.column_names]), malformed, kind
+
+
+# ------------------------------------------------------------------------------------ validation
+def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Any column as text (dictionary decoded, numbers and dates formatted)."""
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if pa.types.is_large_string(column.type) or pa.types.is_string(column.type):
+        return column.cast(pa.string())
+    return pc.cast(column, pa.string())
+
+
+def _categorical(column: pa.ChunkedArray, normalize: Callable[[pa.Array], pa.Array]) -> pa.ChunkedArray:
+    """Dictionary-encode a text column and normalize its distinct values only; blanks become null."""
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(_as_text(column))
+    column = column.unify_dictionaries()
+    chunks = []
+    for chunk in column.chunks:
+        values = normalize(pc.utf8_trim_whitespace(_as_text(pa.chunked_array([chunk.dictionary]))).combine_chunks())
+        values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+        # Normalizing can merge values ("us", "US "): keep the dictionary unique, nulls as null indices.
+        mapping, uniques = pd.factorize(np.asarray(values.to_pylist(), dtype=object), use_na_sentinel=True)
+        remapped = pa.array(mapping, type=pa.int32()).take(chunk.indices)
+        remapped = pc.if_else(pc.equal(remapped, -1), pa.scalar(None, pa.int32()), remapped)
+        chunks.append(pa.DictionaryArray.from_arrays(remapped, pa.array(uniques.tolist(), type=pa.string())))
+    return pa.chunked_array(chunks, type=pa.dictionary(pa.int32(), pa.string())) if chunks else column
+
+
+def _value_in(column: pa.ChunkedArray, allowed: set[str]) -> np.ndarray:
+    """Per row: is the (dictionary) value in ``allowed``? Null rows give False."""
+    out = np.zeros(len(column), dtype=bool)
+    start = 0
+    for chunk in column.chunks:
+        dictionary = chunk.dictionary.to_pylist()
+        ok = np.array([v in allowed for v in dictionary] + [False], dtype=bool)
+        codes = pc.fill_null(chunk.indices, len(dictionary)).to_numpy(zero_copy_only=False)
+        out[start:start + len(chunk)] = ok[codes]
+        start += len(chunk)
+    return out
+
+
+def _is_null(column: pa.ChunkedArray) -> np.ndarray:
+    return pc.is_null(column).to_numpy(zero_copy_only=False) if column.null_count else np.zeros(len(column), bool)
+
+
+def _parse_dates(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
+    """ship_date as date32 and a mask of unparseable values."""
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        column, kind = column.cast(kind.value_type), kind.value_type
+    if pa.types.is_date32(kind):
+        return column, np.zeros(len(column), bool)
+    if pa.types.is_date(kind) or pa.types.is_timestamp(kind):
+        return pc.cast(column, pa.date32()), np.zeros(len(column), bool)
+    text = pc.utf8_trim_whitespace(_as_text(column))
+    parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
+    bad = (pc.is_null(parsed).to_numpy(zero_copy_only=False) & ~_is_null(column))
+    return pc.cast(parsed, pa.date32()), bad
+
+
+def _parse_quantities(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """quantity as int64 and a mask of values that are not positive integers (nulls excluded)."""
+    kind = column.type
+    nulls = _is_null(column)
+    if pa.types.is_integer(kind):
+        values = pc.fill_null(column, 1).to_numpy().astype(np.int64, copy=False)
+        if pa.types.is_uint64(kind):
+            bad = pc.fill_null(pc.greater(column, INT64_MAX), False).to_numpy(zero_copy_only=False)
+            values = np.where(bad, 0, values)
+        else:
+            bad = np.zeros(len(values), bool)
+        return values, (bad | (values <= 0)) & ~nulls
+    if pa.types.is_floating(kind):
+        raw = pc.fill_null(column, 1.0).to_numpy(zero_copy_only=False)
+        ok = np.isfinite(raw) & (raw > 0) & (raw == np.floor(raw)) & (raw < 2.0**63)
+        return np.where(ok, raw, 0).astype(np.int64), ~ok & ~nulls
+    text = pc.utf8_trim_whitespace(_as_text(column))
+    digits = pc.fill_null(pc.match_substring_regex(text, r"^\+?[0-9]{1,19}$"), False)
+    cleaned = pc.if_else(digits, pc.utf8_ltrim(text, characters="+"), pa.scalar("0"))
+    as_float = pc.cast(cleaned, pa.float64()).to_numpy(zero_copy_only=False)
+    digits = digits.to_numpy(zero_copy_only=False) & (as_float < 2.0**63)
+    values = pc.cast(pc.if_else(pa.chunked_array([digits]), cleaned, pa.scalar("0")), pa.int64()).to_numpy()
+    return values, (~digits | (values <= 0)) & ~nulls
+
+
+def _validate(table: pa.Table) -> tuple[dict[str, pa.ChunkedArray], np.ndarray]:
+    """Normalize the columns of one file and give each row its first failing reason (or None)."""
+    n = table.num_rows
+    reasons = np.full(n, None, dtype=object)
+
+    def fail(mask: np.ndarray, reason: str) -> None:
+        hit = mask & (reasons == None)  # noqa: E711 - elementwise on an object array
+        reasons[hit] = reason
+
+    columns: dict[str, pa.ChunkedArray] = {}
+    for name in LEDGER_COLUMNS:
+        column = table.column(name) if name in table.column_names else pa.chunked_array([pa.nulls(n, pa.string())])
+        if name in CATEGORICAL_COLUMNS:
+            upper = name in ("destination_country", "consignee_hq_country")
+            column = _categorical(column, pc.utf8_upper if upper else (pc.utf8_lower if name == "status" else (lambda a: a)))
+        elif name == "shipment_id":
+            column = pc.utf8_trim_whitespace(_as_text(column))
+            column = pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
+        columns[name] = column
+    for name in REQUIRED_COLUMNS:
+        fail(_is_null(columns[name]), REASON_MISSING.format(name))
+    columns["ship_date"], bad_date = _parse_dates(columns["ship_date"])
+    fail(bad_date, REASON_DATE)
+    fail(~_value_in(columns["status"], set(STATUSES)) & ~_is_null(columns["status"]), REASON_STATUS)
+    countries = set(load_countries()["alpha2"])
+    for name in ("destination_country", "consignee_hq_country"):
+        fail(~_value_in(columns[name], countries) & ~_is_null(columns[name]), REASON_COUNTRY.format(name))
+    quantity, bad_quantity = _parse_quantities(columns["quantity"])
+    fail(bad_quantity, REASON_QUANTITY)
+    columns["quantity"] = pa.chunked_array([quantity])
+    fail(~_value_in(columns["sku"], set(load_catalog()["sku"])) & ~_is_null(columns["sku"]), REASON_SKU)
+    return columns, reasons
+
+
+def _content_key(columns: dict[str, pa.ChunkedArray], rows: np.ndarray) -> pd.DataFrame:
+    frame = pd.DataFrame({name: _as_text(columns[name].take(pa.array(rows))).to_pandas() for name in LEDGER_COLUMNS})
+    return frame.fillna("\x00")
+
+
+def _resolve_duplicates(columns: dict[str, pa.ChunkedArray], reasons: np.ndarray, order: np.ndarray) -> None:
+    """Quarantine repeated shipment ids among the rows still accepted.
+
+    ``order`` lists the accepted rows in screening order. Exact duplicates keep their first
+    copy (file order); ids that repeat with different content are quarantined entirely.
+    """
+    ids = columns["shipment_id"].take(pa.array(order)).combine_chunks()
+    if len(ids) < 2:
+        return
+    if pc.all(pc.less(ids[:-1], ids[1:])).as_py():
+        return  # ids strictly increasing in screening order: all distinct
+    offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32)[ids.offset: ids.offset + len(ids) + 1]
+    data = np.frombuffer(ids.buffers()[2], dtype=np.uint8)
+    hashes = hash_strings(offsets, data)
+    sorted_hashes = np.sort(hashes)
+    repeated = sorted_hashes[1:][sorted_hashes[1:] == sorted_hashes[:-1]]
+    if not len(repeated):
+        return
+    candidates = np.sort(order[np.isin(hashes, repeated)])  # file order within each id
+    frame = _content_key(columns, candidates)
+    frame["_row"] = candidates
+    for _, group in frame.groupby("shipment_id", sort=False):
+        if len(group) < 2:
+            continue  # a hash collision, not a duplicate
+        content = group.drop(columns="_row")
+        if (content == content.iloc[0]).all(axis=None):
+            reasons[group["_row"].to_numpy()[1:]] = REASON_EXACT_DUPLICATE
+        else:
+            reasons[group["_row"].to_numpy()] = REASON_CONFLICT
+
+
+def _screening_order(ship_date: pa.ChunkedArray, ids: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
+    """``rows`` reordered by (ship_date, shipment_id); a linear check skips the sort for ordered input."""
+    if len(rows) < 2:
+        return rows
+    days = pc.cast(ship_date, pa.int32()).to_numpy()[rows]
+    step = np.diff(days)
+    if (step >= 0).all():
+        id_values = ids.take(pa.array(rows)).combine_chunks()
+        ties = np.flatnonzero(step == 0)
+        if not len(ties) or pc.all(pc.less_equal(id_values.take(ties), id_values.take(ties + 1))).as_py():
+            return rows
+    table = pa.table({"d": pa.array(days), "i": ids.take(pa.array(rows))})
+    return rows[pc.sort_indices(table, [("d", "ascending"), ("i", "ascending")]).to_numpy()]
+
+
+def read_ledgers(paths: Sequence[str | Path], *, as_of: dt.date | None = None,
+                 progress: Callable[[str], None] | None = None) -> Ledger:
+    """Read, validate and order one or more ledger files.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        CSV, Parquet or JSON Lines files with the DESIGN §3 columns.
+    as_of : date, optional
+        Screen only rows with ``ship_date <= as_of``; later valid rows are counted as
+        ``excluded_after_as_of``.
+    progress : callable, optional
+        Called with a short message per step.
+
+    Returns
+    -------
+    Ledger
+
+    Raises
+    ------
+    LedgerReadError
+        A file cannot be read at all.
+    """
+    note = progress or (lambda message: None)
+    if not paths:
+        raise LedgerReadError("no ledger files given")
+    parts, raws, reason_parts, sources, files, quarantine_extra = [], [], [], [], [], []
+    for index, path in enumerate(paths):
+        note(f"reading {Path(path).name}")
+        table, malformed, kind = read_ledger_file(path)
+        columns, reasons = _validate(table)
+        parts.append(columns)
+        raws.append(table)
+        reason_parts.append(reasons)
+        sources.append(np.full(table.num_rows, index, dtype=np.int32))
+        files.append({"path": str(path), "format": kind, "bytes": Path(path).stat().st_size,
+                      "rows_read": table.num_rows + len(malformed), "malformed_lines": len(malformed)})
+        for number, text in malformed:
+            quarantine_extra.append({"raw_line": text, "reason": REASON_MALFORMED,
+                                     "source_file": str(path), "source_row": number})
+    note("checking duplicates and order")
+    columns = {name: pa.chunked_array([c for part in parts for c in part[name].chunks], type=parts[0][name].type)
+               for name in LEDGER_COLUMNS}
+    reasons = np.concatenate(reason_parts)
+    source_file = np.concatenate(sources)
+    source_row = np.concatenate([np.arange(1, len(s) + 1) for s in sources])
+    accepted = np.flatnonzero(reasons == None)  # noqa: E711
+    order = _screening_order(columns["ship_date"], columns["shipment_id"], accepted)
+    _resolve_duplicates(columns, reasons, order)
+    keep = reasons[order] == None  # noqa: E711
+    order = order[keep]
+    excluded = 0
+    if as_of is not None:
+        days = pc.cast(columns["ship_date"], pa.int32()).to_numpy()[order]
+        within = days <= (as_of - dt.date(1970, 1, 1)).days
+        excluded = int((~within).sum())
+        order = order[within]
+    rows = pa.table({name: columns[name] for name in LEDGER_COLUMNS})
+    if not (len(order) == rows.num_rows and (len(order) == 0 or (order[0] == 0 and (np.diff(order) == 1).all()))):
+        rows = rows.take(pa.array(order))
+    bad = np.flatnonzero(reasons != None)  # noqa: E711
+    quarantine = _quarantine_table(paths, raws, reasons, bad, source_file, source_row, quarantine_extra)
+    rows_read = sum(f["rows_read"] for f in files)
+    by_reason = pd.Series(quarantine.column("reason").to_pylist(), dtype=object).value_counts().to_dict() \
+        if quarantine.num_rows else {}
+    counts = {"rows_read": rows_read, "accepted": rows.num_rows, "quarantined": quarantine.num_rows,
+              "excluded_after_as_of": excluded, "by_reason": {k: int(v) for k, v in sorted(by_reason.items())}}
+    if counts["accepted"] + counts["quarantined"] + excluded != rows_read:
+        raise AssertionError(f"row counts do not reconcile: {counts}")
+    return Ledger(rows=rows, quarantine=quarantine, counts=counts, files=files)
+
+
+def _quarantine_table(paths, raws, reasons, bad, source_file, source_row, extra) -> pa.Table:
+    """Rejected rows as read (every column as text), with reason and origin."""
+    pieces = []
+    for index, raw in enumerate(raws):
+        local = source_row[bad[source_file[bad] == index]] - 1
+        taken = pa.array(local, type=pa.int64())
+        pieces.append(pa.table({
+            name: (_as_text(raw.column(name).take(taken)) if name in raw.column_names
+                   else pa.chunked_array([pa.nulls(len(local), pa.string())]))
+            for name in LEDGER_COLUMNS
+        }))
+    table = pa.concat_tables(pieces)
+    table = table.append_column("raw_line", pa.nulls(len(bad), pa.string()))
+    table = table.append_column("reason", pa.array(reasons[bad].tolist(), type=pa.string()))
+    table = table.append_column("source_file", pa.array([str(paths[i]) for i in source_file[bad]], type=pa.string()))
+    table = table.append_column("source_row", pa.array(source_row[bad], type=pa.int64()))
+    if extra:
+        extra_table = pa.Table.from_pylist(
+            [{**{name: None for name in LEDGER_COLUMNS}, **row} for row in extra], schema=table.schema)
+        table = pa.concat_tables([table, extra_table])
+    return table

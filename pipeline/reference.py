@@ -1,0 +1,98 @@
+"""Reference data: chip catalog, country codes and rule-set files under ``data/``.
+
+Every value lives in a reviewed data file with its source; this module only reads them.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+"""Folder of the reference data files shipped with the project."""
+
+POLICY_DIR = DATA_DIR / "policies"
+CATALOG_PATH = DATA_DIR / "chips.csv"
+COUNTRIES_PATH = DATA_DIR / "countries.csv"
+CSL_PATH = DATA_DIR / "csl" / "consolidated.csv.gz"
+"""Default Consolidated Screening List: the full spring-2022 snapshot."""
+
+# 3A090 thresholds (DOMAIN 2): TPP and performance density (TPP per mm2 of applicable die area).
+TPP_A = 4800
+TPP_DENSITY_FLOOR = 1600
+PD_A = Fraction(592, 100)
+TPP_B_LOW = 2400
+PD_B_LOW = Fraction(16, 10)
+PD_B_MID = Fraction(32, 10)
+
+
+def classify_3a090(unit_tpp: int, die_area_mm2: float | None) -> str:
+    """Derive the 3A090 class of an IC from its TPP and die area.
+
+    Parameters
+    ----------
+    unit_tpp : int
+        Total processing performance of one unit.
+    die_area_mm2 : float or None
+        Applicable die area; ``None`` when unknown.
+
+    Returns
+    -------
+    str
+        ``"3A090.a"``, ``"3A090.b"``, ``"none"`` (below both), or ``"undetermined"`` when the
+        density prong decides and the die area is unknown.
+
+    Notes
+    -----
+    Density is compared as an exact fraction, so thresholds are never crossed by rounding.
+
+    Examples
+    --------
+    >>> classify_3a090(15832, 814)
+    '3A090.a'
+    >>> classify_3a090(1940, 294.5)
+    '3A090.a'
+    >>> classify_3a090(2368, 814)
+    'none'
+    """
+    if unit_tpp >= TPP_A:
+        return "3A090.a"
+    if unit_tpp < TPP_DENSITY_FLOOR:
+        return "none"
+    if die_area_mm2 is None or pd.isna(die_area_mm2):
+        return "undetermined"
+    density = Fraction(int(unit_tpp)) / Fraction(str(die_area_mm2))
+    if density >= PD_A:
+        return "3A090.a"
+    if (TPP_B_LOW <= unit_tpp and density >= PD_B_LOW) or density >= PD_B_MID:
+        return "3A090.b"
+    return "none"
+
+
+@lru_cache(maxsize=None)
+def load_catalog(path: Path = CATALOG_PATH) -> pd.DataFrame:
+    """Read the chip catalog.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per SKU: ``sku``, ``vendor``, ``model``, ``unit_tpp`` (int64), ``die_area_mm2``
+        (float, NaN where unknown), ``eccn``, ``gp10`` (bool), ``datacenter`` (bool), ``source``.
+    """
+    frame = pd.read_csv(path, comment="#", dtype={"sku": str, "eccn": str})
+    frame["unit_tpp"] = frame["unit_tpp"].astype("int64")
+    for column in ("gp10", "datacenter"):
+        frame[column] = frame[column].astype(str).str.lower().map({"true": True, "false": False})
+        if frame[column].isna().any():
+            raise ValueError(f"{path}: column {column} must be true or false")
+    if frame["sku"].duplicated().any():
+        raise ValueError(f"{path}: duplicate sku")
+    return frame
+
+
+@lru_cache(maxsize=None)
+def load_countries(path: Path = COUNTRIES_PATH) -> pd.DataFrame:
+    """Read the ISO 3166-1 alpha-2 country list (``alpha2``, ``name``)."""
+    return pd.read_csv(path, comment="#", dtype=str, keep_default_na=False)

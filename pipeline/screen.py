@@ -1,0 +1,270 @@
+"""The screening job: ingest → parties → enrich → kernels → decide → outputs.
+
+Writes ``decisions.parquet``, ``quarantine.parquet`` and ``summary.json`` (DESIGN §3).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from kernels.running_totals import over_limit
+from pipeline import __version__
+from pipeline.decide import AUTHORIZATIONS, DECISIONS, REASON_CODES, Decisions, decide
+from pipeline.enrich import build_features, codes_and_values
+from pipeline.ingest import Ledger, read_ledgers
+from pipeline.parties import PartyScreen
+from pipeline.policy import Policy
+from pipeline.reference import CATALOG_PATH, CSL_PATH
+
+BACKEND = "numpy"
+
+
+@dataclass
+class ScreenResult:
+    """What one screening run produced.
+
+    Attributes
+    ----------
+    decisions : pyarrow.Table
+        One row per accepted ledger row, in screening order.
+    quarantine : pyarrow.Table
+    summary : dict
+        The content of ``summary.json``.
+    """
+
+    decisions: pa.Table
+    quarantine: pa.Table
+    summary: dict
+
+
+class _Timer:
+    def __init__(self, progress: Callable[[str], None] | None):
+        self.timings: dict[str, float] = {}
+        self.progress = progress or (lambda message: None)
+
+    @contextmanager
+    def stage(self, name: str):
+        self.progress(name)
+        start = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - start, 4)
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def reason_strings(reasons: np.ndarray, party_list: pa.Array) -> pa.DictionaryArray:
+    """Render reason bit sets as ``;``-joined codes, one dictionary entry per distinct combination.
+
+    ``PARTY`` and ``PARTY_REVIEW`` take the matched list: ``PARTY:EL``.
+    """
+    list_codes, list_values = codes_and_values(pa.chunked_array([party_list]))
+    width = len(list_values) + 1
+    combined = reasons.astype(np.int64) * width + (list_codes + 1)
+    inverse, uniques = pd.factorize(combined, sort=True)
+    labels = []
+    for value in uniques.tolist():
+        bits, party = divmod(value, width)
+        listed = list_values[party - 1] if party else "?"
+        codes = [f"{code}:{listed}" if code in ("PARTY", "PARTY_REVIEW") else code
+                 for i, code in enumerate(REASON_CODES) if bits >> i & 1]
+        labels.append(";".join(codes))
+    return pa.DictionaryArray.from_arrays(pa.array(inverse.astype(np.int32)), pa.array(labels, pa.string()))
+
+
+def _labels(codes: np.ndarray, names: Sequence[str | None]) -> pa.DictionaryArray:
+    present = [n for n in names if n is not None]
+    shift = len(names) - len(present)  # a leading None means "no value" (code 0)
+    indices = pa.array(codes.astype(np.int32) - shift, mask=codes < shift)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(present, pa.string()))
+
+
+def _nullable(values: np.ndarray) -> pa.Array:
+    return pa.array(values, type=pa.int64(), mask=values < 0)
+
+
+def decisions_table(ledger: Ledger, policy: Policy, result: Decisions, parties: pd.DataFrame,
+                    name_codes: np.ndarray, tpp: np.ndarray) -> pa.Table:
+    """Assemble ``decisions.parquet`` (DESIGN §3 columns, plus consignee, SKU and quantity)."""
+    rows = ledger.rows
+    n = rows.num_rows
+    party_list = pa.array(parties["party_list"].astype(object).where(parties["party_list"].notna(), None).tolist(),
+                          pa.string()).take(pa.array(name_codes))
+    match = pa.DictionaryArray.from_arrays(
+        pa.array(name_codes, type=pa.int32()),
+        pa.array(parties["party_match"].astype(object).where(parties["party_match"].notna(), None).tolist(), pa.string()),
+    )
+    score = parties["party_score"].to_numpy(np.float64)[name_codes]
+    tier = (pa.array(result.tier, type=pa.int8()) if result.tier is not None else pa.nulls(n, pa.int8()))
+    return pa.table({
+        "shipment_id": rows.column("shipment_id"),
+        "status": rows.column("status"),
+        "ship_date": rows.column("ship_date"),
+        "destination_country": rows.column("destination_country"),
+        "consignee_name": rows.column("consignee_name"),
+        "sku": rows.column("sku"),
+        "quantity": rows.column("quantity"),
+        "policy_id": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([policy.id])),
+        "decision": _labels(result.decision, DECISIONS),
+        "authorization": _labels(result.authorization, AUTHORIZATIONS),
+        "reasons": reason_strings(result.reasons, party_list),
+        "tier": tier,
+        "tpp": pa.array(tpp, pa.int64()),
+        "lpp_cum_tpp": _nullable(result.lpp_cum_tpp),
+        "country_cum_tpp": _nullable(result.country_cum_tpp),
+        "party_match": match,
+        "party_list": party_list.dictionary_encode(),
+        "party_score": pa.array(score, pa.float64(), mask=np.isnan(score)),
+    })
+
+
+def allocation_headroom(result: Decisions, tpp: np.ndarray) -> list[dict]:
+    """Cap use per allocation key that had candidates: allocated (within cap), requested, remaining.
+
+    Rows cross a cap first-crossing style, so the allocated amount is the running total just
+    before the first row over the cap (or the whole total when no row crossed).
+    """
+    keys = result.allocation_keys
+    caps = np.array([a.cap_tpp for a in result.allocations], dtype=np.int64)
+    over_rows = np.flatnonzero(over_limit(result.country_cum_tpp, keys, caps))
+    first_over, over_count = {}, {}
+    if len(over_rows):
+        over_keys, first, count = np.unique(keys[over_rows], return_index=True, return_counts=True)
+        first_over = dict(zip(over_keys.tolist(), over_rows[first].tolist()))
+        over_count = dict(zip(over_keys.tolist(), count.tolist()))
+    out = []
+    for key, total in enumerate(result.allocation_totals.tolist()):
+        if total == 0:
+            continue
+        allocation = result.allocations[key]
+        row = first_over.get(key)
+        allocated = total if row is None else int(result.country_cum_tpp[row] - tpp[row])
+        out.append({
+            "destination": allocation.destination, "allocation": allocation.label,
+            "window_start": allocation.window_start, "window_end": allocation.window_end,
+            "cap_tpp": allocation.cap_tpp, "allocated_tpp": allocated, "requested_tpp": total,
+            "remaining_tpp": allocation.cap_tpp - allocated, "exceeded_rows": over_count.get(key, 0),
+        })
+    return sorted(out, key=lambda item: (item["remaining_tpp"], item["allocation"]))
+
+
+def build_summary(ledger: Ledger, policy: Policy, result: Decisions, tpp: np.ndarray, timings: dict,
+                  csl_path: Path, party_entries: int, as_of: dt.date | None) -> dict:
+    """The content of ``summary.json``."""
+    rows = ledger.rows
+    decision_counts = np.bincount(result.decision, minlength=len(DECISIONS))
+    dest_codes, dest_values = codes_and_values(rows.column("destination_country"))
+    status_codes, status_values = codes_and_values(rows.column("status"))
+    per_dest = np.bincount(dest_codes.astype(np.int64) * len(DECISIONS) + result.decision,
+                           minlength=len(dest_values) * len(DECISIONS)).reshape(-1, len(DECISIONS))
+    per_status = np.bincount(status_codes.astype(np.int64) * len(DECISIONS) + result.decision,
+                             minlength=len(status_values) * len(DECISIONS)).reshape(-1, len(DECISIONS))
+
+    def named(counts) -> dict:
+        return {DECISIONS[i]: int(c) for i, c in enumerate(counts) if c}
+
+    by_destination = {dest_values[i]: named(per_dest[i]) for i in np.argsort(-per_dest.sum(axis=1)) if per_dest[i].sum()}
+    lpp = None
+    if result.lpp_limit is not None:
+        lpp = {"limit_tpp": result.lpp_limit,
+               "consignee_years": int(np.count_nonzero(result.lpp_totals)),
+               "consignee_years_over_limit": int(np.count_nonzero(result.lpp_totals > result.lpp_limit)),
+               "rows_over_limit": int(np.count_nonzero(result.lpp_cum_tpp > result.lpp_limit))}
+    return {
+        "policy": {"id": policy.id, "title": policy.params.get("title"), "version": policy.params.get("version"),
+                   "framework": policy.framework, "file": policy.path.name, "sha256": file_digest(policy.path),
+                   "overrides": list(policy.overrides)},
+        "reference": {"catalog": {"file": CATALOG_PATH.name, "sha256": file_digest(CATALOG_PATH)},
+                      "screening_list": {"file": csl_path.name, "sha256": file_digest(csl_path),
+                                         "entries": party_entries}},
+        "inputs": ledger.files,
+        "as_of": as_of.isoformat() if as_of else None,
+        "rows": ledger.counts,
+        "decisions": named(decision_counts),
+        "decisions_by_status": {status_values[i]: named(per_status[i]) for i in range(len(status_values))},
+        "by_destination": by_destination,
+        "allocation_headroom": allocation_headroom(result, tpp),
+        "lpp": lpp,
+        "tpp_total": int(tpp.sum()) if len(tpp) else 0,
+        "backend": BACKEND,
+        "code_version": __version__,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "timings_s": timings,
+    }
+
+
+def _publish(table: pa.Table, path: Path) -> None:
+    partial = path.with_name(path.name + ".partial")
+    pq.write_table(table, partial)
+    os.replace(partial, path)
+
+
+def screen_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | Path | None = None, *,
+                   as_of: dt.date | None = None, csl_path: str | Path = CSL_PATH,
+                   progress: Callable[[str], None] | None = None) -> ScreenResult:
+    """Screen ledger files under one rule set and write the outputs.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        Ledger files (CSV, Parquet, JSON Lines).
+    policy : Policy
+        Rule set, overrides applied (:func:`pipeline.policy.load_policy`).
+    out_dir : path, optional
+        Folder for ``decisions.parquet``, ``quarantine.parquet`` and ``summary.json``;
+        nothing is written when omitted.
+    as_of : date, optional
+        Screen only rows dated up to this day.
+    csl_path : path
+        Consolidated Screening List file.
+    progress : callable, optional
+        Called with the name of each stage.
+
+    Returns
+    -------
+    ScreenResult
+    """
+    timer = _Timer(progress)
+    with timer.stage("ingest"):
+        ledger = read_ledgers(paths, as_of=as_of)
+    with timer.stage("parties"):
+        name_codes, names = codes_and_values(ledger.rows.column("consignee_name"))
+        screen = PartyScreen.from_path(Path(csl_path))
+        parties = screen.screen(names, policy.get("parties.deny_lists"), policy.get("parties.review_lists"))
+    with timer.stage("enrich"):
+        features = build_features(ledger.rows, policy, parties, name_codes)
+    with timer.stage("decide"):
+        result = decide(features, policy)
+    with timer.stage("assemble"):
+        table = decisions_table(ledger, policy, result, parties, name_codes, features.tpp)
+    summary = build_summary(ledger, policy, result, features.tpp, timer.timings, Path(csl_path),
+                            len(screen.entries), as_of)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        with timer.stage("write"):
+            _publish(table, out / "decisions.parquet")
+            _publish(ledger.quarantine, out / "quarantine.parquet")
+        summary["timings_s"] = timer.timings
+        partial = out / "summary.json.partial"
+        partial.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        os.replace(partial, out / "summary.json")
+    return ScreenResult(decisions=table, quarantine=ledger.quarantine, summary=summary)
