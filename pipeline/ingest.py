@@ -126,7 +126,8 @@ def _read_jsonl(path: Path) -> pa.Table:
                     except json.JSONDecodeError as error:
                         raise LedgerReadError(f"{path}: line {number} is not JSON: {error.msg}") from None
                     records.append({k: (None if v is None else str(v)) for k, v in record.items()})
-        table = pa.Table.from_pylist(records)
+        names = [c for c in LEDGER_COLUMNS if any(c in record for record in records)]
+        table = pa.Table.from_pylist(records, schema=pa.schema([(c, pa.string()) for c in names]))
     return table
 
 
@@ -222,9 +223,12 @@ def _parse_dates(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
     if pa.types.is_date(kind) or pa.types.is_timestamp(kind):
         return pc.cast(column, pa.date32()), np.zeros(len(column), bool)
     text = pc.utf8_trim_whitespace(_as_text(column))
-    parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
-    bad = (pc.is_null(parsed).to_numpy(zero_copy_only=False) & ~_is_null(column))
-    return pc.cast(parsed, pa.date32()), bad
+    parsed = pc.cast(pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True), pa.date32())
+    # strptime rolls impossible days over (2025-02-30 -> 2025-03-02): require an exact round trip.
+    exact = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), text)
+    parsed = pc.if_else(exact, parsed, pa.scalar(None, pa.date32()))
+    bad = pc.is_null(parsed).to_numpy(zero_copy_only=False) & ~_is_null(column)
+    return parsed, bad
 
 
 def _parse_quantities(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
