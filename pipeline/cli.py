@@ -17,7 +17,8 @@ from pipeline.policy import PolicyError, list_policies, load_policy
 from pipeline.reference import CSL_PATH
 
 app = typer.Typer(help="Screen AI-chip shipment ledgers against U.S. export controls.",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
 console = Console(stderr=True)
 out_console = Console()
 

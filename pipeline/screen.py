@@ -97,6 +97,14 @@ def _labels(codes: np.ndarray, names: Sequence[str | None]) -> pa.DictionaryArra
     return pa.DictionaryArray.from_arrays(indices, pa.array(present, pa.string()))
 
 
+def _per_name(values: pd.Series, name_codes: np.ndarray) -> pa.DictionaryArray:
+    """Gather a per-name value to rows as a dictionary column (null where the name has none)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    per_row = codes.astype(np.int32)[name_codes]
+    return pa.DictionaryArray.from_arrays(pa.array(per_row, mask=per_row < 0),
+                                          pa.array(list(uniques), pa.string()))
+
+
 def _nullable(values: np.ndarray) -> pa.Array:
     return pa.array(values, type=pa.int64(), mask=values < 0)
 
@@ -106,12 +114,8 @@ def decisions_table(ledger: Ledger, policy: Policy, result: Decisions, parties: 
     """Assemble ``decisions.parquet`` (DESIGN §3 columns, plus consignee, SKU and quantity)."""
     rows = ledger.rows
     n = rows.num_rows
-    party_list = pa.array(parties["party_list"].astype(object).where(parties["party_list"].notna(), None).tolist(),
-                          pa.string()).take(pa.array(name_codes))
-    match = pa.DictionaryArray.from_arrays(
-        pa.array(name_codes, type=pa.int32()),
-        pa.array(parties["party_match"].astype(object).where(parties["party_match"].notna(), None).tolist(), pa.string()),
-    )
+    party_list = _per_name(parties["party_list"], name_codes)
+    match = _per_name(parties["party_match"], name_codes)
     score = parties["party_score"].to_numpy(np.float64)[name_codes]
     tier = (pa.array(result.tier, type=pa.int8()) if result.tier is not None else pa.nulls(n, pa.int8()))
     return pa.table({
@@ -131,7 +135,7 @@ def decisions_table(ledger: Ledger, policy: Policy, result: Decisions, parties: 
         "lpp_cum_tpp": _nullable(result.lpp_cum_tpp),
         "country_cum_tpp": _nullable(result.country_cum_tpp),
         "party_match": match,
-        "party_list": party_list.dictionary_encode(),
+        "party_list": party_list,
         "party_score": pa.array(score, pa.float64(), mask=np.isnan(score)),
     })
 

@@ -1,0 +1,458 @@
+"""Restricted-party screening against the Consolidated Screening List (CSL).
+
+The distinct consignee names of a ledger are screened once; the result table is joined back to
+the rows by dictionary code (DESIGN 2). Matching is exact on normalized names: a consignee hits
+a CSL entry when :func:`normalize_name` gives the same text for both. Fuzzy matching comes later.
+
+The CSL quirks handled here are described in ``data/csl/SOURCES.md``.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.reference import COUNTRIES_PATH, CSL_PATH
+
+LIST_CODES: dict[str, str] = {
+    "Entity List (EL) - Bureau of Industry and Security": "EL",
+    "Specially Designated Nationals (SDN) - Treasury Department": "SDN",
+    "Denied Persons List (DPL) - Bureau of Industry and Security": "DPL",
+    "Unverified List (UVL) - Bureau of Industry and Security": "UVL",
+    "Military End User (MEU) List - Bureau of Industry and Security": "MEU",
+    "ITAR Debarred (DTC) - State Department": "DTC",
+    "Nonproliferation Sanctions (ISN) - State Department": "ISN",
+    "Sectoral Sanctions Identifications List (SSI) - Treasury Department": "SSI",
+    "Palestinian Legislative Council List (PLC) - Treasury Department": "PLC",
+    "Non-SDN Chinese Military-Industrial Complex Companies List (CMIC) - Treasury Department": "CMIC",
+    "Capta List (CAP) - Treasury Department": "CAP",
+    "Non-SDN Menu-Based Sanctions List (NS-MBS List) - Treasury Department": "NS-MBS",
+    "Foreign Sanctions Evaders (FSE) - Treasury Department": "FSE",
+}
+"""CSL ``source`` strings of the known lists, mapped to their short codes."""
+
+KNOWN_CODES = frozenset(LIST_CODES.values())
+
+ENTRY_COLUMNS = ["entry_id", "list_code", "listed_name", "alias", "normalized", "countries"]
+RESULT_COLUMNS = ["name", "normalized", "party_match", "party_alias", "party_list", "party_entry_id",
+                  "party_score", "outcome"]
+
+
+class ScreeningListError(ValueError):
+    """A screening-list file that cannot be used (unknown source, missing columns)."""
+
+
+def list_code(source: str) -> str:
+    """Short code of a CSL ``source`` string, from its parenthesised abbreviation.
+
+    Parameters
+    ----------
+    source : str
+        The ``source`` field, e.g. ``"Entity List (EL) - Bureau of Industry and Security"``.
+
+    Returns
+    -------
+    str
+        One of the codes in :data:`LIST_CODES`.
+
+    Raises
+    ------
+    ScreeningListError
+        When no known code is in parentheses, so a new list is never screened silently.
+
+    Examples
+    --------
+    >>> list_code("Entity List (EL) - Bureau of Industry and Security")
+    'EL'
+    >>> list_code("Non-SDN Menu-Based Sanctions List (NS-MBS List) - Treasury Department")
+    'NS-MBS'
+    """
+    if source in LIST_CODES:
+        return LIST_CODES[source]
+    for inner in re.findall(r"\(([^()]*)\)", source):
+        code = re.sub(r"\s+List$", "", inner.strip())
+        if code in KNOWN_CODES:
+            return code
+    raise ScreeningListError(f"unknown screening-list source {source!r}; add it to LIST_CODES")
+
+
+# --- name normalization --------------------------------------------------------------------------
+
+_APOSTROPHES = frozenset("'`\u00b4\u02b9\u02bb\u02bc\u02bd\u2018\u2019\u201b\u2032")
+# In the CSL export a lost apostrophe or accent reads "?": "People?s", "Xi?an". Inside a word it
+# is dropped (like an apostrophe); elsewhere (lost quotes and dashes) it becomes a space.
+_LOST_INSIDE_WORD = re.compile(r"(?<=[^\W\d_])\?(?=[sS]\b)|(?<=[a-z])\?(?=[a-z])")
+
+
+class _CharMap(dict):
+    """``str.translate`` table, filled on first sight of each character.
+
+    Letters and digits stay; apostrophes and combining marks go; ``&`` reads "and"; every other
+    character (punctuation, symbols, spaces, controls) becomes a space.
+    """
+
+    def __missing__(self, code: int):
+        char = chr(code)
+        if char in _APOSTROPHES or unicodedata.combining(char):
+            value = None
+        elif char == "&":
+            value = " and "
+        elif unicodedata.category(char)[0] in "LN":
+            value = code
+        elif unicodedata.category(char)[0] == "M":
+            value = None
+        else:
+            value = " "
+        self[code] = value
+        return value
+
+
+_CHARS = _CharMap()
+
+_LEGAL_FORMS = """
+co, company, corp, corporation, inc, incorporated, ltd, limited, llc, llp, lp, plc, pvt, pte, pty,
+gmbh, ag, kg, and co, and co kg, gmbh and co kg, sa, s a, sas, sarl, sa de cv, s a de c v, de cv,
+s de rl, s de rl de cv, srl, s r l, sl, s l, spa, s p a, ltda, bv, b v, nv, n v, oy, oyj, ab, as,
+a s, sro, s r o, doo, d o o, bhd, sdn bhd, tbk, kk, jsc, ojsc, pjsc, cjsc, ooo, oao, zao, ao, fze,
+fzco, fzc, fzllc, fz llc, co ltd, company limited, private limited, pvt ltd,
+有限公司, 股份有限公司, 有限责任公司, 有限責任公司, 股份公司, 公司, 株式会社, 有限会社, 주식회사
+"""
+_FORMS = frozenset(tuple(form.split()) for form in _LEGAL_FORMS.replace("\n", " ").split(","))
+_FORM_LENGTHS = sorted({len(form) for form in _FORMS}, reverse=True)
+_CJK_FORMS = sorted((form[0] for form in _FORMS if not form[0].isascii()), key=len, reverse=True)
+
+
+def normalize_name(name: str | None) -> str:
+    """Normalize a party name for exact matching.
+
+    Steps: a ``?`` that stands for a lost apostrophe or accent inside a word is dropped; Unicode
+    NFKC and casefold; accents stripped (NFKD, combining marks dropped); apostrophes dropped, ``&``
+    read as "and", all other punctuation and symbols read as spaces; whitespace collapsed; then
+    legal-form words at the end (``co ltd``, ``gmbh``, ``ooo``, ``有限公司`` ...) dropped
+    repeatedly, never leaving the name empty.
+
+    Parameters
+    ----------
+    name : str or None
+        A consignee name or a listed name.
+
+    Returns
+    -------
+    str
+        The normalized text; ``""`` for ``None``, empty or punctuation-only input.
+
+    Notes
+    -----
+    Pure Python and deterministic. ASCII names (most of them) skip the Unicode steps. Legal forms
+    are dropped only at the end of a name: ``"OOO DSK"`` and ``"DSK LLC"`` stay different.
+
+    Examples
+    --------
+    >>> normalize_name("Huawei Technologies Co., Ltd.")
+    'huawei technologies'
+    >>> normalize_name("HUAWEI TECHNOLOGIES CO LTD")
+    'huawei technologies'
+    >>> normalize_name("Donetsk People?s Republic") == normalize_name("Donetsk People's Republic")
+    True
+    >>> normalize_name("Société Générale S.A.")
+    'societe generale'
+    >>> normalize_name("Smith & Sons GmbH & Co. KG")
+    'smith and sons'
+    >>> normalize_name("华为技术有限公司")
+    '华为技术'
+    >>> normalize_name(None)
+    ''
+    """
+    if not name:
+        return ""
+    if "?" in name:
+        name = _LOST_INSIDE_WORD.sub("", name)
+    if name.isascii():
+        text = name.lower().translate(_CHARS)
+    else:
+        text = unicodedata.normalize("NFKC", name).casefold()
+        text = unicodedata.normalize("NFKD", text).translate(_CHARS)
+        text = unicodedata.normalize("NFC", text)
+    tokens = text.split()
+    return " ".join(_drop_legal_forms(tokens))
+
+
+def _drop_legal_forms(tokens: list[str]) -> list[str]:
+    """Drop legal-form words from the end of ``tokens`` (in place), keeping at least one token."""
+    changed = True
+    while changed and len(tokens) > 1:
+        changed = False
+        for size in _FORM_LENGTHS:
+            if len(tokens) > size and tuple(tokens[-size:]) in _FORMS:
+                del tokens[-size:]
+                changed = True
+                break
+    if tokens and not tokens[-1].isascii():
+        # CJK legal forms are written without a space: 华为技术有限公司.
+        for form in _CJK_FORMS:
+            if tokens[-1].endswith(form) and len(tokens[-1]) > len(form):
+                tokens[-1] = tokens[-1][: -len(form)]
+                return _drop_legal_forms(tokens)
+    return tokens
+
+
+# --- reading the list ----------------------------------------------------------------------------
+
+_AFFILIATE = re.compile(r"\s*\bAffiliated Entit(?:y|ies)\s*:\s*", re.IGNORECASE)
+_TRAILING_PARENTHESIS = re.compile(r"\s*\((?:[^()]|\([^()]*\))*\)\s*\.?\s*$")
+_REQUIRED = ("_id", "source", "name", "alt_names", "addresses")
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    with open(path, "rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    opener = gzip.open if gzipped else open
+    return opener(path, "rt", encoding="utf-8", newline="")
+
+
+@lru_cache(maxsize=1)
+def _country_names() -> dict[str, str]:
+    """ISO-2 code by code and by casefolded English name, from ``data/countries.csv``."""
+    with open(COUNTRIES_PATH, encoding="utf-8", newline="") as handle:
+        rows = csv.reader(line for line in handle if not line.startswith("#"))
+        next(rows)
+        lookup = {}
+        for code, country in rows:
+            lookup[code] = code
+            lookup[country.casefold()] = code
+    return lookup
+
+
+def address_countries(addresses: str) -> str:
+    """``;``-joined ISO-2 countries at the end of each ``"; "``-separated address.
+
+    A spelled-out country (``"China"``) is mapped through ``data/countries.csv``; an address that
+    ends in neither (a postcode, a city) adds nothing.
+
+    Examples
+    --------
+    >>> address_countries("Minsk, BY; Borisov, 222512, BY; Room 5, Shenzhen, China; Tehran")
+    'BY;CN'
+    """
+    lookup = _country_names()
+    found: dict[str, None] = {}
+    for address in addresses.split(";"):
+        tail = address.rsplit(",", 1)[-1].strip()
+        code = lookup.get(tail) if len(tail) == 2 else lookup.get(tail.casefold())
+        if code:
+            found[code] = None
+    return ";".join(found)
+
+
+def _searchable_names(name: str, alt_names: str) -> list[str]:
+    """The texts to match for one record: name parts, their base forms, and aliases."""
+    parts = _AFFILIATE.split(name)
+    texts = []
+    for part in parts:
+        part = part.strip(" .;,")
+        texts.append(part)
+        base = _TRAILING_PARENTHESIS.sub("", part).strip(" .;,")
+        if base and base != part:
+            texts.append(base)  # "Huawei Technologies Co., Ltd. (Huawei)" -> "... Co., Ltd."
+    for alias in alt_names.split("; "):
+        alias = alias.strip()
+        if alias[:4].lower() == "and ":
+            alias = alias[4:].strip()
+        texts.append(alias)
+    return [text for text in dict.fromkeys(texts) if text]
+
+
+def load_screening_list(path: str | Path = CSL_PATH) -> pd.DataFrame:
+    """Read a CSL CSV export into one row per searchable name.
+
+    Parameters
+    ----------
+    path : str or Path
+        A CSL CSV file, plain or gzip-compressed (detected from the content).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``entry_id`` (the record's ``_id``; the k-th repeat of an ``_id`` gets ``"#k"``),
+        ``list_code``, ``listed_name`` (the primary name, whitespace collapsed, without an
+        embedded "Affiliated Entity: ..." tail), ``alias`` (the
+        text matched against: the name, a part of it, or an ``alt_names`` alias),
+        ``normalized`` and ``countries`` (``;``-joined ISO-2 codes, ``""`` if none).
+        ``attrs`` holds ``records`` (complete records read), ``skipped`` (truncated or
+        malformed records), ``duplicate_headers`` and ``path``.
+
+    Raises
+    ------
+    ScreeningListError
+        On a missing column or an unknown ``source``.
+
+    Notes
+    -----
+    Searchable names per record: the primary name split at an embedded "Affiliated Entity:"
+    (each part an entry), each part also without a trailing parenthetical such as an acronym or
+    "(f.k.a. ...)", and each ``alt_names`` alias (split on ``"; "``, leading "and " dropped).
+    Entries whose normalized text is empty, or that repeat one already kept for the same
+    record, are left out.
+    """
+    path = Path(path)
+    records = skipped = duplicate_headers = 0
+    seen_ids: Counter[str] = Counter()
+    columns: dict[str, list[str]] = {name: [] for name in ENTRY_COLUMNS}
+    normalized_cache: dict[str, str] = {}
+    with _open_text(path) as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        missing = [name for name in _REQUIRED if name not in (header or [])]
+        if missing:
+            raise ScreeningListError(f"{path}: missing CSL columns {missing}")
+        at = {name: header.index(name) for name in _REQUIRED}
+        for row in reader:
+            if row == header:
+                duplicate_headers += 1
+                continue
+            if len(row) != len(header):
+                skipped += 1
+                continue
+            records += 1
+            raw_id = row[at["_id"]].strip()
+            seen_ids[raw_id] += 1
+            entry_id = raw_id if seen_ids[raw_id] == 1 else f"{raw_id}#{seen_ids[raw_id]}"
+            code = list_code(row[at["source"]])
+            full_name = " ".join(row[at["name"]].split())
+            listed = _AFFILIATE.split(full_name, maxsplit=1)[0].strip(" .;,") or full_name
+            countries = address_countries(row[at["addresses"]])
+            kept = set()
+            for text in _searchable_names(full_name, row[at["alt_names"]]):
+                normalized = normalized_cache.get(text)
+                if normalized is None:
+                    normalized = normalized_cache[text] = normalize_name(text)
+                if not normalized or normalized in kept:
+                    continue
+                kept.add(normalized)
+                for column, value in zip(ENTRY_COLUMNS, (entry_id, code, listed, text, normalized,
+                                                         countries)):
+                    columns[column].append(value)
+    frame = pd.DataFrame(columns, columns=ENTRY_COLUMNS, dtype="str")
+    frame.attrs.update(records=records, skipped=skipped, duplicate_headers=duplicate_headers,
+                       path=str(path))
+    return frame
+
+
+# --- screening -----------------------------------------------------------------------------------
+
+
+class PartyScreen:
+    """Exact-match screen of consignee names against a loaded screening list.
+
+    Parameters
+    ----------
+    entries : pandas.DataFrame
+        The frame of :func:`load_screening_list`; kept as ``entries``.
+
+    Examples
+    --------
+    >>> entries = pd.DataFrame({"entry_id": ["1"], "list_code": ["EL"],
+    ...     "listed_name": ["Acme Ltd."], "alias": ["Acme Ltd."], "normalized": ["acme"],
+    ...     "countries": ["CN"]})
+    >>> result = PartyScreen(entries).screen(["ACME LIMITED", "Other"], ["EL"], [])
+    >>> result[["party_match", "outcome"]].values.tolist()
+    [['Acme Ltd.', 'block'], [nan, nan]]
+    """
+
+    def __init__(self, entries: pd.DataFrame):
+        self.entries = entries.reset_index(drop=True)
+        self._codes = self.entries["list_code"].tolist()
+        entry_ids = self.entries["entry_id"].tolist()
+        normalized = self.entries["normalized"].tolist()
+        index: dict[str, list[int]] = {}
+        for row in sorted(range(len(normalized)), key=lambda row: (self._codes[row], entry_ids[row])):
+            index.setdefault(normalized[row], []).append(row)
+        self._index = index
+
+    @classmethod
+    def from_path(cls, path: str | Path = CSL_PATH) -> "PartyScreen":
+        """The screen for a CSL file, loaded once per resolved path and process."""
+        return _screen_for(Path(path).resolve())
+
+    def screen(self, names: Sequence[str], deny_lists: Iterable[str] = (),
+               review_lists: Iterable[str] = ()) -> pd.DataFrame:
+        """Screen distinct consignee names.
+
+        Parameters
+        ----------
+        names : sequence of str
+            Distinct consignee names (``None`` screens as no name).
+        deny_lists, review_lists : iterable of str
+            List codes whose hits give outcome ``"block"`` and ``"review"``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per input name, in input order: ``name``, ``normalized``, ``party_match``
+            (listed name of the best hit), ``party_alias`` (the listed text that matched),
+            ``party_list``, ``party_entry_id``, ``party_score`` (1.0 on a hit, NaN otherwise)
+            and ``outcome`` (``"block"``, ``"review"``, or missing). Text columns use pandas'
+            ``str`` dtype, so "no hit" reads as a missing value.
+
+        Notes
+        -----
+        Among several entries with the same normalized text the best is the first deny-list
+        hit, else the first review-list hit, else the first hit; "first" is by list code, then
+        entry id. A hit on a list in neither set still fills the party columns.
+        """
+        deny, review = set(deny_lists), set(review_lists)
+        unknown = (deny | review) - KNOWN_CODES
+        if unknown:
+            raise ScreeningListError(f"unknown list codes {sorted(unknown)}")
+        normalized = [normalize_name(name) for name in names]
+        best = np.full(len(normalized), -1, dtype=np.int64)
+        outcome: list[str | None] = [None] * len(normalized)
+        codes = self._codes
+        for position, text in enumerate(normalized):
+            rows = self._index.get(text) if text else None
+            if not rows:
+                continue
+            choice = next((row for row in rows if codes[row] in deny), None)
+            if choice is not None:
+                outcome[position] = "block"
+            else:
+                choice = next((row for row in rows if codes[row] in review), None)
+                if choice is not None:
+                    outcome[position] = "review"
+                else:
+                    choice = rows[0]
+            best[position] = choice
+        hit = best >= 0
+        picked = self.entries.iloc[np.where(hit, best, 0)] if len(self.entries) else None
+
+        def party(column: str) -> pd.Series:
+            if picked is None:
+                return pd.Series([None] * len(best), dtype="str")
+            values = picked[column].to_numpy(dtype=object).copy()
+            values[~hit] = None
+            return pd.Series(values, dtype="str")
+
+        return pd.DataFrame({
+            "name": pd.Series(list(names), dtype="str"),
+            "normalized": pd.Series(normalized, dtype="str"),
+            "party_match": party("listed_name"),
+            "party_alias": party("alias"),
+            "party_list": party("list_code"),
+            "party_entry_id": party("entry_id"),
+            "party_score": np.where(hit, 1.0, np.nan),
+            "outcome": pd.Series(outcome, dtype="str"),
+        }, columns=RESULT_COLUMNS)
+
+
+@lru_cache(maxsize=8)
+def _screen_for(path: Path) -> PartyScreen:
+    return PartyScreen(load_screening_list(path))
