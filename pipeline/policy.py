@@ -89,7 +89,7 @@ def load_policy(ref: str | Path, overrides: Iterable[str] = ()) -> Policy:
         A rule-set id (a file stem in ``data/policies``) or a path to a TOML file.
     overrides : iterable of str
         ``KEY=VALUE`` items; ``KEY`` is a dotted parameter path (``lpp.limit_tpp``,
-        ``allocation.caps.AE``); ``VALUE`` is a TOML value (``7916000``, ``2026-01-01``,
+        ``allocation.caps.AE``, ``agreements.0.cap_tpp``); ``VALUE`` is a TOML value (``7916000``, ``2026-01-01``,
         ``["CN"]``) or a bare string.
 
     Returns
@@ -155,6 +155,9 @@ def apply_override(params: dict, item: str) -> dict:
     parts = key.split(".")
     node = params
     for depth, part in enumerate(parts[:-1]):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]  # agreements.0.cap_tpp
+            continue
         if not isinstance(node, dict) or part not in node:
             raise PolicyError(f"override {key!r}: no parameter {'.'.join(parts[: depth + 1])!r}")
         node = node[part]
