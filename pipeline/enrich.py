@@ -61,10 +61,19 @@ class CountryTable:
     def load(cls) -> "CountryTable":
         return cls(codes=list(load_countries()["alpha2"]))
 
-    def index(self, values: list, aliases: dict[str, str]) -> np.ndarray:
-        """Dense country index of each value (alias target first); ``-1`` for None."""
+    def gather(self, codes: np.ndarray, values: list, aliases: dict[str, str]) -> np.ndarray:
+        """Dense country index per row (alias target first); ``-1`` where the row has no value.
+
+        ``values`` may hold codes no row uses (the dictionary of rejected rows); a row that
+        uses an unknown code is a bug upstream and raises.
+        """
         position = {code: i for i, code in enumerate(self.codes)}
-        return np.array([position[aliases.get(v, v)] if v is not None else -1 for v in values] + [-1], dtype=np.int32)
+        lookup = np.array([position.get(aliases.get(v, v), -2) if v is not None else -1 for v in values] + [-1],
+                          dtype=np.int32)
+        out = lookup[codes]
+        if (out == -2).any():
+            raise ValueError("a validated row carries an unknown country code")
+        return out
 
 
 @dataclass
@@ -157,11 +166,12 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame, name_c
 
     catalog = load_catalog()
     sku_codes, sku_values = codes_and_values(rows.column("sku"))
-    by_sku = catalog.set_index("sku")
-    unit_tpp = np.append(by_sku.loc[sku_values, "unit_tpp"].to_numpy(np.int64), 0)[sku_codes]
+    # The dictionary may hold SKUs of rejected rows: they get zeros, and no accepted row uses them.
+    by_sku = catalog.set_index("sku").reindex(sku_values)
+    unit_tpp = np.append(by_sku["unit_tpp"].fillna(0).to_numpy(np.int64), 0)[sku_codes]
     classes = set(policy.get("controls.controlled_classes"))
-    controlled = np.append(by_sku.loc[sku_values, "eccn"].isin(classes).to_numpy(), False)[sku_codes]
-    gp10 = np.append(by_sku.loc[sku_values, "gp10"].to_numpy(bool), False)[sku_codes]
+    controlled = np.append(by_sku["eccn"].isin(classes).to_numpy(), False)[sku_codes]
+    gp10 = np.append(by_sku["gp10"].fillna(False).to_numpy(bool), False)[sku_codes]
     quantity = rows.column("quantity").to_numpy().astype(np.int64, copy=False)
 
     countries = CountryTable.load()
@@ -182,8 +192,8 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame, name_c
 
     return Features(
         day=days, year=years, tpp=row_tpp(unit_tpp, quantity), controlled=controlled, gp10=gp10,
-        destination=countries.index(dest_values, aliases)[dest_codes],
-        headquarters=countries.index(hq_values, aliases)[hq_codes],
+        destination=countries.gather(dest_codes, dest_values, aliases),
+        headquarters=countries.gather(hq_codes, hq_values, aliases),
         has_license=present(rows.column("license_id")), has_veu=present(rows.column("veu_id")),
         party_outcome=party_outcome, party_row=name_codes, party_key=party_key, n_party_keys=n_party_keys,
         countries=countries, parties=parties,

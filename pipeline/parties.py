@@ -87,7 +87,8 @@ def list_code(source: str) -> str:
 
 # --- name normalization --------------------------------------------------------------------------
 
-_APOSTROPHES = frozenset("'`\u00b4\u02b9\u02bb\u02bc\u02bd\u2018\u2019\u201b\u2032")
+# Apostrophes, incl. cp1252's 0x91/0x92 read as Latin-1 controls ("Xi\x92an" in the CSL).
+_APOSTROPHES = frozenset("'`\u00b4\u02b9\u02bb\u02bc\u02bd\u2018\u2019\u201b\u2032\x91\x92")
 # In the CSL export a lost apostrophe or accent reads "?": "People?s", "Xi?an". Inside a word it
 # is dropped (like an apostrophe); elsewhere (lost quotes and dashes) it becomes a space.
 _LOST_INSIDE_WORD = re.compile(r"(?<=[^\W\d_])\?(?=[sS]\b)|(?<=[a-z])\?(?=[a-z])")
@@ -96,20 +97,20 @@ _LOST_INSIDE_WORD = re.compile(r"(?<=[^\W\d_])\?(?=[sS]\b)|(?<=[a-z])\?(?=[a-z])
 class _CharMap(dict):
     """``str.translate`` table, filled on first sight of each character.
 
-    Letters and digits stay; apostrophes and combining marks go; ``&`` reads "and"; every other
-    character (punctuation, symbols, spaces, controls) becomes a space.
+    Letters, digits and spacing marks stay; apostrophes, combining marks and invisible format
+    characters go; ``&`` reads "and"; every other character (punctuation, symbols, spaces,
+    controls) becomes a space.
     """
 
     def __missing__(self, code: int):
         char = chr(code)
-        if char in _APOSTROPHES or unicodedata.combining(char):
-            value = None
+        category = unicodedata.category(char)
+        if char in _APOSTROPHES or category in ("Mn", "Me", "Cf"):
+            value = None  # also combining marks and invisible format characters (soft hyphen)
         elif char == "&":
             value = " and "
-        elif unicodedata.category(char)[0] in "LN":
+        elif category[0] in "LN" or category == "Mc":
             value = code
-        elif unicodedata.category(char)[0] == "M":
-            value = None
         else:
             value = " "
         self[code] = value
@@ -328,7 +329,10 @@ def load_screening_list(path: str | Path = CSL_PATH) -> pd.DataFrame:
             entry_id = raw_id if seen_ids[raw_id] == 1 else f"{raw_id}#{seen_ids[raw_id]}"
             code = list_code(row[at["source"]])
             full_name = " ".join(row[at["name"]].split())
-            listed = _AFFILIATE.split(full_name, maxsplit=1)[0].strip(" .;,") or full_name
+            if _AFFILIATE.search(full_name):
+                listed = _AFFILIATE.split(full_name, maxsplit=1)[0].strip(" .;,") or full_name
+            else:
+                listed = full_name
             countries = address_countries(row[at["addresses"]])
             kept = set()
             for text in _searchable_names(full_name, row[at["alt_names"]]):
