@@ -50,6 +50,18 @@ REASON_EXACT_DUPLICATE = "exact duplicate of an earlier row (counted once)"
 REASON_MALFORMED = "malformed CSV line"
 
 
+_REASON_TEXTS: list[str] = [""]
+_REASON_CODES: dict[str, int] = {"": 0}
+
+
+def reason_code(text: str) -> int:
+    """Small integer code of a quarantine reason (0: accepted); rows carry codes, not strings."""
+    if text not in _REASON_CODES:
+        _REASON_CODES[text] = len(_REASON_TEXTS)
+        _REASON_TEXTS.append(text)
+    return _REASON_CODES[text]
+
+
 class LedgerReadError(RuntimeError):
     """A ledger file cannot be read at all (missing, wrong format, missing required columns)."""
 
@@ -180,20 +192,24 @@ def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _categorical(column: pa.ChunkedArray, normalize: Callable[[pa.Array], pa.Array]) -> pa.ChunkedArray:
-    """Dictionary-encode a text column and normalize its distinct values only; blanks become null."""
+    """Dictionary-encode a text column and normalize its distinct values only; blanks become null.
+
+    Returns one chunk with a unique dictionary (normalizing can merge ``"us"`` and ``"US "``).
+    """
     if not pa.types.is_dictionary(column.type):
         column = pc.dictionary_encode(_as_text(column))
     column = column.unify_dictionaries()
-    chunks = []
-    for chunk in column.chunks:
-        values = normalize(pc.utf8_trim_whitespace(_as_text(pa.chunked_array([chunk.dictionary]))).combine_chunks())
-        values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
-        # Normalizing can merge values ("us", "US "): keep the dictionary unique, nulls as null indices.
-        mapping, uniques = pd.factorize(np.asarray(values.to_pylist(), dtype=object), use_na_sentinel=True)
-        remapped = pa.array(mapping, type=pa.int32()).take(chunk.indices)
-        remapped = pc.if_else(pc.equal(remapped, -1), pa.scalar(None, pa.int32()), remapped)
-        chunks.append(pa.DictionaryArray.from_arrays(remapped, pa.array(uniques.tolist(), type=pa.string())))
-    return pa.chunked_array(chunks, type=pa.dictionary(pa.int32(), pa.string())) if chunks else column
+    if column.num_chunks == 0:
+        return pa.chunked_array([pa.DictionaryArray.from_arrays(pa.array([], pa.int32()), pa.array([], pa.string()))])
+    dictionary = column.chunk(0).dictionary
+    values = normalize(pc.utf8_trim_whitespace(_as_text(pa.chunked_array([dictionary]))).combine_chunks())
+    values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+    mapping, uniques = pd.factorize(np.asarray(values.to_pylist(), dtype=object), use_na_sentinel=True)
+    mapping = np.append(mapping, -1).astype(np.int32)  # last slot: null index
+    indices = pa.chunked_array([chunk.indices for chunk in column.chunks], type=column.type.index_type)
+    codes = mapping[pc.fill_null(indices, len(dictionary)).to_numpy()]
+    return pa.chunked_array([pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0),
+                                                            pa.array(uniques.tolist(), type=pa.string()))])
 
 
 def _value_in(column: pa.ChunkedArray, allowed: set[str]) -> np.ndarray:
@@ -259,11 +275,10 @@ def _parse_quantities(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
 def _validate(table: pa.Table) -> tuple[dict[str, pa.ChunkedArray], np.ndarray]:
     """Normalize the columns of one file and give each row its first failing reason (or None)."""
     n = table.num_rows
-    reasons = np.full(n, None, dtype=object)
+    reasons = np.zeros(n, dtype=np.int16)
 
     def fail(mask: np.ndarray, reason: str) -> None:
-        hit = mask & (reasons == None)  # noqa: E711 - elementwise on an object array
-        reasons[hit] = reason
+        reasons[mask & (reasons == 0)] = reason_code(reason)
 
     columns: dict[str, pa.ChunkedArray] = {}
     for name in LEDGER_COLUMNS:
@@ -321,23 +336,25 @@ def _resolve_duplicates(columns: dict[str, pa.ChunkedArray], reasons: np.ndarray
             continue  # a hash collision, not a duplicate
         content = group.drop(columns="_row")
         if (content == content.iloc[0]).all(axis=None):
-            reasons[group["_row"].to_numpy()[1:]] = REASON_EXACT_DUPLICATE
+            reasons[group["_row"].to_numpy()[1:]] = reason_code(REASON_EXACT_DUPLICATE)
         else:
-            reasons[group["_row"].to_numpy()] = REASON_CONFLICT
+            reasons[group["_row"].to_numpy()] = reason_code(REASON_CONFLICT)
 
 
 def _screening_order(ship_date: pa.ChunkedArray, ids: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
     """``rows`` reordered by (ship_date, shipment_id); a linear check skips the sort for ordered input."""
     if len(rows) < 2:
         return rows
-    days = pc.cast(ship_date, pa.int32()).to_numpy()[rows]
+    everything = len(rows) == len(ids)  # rows is then 0..n-1: no gathers needed
+    days = pc.cast(ship_date, pa.int32()).to_numpy()
+    days = days if everything else days[rows]
+    id_values = (ids if everything else ids.take(pa.array(rows))).combine_chunks()
     step = np.diff(days)
     if (step >= 0).all():
-        id_values = ids.take(pa.array(rows)).combine_chunks()
         ties = np.flatnonzero(step == 0)
         if not len(ties) or pc.all(pc.less_equal(id_values.take(ties), id_values.take(ties + 1))).as_py():
             return rows
-    table = pa.table({"d": pa.array(days), "i": ids.take(pa.array(rows))})
+    table = pa.table({"d": pa.array(days), "i": id_values})
     return rows[pc.sort_indices(table, [("d", "ascending"), ("i", "ascending")]).to_numpy()]
 
 
@@ -387,10 +404,10 @@ def read_ledgers(paths: Sequence[str | Path], *, as_of: dt.date | None = None,
     reasons = np.concatenate(reason_parts)
     source_file = np.concatenate(sources)
     source_row = np.concatenate([np.arange(1, len(s) + 1) for s in sources])
-    accepted = np.flatnonzero(reasons == None)  # noqa: E711
+    accepted = np.flatnonzero(reasons == 0)
     order = _screening_order(columns["ship_date"], columns["shipment_id"], accepted)
     _resolve_duplicates(columns, reasons, order)
-    keep = reasons[order] == None  # noqa: E711
+    keep = reasons[order] == 0
     order = order[keep]
     excluded = 0
     if as_of is not None:
@@ -401,7 +418,7 @@ def read_ledgers(paths: Sequence[str | Path], *, as_of: dt.date | None = None,
     rows = pa.table({name: columns[name] for name in LEDGER_COLUMNS})
     if not (len(order) == rows.num_rows and (len(order) == 0 or (order[0] == 0 and (np.diff(order) == 1).all()))):
         rows = rows.take(pa.array(order))
-    bad = np.flatnonzero(reasons != None)  # noqa: E711
+    bad = np.flatnonzero(reasons)
     quarantine = _quarantine_table(paths, raws, reasons, bad, source_file, source_row, quarantine_extra)
     rows_read = sum(f["rows_read"] for f in files)
     by_reason = pd.Series(quarantine.column("reason").to_pylist(), dtype=object).value_counts().to_dict() \
@@ -418,6 +435,8 @@ def _quarantine_table(paths, raws, reasons, bad, source_file, source_row, extra)
     pieces = []
     for index, raw in enumerate(raws):
         local = source_row[bad[source_file[bad] == index]] - 1
+        if not len(local) and pieces:
+            continue
         taken = pa.array(local, type=pa.int64())
         pieces.append(pa.table({
             name: (_as_text(raw.column(name).take(taken)) if name in raw.column_names
@@ -426,7 +445,8 @@ def _quarantine_table(paths, raws, reasons, bad, source_file, source_row, extra)
         }))
     table = pa.concat_tables(pieces)
     table = table.append_column("raw_line", pa.nulls(len(bad), pa.string()))
-    table = table.append_column("reason", pa.array(reasons[bad].tolist(), type=pa.string()))
+    texts = np.array(_REASON_TEXTS, dtype=object)[reasons[bad]]
+    table = table.append_column("reason", pa.array(texts.tolist(), type=pa.string()))
     table = table.append_column("source_file", pa.array([str(paths[i]) for i in source_file[bad]], type=pa.string()))
     table = table.append_column("source_row", pa.array(source_row[bad], type=pa.int64()))
     if extra:
