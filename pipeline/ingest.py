@@ -36,6 +36,8 @@ CATEGORICAL_COLUMNS = (
     "consignee_hq_country", "sku", "license_id", "veu_id", "recorded_authorization",
 )
 """Columns kept dictionary-encoded: few distinct values, many rows."""
+SCREENING_COLUMNS = REQUIRED_COLUMNS + ("consignee_id", "consignee_hq_country", "license_id", "veu_id")
+"""Columns the screening reads; the others are read back only for quarantined or duplicate rows."""
 STATUSES = ("shipped", "pending")
 INT64_MAX = np.iinfo(np.int64).max
 
@@ -73,7 +75,8 @@ class Ledger:
     Attributes
     ----------
     rows : pyarrow.Table
-        Accepted rows sorted by ``(ship_date, shipment_id)``; ``ship_date`` is date32,
+        Accepted rows sorted by ``(ship_date, shipment_id)``, the :data:`SCREENING_COLUMNS`
+        only; ``ship_date`` is date32,
         ``quantity`` int64, categorical columns are dictionary-encoded and normalized
         (country codes upper case, status lower case, surrounding blanks removed).
     quarantine : pyarrow.Table
@@ -101,11 +104,12 @@ def ledger_format(path: Path) -> str:
     raise LedgerReadError(f"{path}: unknown ledger format (use .parquet, .csv or .jsonl)")
 
 
-def _read_parquet(path: Path) -> pa.Table:
+def _read_parquet(path: Path) -> tuple[pa.Table, list[str]]:
     schema = pq.read_schema(path)
-    present = [c for c in LEDGER_COLUMNS if c in schema.names]
+    present = [c for c in SCREENING_COLUMNS if c in schema.names]
     dictionary = [c for c in present if c in CATEGORICAL_COLUMNS and pa.types.is_string(schema.field(c).type)]
-    return pq.read_table(path, columns=present, read_dictionary=dictionary)
+    unread = [c for c in LEDGER_COLUMNS if c in schema.names and c not in SCREENING_COLUMNS]
+    return pq.read_table(path, columns=present, read_dictionary=dictionary), unread
 
 
 def _read_csv(path: Path, malformed: list) -> pa.Table:
@@ -143,16 +147,46 @@ def _read_jsonl(path: Path) -> pa.Table:
     return table
 
 
-def read_ledger_file(path: str | Path) -> tuple[pa.Table, list, str]:
-    """Read one ledger file as it is.
+@dataclass
+class LedgerSource:
+    """One ledger file as read.
 
-    Returns
-    -------
+    Attributes
+    ----------
+    path : Path
+    format : str
+        ``parquet``, ``csv`` or ``jsonl``.
     table : pyarrow.Table
-        The known ledger columns present in the file.
+        The ledger columns read for screening (all columns for CSV and JSON Lines).
+    unread : list of str
+        Parquet columns left on disk until a quarantined or duplicate row needs them.
     malformed : list of (int, str)
         CSV lines that could not be split into fields: line number and text.
-    format : str
+    """
+
+    path: Path
+    format: str
+    table: pa.Table
+    unread: list[str]
+    malformed: list
+
+    def rows_as_read(self, local: np.ndarray) -> pa.Table:
+        """Rows by position in the file, every ledger column as text, values as read."""
+        if not len(local):
+            return pa.table({name: pa.array([], pa.string()) for name in LEDGER_COLUMNS})
+        taken = pa.array(local, type=pa.int64())
+        table = self.table.take(taken)
+        if self.unread:
+            rest = pq.read_table(self.path, columns=self.unread).take(taken)
+            table = pa.table({**{c: table.column(c) for c in table.column_names},
+                              **{c: rest.column(c) for c in rest.column_names}})
+        return pa.table({name: (_as_text(table.column(name)) if name in table.column_names
+                                else pa.chunked_array([pa.nulls(len(local), pa.string())]))
+                         for name in LEDGER_COLUMNS})
+
+
+def read_ledger_file(path: str | Path) -> LedgerSource:
+    """Read one ledger file as it is.
 
     Raises
     ------
@@ -164,9 +198,10 @@ def read_ledger_file(path: str | Path) -> tuple[pa.Table, list, str]:
     if not path.is_file():
         raise LedgerReadError(f"{path}: no such ledger file")
     malformed: list = []
+    unread: list[str] = []
     try:
         if kind == "parquet":
-            table = _read_parquet(path)
+            table, unread = _read_parquet(path)
         elif kind == "csv":
             table = _read_csv(path, malformed)
         else:
@@ -178,7 +213,8 @@ def read_ledger_file(path: str | Path) -> tuple[pa.Table, list, str]:
     missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
     if missing:
         raise LedgerReadError(f"{path}: missing required column(s): {', '.join(missing)}")
-    return table.select([c for c in LEDGER_COLUMNS if c in table.column_names]), malformed, kind
+    table = table.select([c for c in LEDGER_COLUMNS if c in table.column_names])
+    return LedgerSource(path=path, format=kind, table=table, unread=unread, malformed=malformed)
 
 
 # ------------------------------------------------------------------------------------ validation
@@ -202,8 +238,11 @@ def _categorical(column: pa.ChunkedArray, normalize: Callable[[pa.Array], pa.Arr
     if column.num_chunks == 0:
         return pa.chunked_array([pa.DictionaryArray.from_arrays(pa.array([], pa.int32()), pa.array([], pa.string()))])
     dictionary = column.chunk(0).dictionary
-    values = normalize(pc.utf8_trim_whitespace(_as_text(pa.chunked_array([dictionary]))).combine_chunks())
+    original = _as_text(pa.chunked_array([dictionary])).combine_chunks()
+    values = normalize(pc.utf8_trim_whitespace(original))
     values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+    if values.null_count == 0 and values.equals(original):
+        return column  # values already normalized (and a dictionary is distinct): keep the codes
     mapping, uniques = pd.factorize(np.asarray(values.to_pylist(), dtype=object), use_na_sentinel=True)
     mapping = np.append(mapping, -1).astype(np.int32)  # last slot: null index
     indices = pa.chunked_array([chunk.indices for chunk in column.chunks], type=column.type.index_type)
@@ -281,7 +320,7 @@ def _validate(table: pa.Table) -> tuple[dict[str, pa.ChunkedArray], np.ndarray]:
         reasons[mask & (reasons == 0)] = reason_code(reason)
 
     columns: dict[str, pa.ChunkedArray] = {}
-    for name in LEDGER_COLUMNS:
+    for name in SCREENING_COLUMNS:
         column = table.column(name) if name in table.column_names else pa.chunked_array([pa.nulls(n, pa.string())])
         if name in CATEGORICAL_COLUMNS:
             upper = name in ("destination_country", "consignee_hq_country")
@@ -305,18 +344,22 @@ def _validate(table: pa.Table) -> tuple[dict[str, pa.ChunkedArray], np.ndarray]:
     return columns, reasons
 
 
-def _content_key(columns: dict[str, pa.ChunkedArray], rows: np.ndarray) -> pd.DataFrame:
-    frame = pd.DataFrame({name: _as_text(columns[name].take(pa.array(rows))).to_pandas() for name in LEDGER_COLUMNS})
-    return frame.fillna("\x00")
+def _rows_as_read(sources: list[LedgerSource], starts: np.ndarray, rows: np.ndarray) -> pa.Table:
+    """Global row numbers (sorted) → those rows as read, every column as text."""
+    owner = np.searchsorted(starts, rows, side="right") - 1
+    pieces = [sources[i].rows_as_read(rows[owner == i] - starts[i]) for i in np.unique(owner)]
+    return pa.concat_tables(pieces) if pieces else sources[0].rows_as_read(np.zeros(0, np.int64))
 
 
-def _resolve_duplicates(columns: dict[str, pa.ChunkedArray], reasons: np.ndarray, order: np.ndarray) -> None:
+def _resolve_duplicates(columns: dict[str, pa.ChunkedArray], reasons: np.ndarray, order: np.ndarray,
+                        content: Callable[[np.ndarray], pa.Table]) -> None:
     """Quarantine repeated shipment ids among the rows still accepted.
 
     ``order`` lists the accepted rows in screening order. Exact duplicates keep their first
     copy (file order); ids that repeat with different content are quarantined entirely.
     """
-    ids = columns["shipment_id"].take(pa.array(order)).combine_chunks()
+    ids = columns["shipment_id"]
+    ids = (ids if _is_identity(order, len(ids)) else ids.take(pa.array(order))).combine_chunks()
     if len(ids) < 2:
         return
     if pc.all(pc.less(ids[:-1], ids[1:])).as_py():
@@ -329,7 +372,7 @@ def _resolve_duplicates(columns: dict[str, pa.ChunkedArray], reasons: np.ndarray
     if not len(repeated):
         return
     candidates = np.sort(order[np.isin(hashes, repeated)])  # file order within each id
-    frame = _content_key(columns, candidates)
+    frame = content(candidates).to_pandas().fillna("\x00")
     frame["_row"] = candidates
     for _, group in frame.groupby("shipment_id", sort=False):
         if len(group) < 2:
@@ -341,18 +384,23 @@ def _resolve_duplicates(columns: dict[str, pa.ChunkedArray], reasons: np.ndarray
             reasons[group["_row"].to_numpy()] = reason_code(REASON_CONFLICT)
 
 
+def _is_identity(rows: np.ndarray, n: int) -> bool:
+    """Is ``rows`` simply 0..n-1 (so gathers can be skipped)?"""
+    return len(rows) == n and (n == 0 or (rows[0] == 0 and bool((np.diff(rows) == 1).all())))
+
+
 def _screening_order(ship_date: pa.ChunkedArray, ids: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
     """``rows`` reordered by (ship_date, shipment_id); a linear check skips the sort for ordered input."""
     if len(rows) < 2:
         return rows
-    everything = len(rows) == len(ids)  # rows is then 0..n-1: no gathers needed
+    everything = _is_identity(rows, len(ids))  # no gathers needed
     days = pc.cast(ship_date, pa.int32()).to_numpy()
     days = days if everything else days[rows]
     id_values = (ids if everything else ids.take(pa.array(rows))).combine_chunks()
     step = np.diff(days)
     if (step >= 0).all():
-        ties = np.flatnonzero(step == 0)
-        if not len(ties) or pc.all(pc.less_equal(id_values.take(ties), id_values.take(ties + 1))).as_py():
+        ids_ordered = pc.less_equal(id_values[:-1], id_values[1:]).to_numpy(zero_copy_only=False)
+        if ((step > 0) | ids_ordered).all():
             return rows
     table = pa.table({"d": pa.array(days), "i": id_values})
     return rows[pc.sort_indices(table, [("d", "ascending"), ("i", "ascending")]).to_numpy()]
@@ -384,29 +432,25 @@ def read_ledgers(paths: Sequence[str | Path], *, as_of: dt.date | None = None,
     note = progress or (lambda message: None)
     if not paths:
         raise LedgerReadError("no ledger files given")
-    parts, raws, reason_parts, sources, files, quarantine_extra = [], [], [], [], [], []
-    for index, path in enumerate(paths):
+    parts, reason_parts, sources, files = [], [], [], []
+    for path in paths:
         note(f"reading {Path(path).name}")
-        table, malformed, kind = read_ledger_file(path)
-        columns, reasons = _validate(table)
+        source = read_ledger_file(path)
+        columns, reasons = _validate(source.table)
         parts.append(columns)
-        raws.append(table)
         reason_parts.append(reasons)
-        sources.append(np.full(table.num_rows, index, dtype=np.int32))
-        files.append({"path": str(path), "format": kind, "bytes": Path(path).stat().st_size,
-                      "rows_read": table.num_rows + len(malformed), "malformed_lines": len(malformed)})
-        for number, text in malformed:
-            quarantine_extra.append({"raw_line": text, "reason": REASON_MALFORMED,
-                                     "source_file": str(path), "source_row": number})
+        sources.append(source)
+        files.append({"path": str(path), "format": source.format, "bytes": Path(path).stat().st_size,
+                      "rows_read": source.table.num_rows + len(source.malformed),
+                      "malformed_lines": len(source.malformed)})
     note("checking duplicates and order")
     columns = {name: pa.chunked_array([c for part in parts for c in part[name].chunks], type=parts[0][name].type)
-               for name in LEDGER_COLUMNS}
+               for name in SCREENING_COLUMNS}
     reasons = np.concatenate(reason_parts)
-    source_file = np.concatenate(sources)
-    source_row = np.concatenate([np.arange(1, len(s) + 1) for s in sources])
+    starts = np.cumsum([0] + [s.table.num_rows for s in sources])[:-1]
     accepted = np.flatnonzero(reasons == 0)
     order = _screening_order(columns["ship_date"], columns["shipment_id"], accepted)
-    _resolve_duplicates(columns, reasons, order)
+    _resolve_duplicates(columns, reasons, order, lambda rows: _rows_as_read(sources, starts, rows))
     keep = reasons[order] == 0
     order = order[keep]
     excluded = 0
@@ -415,11 +459,11 @@ def read_ledgers(paths: Sequence[str | Path], *, as_of: dt.date | None = None,
         within = days <= (as_of - dt.date(1970, 1, 1)).days
         excluded = int((~within).sum())
         order = order[within]
-    rows = pa.table({name: columns[name] for name in LEDGER_COLUMNS})
-    if not (len(order) == rows.num_rows and (len(order) == 0 or (order[0] == 0 and (np.diff(order) == 1).all()))):
+    rows = pa.table({name: columns[name] for name in SCREENING_COLUMNS})
+    if not _is_identity(order, rows.num_rows):
         rows = rows.take(pa.array(order))
     bad = np.flatnonzero(reasons)
-    quarantine = _quarantine_table(paths, raws, reasons, bad, source_file, source_row, quarantine_extra)
+    quarantine = _quarantine_table(sources, starts, reasons, bad)
     rows_read = sum(f["rows_read"] for f in files)
     by_reason = pd.Series(quarantine.column("reason").to_pylist(), dtype=object).value_counts().to_dict() \
         if quarantine.num_rows else {}
@@ -430,27 +474,19 @@ def read_ledgers(paths: Sequence[str | Path], *, as_of: dt.date | None = None,
     return Ledger(rows=rows, quarantine=quarantine, counts=counts, files=files)
 
 
-def _quarantine_table(paths, raws, reasons, bad, source_file, source_row, extra) -> pa.Table:
-    """Rejected rows as read (every column as text), with reason and origin."""
-    pieces = []
-    for index, raw in enumerate(raws):
-        local = source_row[bad[source_file[bad] == index]] - 1
-        if not len(local) and pieces:
-            continue
-        taken = pa.array(local, type=pa.int64())
-        pieces.append(pa.table({
-            name: (_as_text(raw.column(name).take(taken)) if name in raw.column_names
-                   else pa.chunked_array([pa.nulls(len(local), pa.string())]))
-            for name in LEDGER_COLUMNS
-        }))
-    table = pa.concat_tables(pieces)
-    table = table.append_column("raw_line", pa.nulls(len(bad), pa.string()))
+def _quarantine_table(sources: list[LedgerSource], starts: np.ndarray, reasons: np.ndarray,
+                      bad: np.ndarray) -> pa.Table:
+    """Rejected rows as read (every column as text), with reason and origin; then malformed lines."""
+    table = _rows_as_read(sources, starts, bad)
+    owner = np.searchsorted(starts, bad, side="right") - 1
     texts = np.array(_REASON_TEXTS, dtype=object)[reasons[bad]]
+    table = table.append_column("raw_line", pa.nulls(len(bad), pa.string()))
     table = table.append_column("reason", pa.array(texts.tolist(), type=pa.string()))
-    table = table.append_column("source_file", pa.array([str(paths[i]) for i in source_file[bad]], type=pa.string()))
-    table = table.append_column("source_row", pa.array(source_row[bad], type=pa.int64()))
+    table = table.append_column("source_file", pa.array([str(sources[i].path) for i in owner], type=pa.string()))
+    table = table.append_column("source_row", pa.array(bad - starts[owner] + 1, type=pa.int64()))
+    extra = [{**{name: None for name in LEDGER_COLUMNS}, "raw_line": text, "reason": REASON_MALFORMED,
+              "source_file": str(source.path), "source_row": number}
+             for source in sources for number, text in source.malformed]
     if extra:
-        extra_table = pa.Table.from_pylist(
-            [{**{name: None for name in LEDGER_COLUMNS}, **row} for row in extra], schema=table.schema)
-        table = pa.concat_tables([table, extra_table])
+        table = pa.concat_tables([table, pa.Table.from_pylist(extra, schema=table.schema)])
     return table
