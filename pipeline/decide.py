@@ -60,6 +60,8 @@ class Decisions:
         Accumulator key per row (``-1``: not a candidate).
     lpp_totals, allocation_totals : ndarray of int64
         Per-key totals after the last row (the carry-out).
+    allocation_over : ndarray of bool
+        Allocation candidates whose running total is over their cap.
     allocations : list of Allocation
         Description of each allocation key.
     lpp_limit : int or None
@@ -75,6 +77,7 @@ class Decisions:
     allocation_keys: np.ndarray
     lpp_totals: np.ndarray
     allocation_totals: np.ndarray
+    allocation_over: np.ndarray
     allocations: list[Allocation] = field(default_factory=list)
     lpp_limit: int | None = None
 
@@ -87,17 +90,15 @@ class _Outcome:
         self.authorization = np.zeros(n, dtype=np.int8)
         self.reasons = np.zeros(n, dtype=np.int32)
 
-    def flag(self, rows: np.ndarray, *codes: str) -> None:
-        bits = np.int32(0)
-        for code in codes:
-            bits |= BIT[code]
-        self.reasons[rows] |= bits
+    def flag(self, rows: np.ndarray, code: str) -> None:
+        """Add a reason code to ``rows`` (a boolean mask)."""
+        np.bitwise_or(self.reasons, BIT[code], out=self.reasons, where=rows)
 
     def decide(self, rows: np.ndarray, decision: int, authorization: int = NO_AUTH) -> None:
-        raise_to = rows & (self.decision < decision)
-        self.decision[raise_to] = decision
+        """Raise ``rows`` to ``decision`` (precedence: the higher code wins); set the authorization."""
+        np.maximum(self.decision, np.int8(decision), out=self.decision, where=rows)
         if authorization != NO_AUTH:
-            self.authorization[rows] = authorization
+            np.copyto(self.authorization, np.int8(authorization), where=rows)
 
 
 def _party_and_gp10(features: Features, policy: Policy, out: _Outcome) -> tuple[np.ndarray, np.ndarray]:
@@ -193,7 +194,7 @@ def decide_tiered(features: Features, policy: Policy) -> Decisions:
 
     _finish(out, denied, review)
     return Decisions(out.decision, out.authorization, out.reasons, tier, lpp_cum, alloc_cum,
-                     lpp_keys, keys, lpp_totals, alloc_totals, allocations, lpp_limit)
+                     lpp_keys, keys, lpp_totals, alloc_totals, cap_over, allocations, lpp_limit)
 
 
 def decide_country_groups(features: Features, policy: Policy) -> Decisions:
@@ -251,7 +252,8 @@ def decide_country_groups(features: Features, policy: Policy) -> Decisions:
     empty = np.zeros(0, dtype=np.int64)
     return Decisions(out.decision, out.authorization, out.reasons, None,
                      np.full(n, NOT_CANDIDATE, dtype=np.int64), alloc_cum,
-                     np.full(n, NOT_CANDIDATE, dtype=np.int64), keys, empty, alloc_totals, allocations, None)
+                     np.full(n, NOT_CANDIDATE, dtype=np.int64), keys, empty, alloc_totals, cap_over, allocations,
+                     None)
 
 
 def decide(features: Features, policy: Policy) -> Decisions:

@@ -13,16 +13,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kernels.amounts import row_amounts
 from pipeline.policy import Policy
 from pipeline.reference import load_catalog, load_countries
 
 EPOCH = dt.date(1970, 1, 1)
-INT64_MAX = np.iinfo(np.int64).max
 PARTY_NONE, PARTY_REVIEW, PARTY_BLOCK = 0, 1, 2
-
-
-class AmountOverflowError(OverflowError):
-    """A row's TPP (unit TPP x quantity) exceeds the int64 range."""
 
 
 def day_number(day: dt.date) -> int:
@@ -119,23 +115,6 @@ class Features:
     parties: pd.DataFrame
 
 
-def row_tpp(unit_tpp: np.ndarray, quantity: np.ndarray) -> np.ndarray:
-    """Unit TPP x quantity in int64, raising instead of wrapping.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> row_tpp(np.array([15832]), np.array([8])).tolist()
-    [126656]
-    """
-    limit = INT64_MAX // np.maximum(unit_tpp, 1)
-    too_big = quantity > limit
-    if too_big.any():
-        row = int(np.flatnonzero(too_big)[0])
-        raise AmountOverflowError(f"TPP of row {row} ({unit_tpp[row]} x {quantity[row]}) exceeds int64")
-    return unit_tpp * quantity
-
-
 def present(column: pa.ChunkedArray) -> np.ndarray:
     """Rows where an optional text column has a value."""
     if column.null_count == 0:
@@ -162,17 +141,20 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame, name_c
     Features
     """
     days = pc.cast(rows.column("ship_date"), pa.int32()).to_numpy().astype(np.int32, copy=False)
-    years = (days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int32) + 1970).astype(np.int32)
+    first_day = int(days.min()) if len(days) else 0
+    span = np.arange(first_day, int(days.max()) + 1 if len(days) else 0, dtype=np.int64)
+    year_of_day = (span.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int32) + 1970).astype(np.int32)
+    years = year_of_day[days - first_day]
 
     catalog = load_catalog()
     sku_codes, sku_values = codes_and_values(rows.column("sku"))
     # The dictionary may hold SKUs of rejected rows: they get zeros, and no accepted row uses them.
     by_sku = catalog.set_index("sku").reindex(sku_values)
-    unit_tpp = np.append(by_sku["unit_tpp"].fillna(0).to_numpy(np.int64), 0)[sku_codes]
     classes = set(policy.get("controls.controlled_classes"))
     controlled = np.append(by_sku["eccn"].isin(classes).to_numpy(), False)[sku_codes]
     gp10 = np.append(by_sku["gp10"].fillna(False).to_numpy(bool), False)[sku_codes]
     quantity = rows.column("quantity").to_numpy().astype(np.int64, copy=False)
+    sku_tpp = np.append(by_sku["unit_tpp"].fillna(0).to_numpy(np.int64), 0)
 
     countries = CountryTable.load()
     aliases = policy.get("destinations.aliases")
@@ -191,7 +173,7 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame, name_c
     n_party_keys = len(id_values) + (int(named_keys.max()) + 1 if len(named_keys) else 0)
 
     return Features(
-        day=days, year=years, tpp=row_tpp(unit_tpp, quantity), controlled=controlled, gp10=gp10,
+        day=days, year=years, tpp=row_amounts(sku_tpp, sku_codes, quantity), controlled=controlled, gp10=gp10,
         destination=countries.gather(dest_codes, dest_values, aliases),
         headquarters=countries.gather(hq_codes, hq_values, aliases),
         has_license=present(rows.column("license_id")), has_veu=present(rows.column("veu_id")),

@@ -19,7 +19,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kernels.running_totals import over_limit
 from pipeline import __version__
 from pipeline.decide import AUTHORIZATIONS, DECISIONS, REASON_CODES, Decisions, decide
 from pipeline.enrich import build_features, codes_and_values
@@ -111,7 +110,7 @@ def _nullable(values: np.ndarray) -> pa.Array:
 
 def decisions_table(ledger: Ledger, policy: Policy, result: Decisions, parties: pd.DataFrame,
                     name_codes: np.ndarray, tpp: np.ndarray) -> pa.Table:
-    """Assemble ``decisions.parquet`` (DESIGN §3 columns, plus consignee, SKU and quantity)."""
+    """Assemble ``decisions.parquet`` with the DESIGN §3 columns (join to the ledger on ``shipment_id``)."""
     rows = ledger.rows
     n = rows.num_rows
     party_list = _per_name(parties["party_list"], name_codes)
@@ -123,9 +122,6 @@ def decisions_table(ledger: Ledger, policy: Policy, result: Decisions, parties: 
         "status": rows.column("status"),
         "ship_date": rows.column("ship_date"),
         "destination_country": rows.column("destination_country"),
-        "consignee_name": rows.column("consignee_name"),
-        "sku": rows.column("sku"),
-        "quantity": rows.column("quantity"),
         "policy_id": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([policy.id])),
         "decision": _labels(result.decision, DECISIONS),
         "authorization": _labels(result.authorization, AUTHORIZATIONS),
@@ -147,8 +143,7 @@ def allocation_headroom(result: Decisions, tpp: np.ndarray) -> list[dict]:
     before the first row over the cap (or the whole total when no row crossed).
     """
     keys = result.allocation_keys
-    caps = np.array([a.cap_tpp for a in result.allocations], dtype=np.int64)
-    over_rows = np.flatnonzero(over_limit(result.country_cum_tpp, keys, caps))
+    over_rows = np.flatnonzero(result.allocation_over)
     first_over, over_count = {}, {}
     if len(over_rows):
         over_keys, first, count = np.unique(keys[over_rows], return_index=True, return_counts=True)
@@ -215,9 +210,14 @@ def build_summary(ledger: Ledger, policy: Policy, result: Decisions, tpp: np.nda
     }
 
 
+STATISTICS_COLUMNS = ["ship_date", "status", "destination_country", "decision", "authorization", "party_list"]
+"""Columns whose Parquet min/max statistics are written (row-group pruning for auditors' queries);
+statistics on the high-cardinality columns cost more to write than they save."""
+
+
 def _publish(table: pa.Table, path: Path) -> None:
     partial = path.with_name(path.name + ".partial")
-    pq.write_table(table, partial)
+    pq.write_table(table, partial, write_statistics=[c for c in STATISTICS_COLUMNS if c in table.column_names])
     os.replace(partial, path)
 
 

@@ -93,3 +93,16 @@ def test_hash_strings_equal_strings_equal_hashes():
     h = hash_strings(offsets, data)
     assert h[0] == h[2]
     assert len({int(h[0]), int(h[1]), int(h[3]), int(h[4])}) == 4
+
+
+def test_row_amounts_gather_multiply_and_refuse_overflow():
+    from kernels.amounts import AmountOverflowError, row_amounts
+
+    unit = np.array([15832, 40000])
+    assert row_amounts(unit, np.array([1, 0]), np.array([3, 2])).tolist() == [120000, 31664]
+    limit = np.iinfo(np.int64).max // 40000
+    assert row_amounts(unit, np.array([1]), np.array([limit])).tolist() == [40000 * limit]
+    with pytest.raises(AmountOverflowError, match="row 1"):
+        row_amounts(unit, np.array([0, 1]), np.array([1, limit + 1]))
+    with pytest.raises(AmountOverflowError):
+        row_amounts(unit, np.array([0]), np.array([0]))

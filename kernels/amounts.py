@@ -1,0 +1,74 @@
+"""Row amounts: unit TPP gathered by SKU code, times quantity, exact int64.
+
+One fused pass (gather, overflow check, multiply) instead of several array passes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kernels import namespace, unsupported_namespace
+
+INT64_MAX = np.iinfo(np.int64).max
+_LOOP = None
+
+
+class AmountOverflowError(OverflowError):
+    """A row amount (unit TPP x quantity) exceeds the int64 range, or a quantity is not positive."""
+
+
+def _loop():
+    global _LOOP
+    if _LOOP is None:
+        import numba
+
+        @numba.njit(cache=True, nogil=True)
+        def multiply(unit, codes, quantity, out):  # pragma: no cover - compiled
+            for i in range(codes.shape[0]):
+                u = unit[codes[i]]
+                q = quantity[i]
+                if q <= 0 or (u > 0 and q > INT64_MAX // u):
+                    return i
+                out[i] = u * q
+            return -1
+
+        _LOOP = multiply
+    return _LOOP
+
+
+def row_amounts(unit, codes, quantity, *, xp=None):
+    """``unit[codes] * quantity`` in int64, raising instead of wrapping.
+
+    Parameters
+    ----------
+    unit : array of int64, shape (k,)
+        Amount per unit of each item (TPP per SKU, in dictionary order).
+    codes : array of int, shape (n,)
+        Item code per row, in ``[0, k)``.
+    quantity : array of int64, shape (n,)
+        Units per row, positive.
+
+    Returns
+    -------
+    array of int64, shape (n,)
+
+    Raises
+    ------
+    AmountOverflowError
+        A product exceeds the int64 range or a quantity is not positive.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> row_amounts(np.array([15832, 4992]), np.array([0, 1, 0]), np.array([8, 2, 1])).tolist()
+    [126656, 9984, 15832]
+    """
+    xp = xp or namespace(codes)
+    if xp is not np:
+        raise unsupported_namespace(xp)
+    unit = np.ascontiguousarray(unit, dtype=np.int64)
+    quantity = np.ascontiguousarray(quantity, dtype=np.int64)
+    out = np.empty(len(codes), dtype=np.int64)
+    bad = _loop()(unit, np.ascontiguousarray(codes), quantity, out)
+    if bad >= 0:
+        raise AmountOverflowError(f"row {bad}: {unit[codes[bad]]} x {quantity[bad]} is not a positive int64 amount")
+    return out
