@@ -1,16 +1,25 @@
 """Decisions, authorizations and reason codes per row, for both rule-set frameworks (DESIGN §4).
 
-Everything is vectorised over rows. The running totals come from :mod:`kernels.running_totals`;
-this module decides which rows are candidates for each accumulator and what crossing a limit means.
+Rows are grouped into **profiles**: the distinct combinations of everything the rules look at
+except the running totals (destination, HQ, SKU, party result, license, VEU, and a date class
+that keeps dated group memberships and windows constant). The rules are evaluated once per
+*situation* = (profile, LPP total over its limit?, allocation total over its cap?), a small table.
+Per row there remain only the two running-total kernels and gathers from that table:
+
+1. LPP candidates (a property of the profile) accumulate per (consignee, calendar year);
+2. allocation candidates (profile and the LPP outcome) accumulate per allocation key;
+3. the row's situation picks its decision, authorization and reasons.
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from kernels.running_totals import NOT_CANDIDATE, over_limit, running_totals
-from pipeline.enrich import PARTY_BLOCK, PARTY_REVIEW, Features, day_number, membership
+from pipeline.enrich import PARTY_BLOCK, PARTY_REVIEW, CountryTable, Features, day_number, membership
 from pipeline.policy import Policy
 
 DECISIONS = ("NLR", "AUTHORIZED", "LICENSE_REQUIRED", "CAP_EXCEEDED", "REVIEW", "DENIED")
@@ -51,7 +60,9 @@ class Decisions:
     authorization : ndarray of int8
         Index into :data:`AUTHORIZATIONS` (0: none).
     reasons : ndarray of int32
-        Bit set over :data:`REASON_CODES`.
+        Index into ``reason_labels``.
+    reason_labels : list of str
+        Distinct ``;``-joined reason strings, e.g. ``"PARTY:EL;TIER3"``.
     tier : ndarray of int8 or None
         1, 2 or 3 under tiered rule sets; ``None`` otherwise.
     lpp_cum_tpp, country_cum_tpp : ndarray of int64
@@ -70,6 +81,7 @@ class Decisions:
     decision: np.ndarray
     authorization: np.ndarray
     reasons: np.ndarray
+    reason_labels: list[str]
     tier: np.ndarray | None
     lpp_cum_tpp: np.ndarray
     country_cum_tpp: np.ndarray
@@ -82,8 +94,91 @@ class Decisions:
     lpp_limit: int | None = None
 
 
+# ------------------------------------------------------------------------------------ profiles
+@dataclass
+class Situations:
+    """The rule inputs of each situation (profile x LPP over x cap over), as equal-length arrays.
+
+    Attribute names match :class:`pipeline.enrich.Features` where they mean the same, so
+    :func:`pipeline.enrich.membership` works on both.
+    """
+
+    destination: np.ndarray
+    headquarters: np.ndarray
+    day: np.ndarray
+    controlled: np.ndarray
+    gp10: np.ndarray
+    party_outcome: np.ndarray
+    party_list: list
+    has_license: np.ndarray
+    has_veu: np.ndarray
+    lpp_over: np.ndarray
+    cap_over: np.ndarray
+    countries: CountryTable
+
+
+def date_boundaries(policy: Policy) -> np.ndarray:
+    """Days on which some rule input changes: dated memberships end, windows open or close."""
+    days: list[dt.date] = [entry["until"] + dt.timedelta(days=1)
+                           for entry in policy.params["country_groups"].get("dated", [])]
+    if policy.framework == "tiered":
+        days += [policy.get("allocation.window_start"), policy.get("allocation.window_end") + dt.timedelta(days=1)]
+    for entry in policy.params.get("agreements", []):
+        days += [entry["window_start"], entry["window_end"] + dt.timedelta(days=1)]
+    return np.unique(np.array([day_number(d) for d in days], dtype=np.int64))
+
+
+def build_situations(features: Features, policy: Policy) -> tuple[np.ndarray, Situations]:
+    """Group rows into profiles and lay out the four situations of each.
+
+    Returns
+    -------
+    profile : ndarray of int64
+        Profile index per row.
+    situations : Situations
+        Entry ``4 * profile + 2 * lpp_over + cap_over``.
+    """
+    boundaries = date_boundaries(policy)
+    day_class = np.searchsorted(boundaries, features.day, side="right")
+    n_countries = len(features.countries.codes)
+    sizes = [n_countries, n_countries + 1, max(len(features.sku_controlled), 1), max(len(features.party_outcome), 1),
+             2, 2, len(boundaries) + 1]
+    parts = [features.destination, features.headquarters + 1, features.sku, features.party,
+             features.has_license, features.has_veu, day_class]
+    key = np.zeros(len(features.day), dtype=np.int64)
+    for size, part in zip(sizes, parts):
+        key *= size
+        key += part
+    profile, keys = pd.factorize(key)
+    keys = np.asarray(keys, dtype=np.int64)
+    decoded = []
+    for size in reversed(sizes):
+        keys, value = np.divmod(keys, size)
+        decoded.append(value)
+    dest, hq, sku, party, lic, veu, cls = reversed(decoded)
+    # A representative day per date class: classes are the intervals between boundaries.
+    starts = np.concatenate([[boundaries[0] - 1 if len(boundaries) else 0], boundaries])
+
+    def four(values):  # four situations per profile
+        return np.repeat(values, 4)
+
+    n = len(dest)
+    situations = Situations(
+        destination=four(dest.astype(np.int32)), headquarters=four(hq.astype(np.int32) - 1), day=four(starts[cls]),
+        controlled=four(features.sku_controlled[sku]) if n else np.zeros(0, bool),
+        gp10=four(features.sku_gp10[sku]) if n else np.zeros(0, bool),
+        party_outcome=four(features.party_outcome[party]) if n else np.zeros(0, np.int8),
+        party_list=[features.party_list[p] for p in party.tolist() for _ in range(4)],
+        has_license=four(lic.astype(bool)), has_veu=four(veu.astype(bool)),
+        lpp_over=np.tile([False, False, True, True], n), cap_over=np.tile([False, True], 2 * n),
+        countries=features.countries,
+    )
+    return profile, situations
+
+
+# ------------------------------------------------------------------------------------- rules
 class _Outcome:
-    """Accumulates decision, authorization and reason bits row-set by row-set."""
+    """Decision, authorization and reason bits, filled in rule by rule over the situations."""
 
     def __init__(self, n: int):
         self.decision = np.zeros(n, dtype=np.int8)
@@ -91,20 +186,38 @@ class _Outcome:
         self.reasons = np.zeros(n, dtype=np.int32)
 
     def flag(self, rows: np.ndarray, code: str) -> None:
-        """Add a reason code to ``rows`` (a boolean mask)."""
-        np.bitwise_or(self.reasons, BIT[code], out=self.reasons, where=rows)
+        """Add a reason code where ``rows`` is true."""
+        self.reasons[rows] |= BIT[code]
 
     def decide(self, rows: np.ndarray, decision: int, authorization: int = NO_AUTH) -> None:
-        """Raise ``rows`` to ``decision`` (precedence: the higher code wins); set the authorization."""
-        np.maximum(self.decision, np.int8(decision), out=self.decision, where=rows)
+        """Raise ``rows`` to ``decision`` (the higher code wins) and set their authorization."""
+        self.decision[rows] = np.maximum(self.decision[rows], decision)
         if authorization != NO_AUTH:
-            np.copyto(self.authorization, np.int8(authorization), where=rows)
+            self.authorization[rows] = authorization
 
 
-def _party_and_gp10(features: Features, policy: Policy, out: _Outcome) -> tuple[np.ndarray, np.ndarray]:
-    block = features.party_outcome == PARTY_BLOCK
-    review = features.party_outcome == PARTY_REVIEW
-    gp10 = features.gp10 & bool(policy.get("controls.gp10_denied"))
+@dataclass
+class RuleTable:
+    """What the rules say about each situation.
+
+    ``lpp_candidate``: the row accumulates toward LPP. ``allocation_candidate``: it accumulates
+    toward ``allocation_key`` (an index into ``allocations``). The outcome arrays are final for
+    the situation's LPP and cap flags.
+    """
+
+    outcome: _Outcome
+    tier: np.ndarray | None
+    lpp_candidate: np.ndarray
+    allocation_candidate: np.ndarray
+    allocation_key: np.ndarray
+    allocations: list[Allocation]
+    lpp_limit: int | None
+
+
+def _party_and_gp10(s: Situations, policy: Policy, out: _Outcome) -> tuple[np.ndarray, np.ndarray]:
+    block = s.party_outcome == PARTY_BLOCK
+    review = s.party_outcome == PARTY_REVIEW
+    gp10 = s.gp10 & bool(policy.get("controls.gp10_denied"))
     out.flag(block, "PARTY")
     out.flag(review, "PARTY_REVIEW")
     out.flag(gp10, "GP10")
@@ -117,26 +230,16 @@ def _finish(out: _Outcome, denied: np.ndarray, review: np.ndarray) -> None:
     out.authorization[out.decision >= LICENSE_REQUIRED] = NO_AUTH
 
 
-def _allocation_totals(candidates: np.ndarray, keys: np.ndarray, allocations: list[Allocation], features: Features):
-    """Running totals of allocation candidates and which rows cross their cap."""
-    keys = np.where(candidates, keys, NOT_CANDIDATE)
-    cum, totals = running_totals(keys, features.tpp, len(allocations))
-    caps = np.array([a.cap_tpp for a in allocations], dtype=np.int64)
-    return keys, cum, totals, over_limit(cum, keys, caps)
-
-
-def decide_tiered(features: Features, policy: Policy) -> Decisions:
-    """Decisions under the AI Diffusion framework (Tier 1 / 2 / 3, LPP, country allocation)."""
-    n = len(features.tpp)
-    out = _Outcome(n)
-    denied, review = _party_and_gp10(features, policy, out)
-    controlled = features.controlled
-    tier3_groups = policy.get("tiers.tier3_groups")
-    tier1 = policy.get("tiers.tier1")
-    tier3_dest = membership(features, policy, tier3_groups)
-    tier3_hq = membership(features, policy, tier3_groups, "headquarters")
-    tier1_dest = membership(features, policy, tier1)
-    tier1_hq = membership(features, policy, tier1, "headquarters") | (features.headquarters < 0)
+def rules_tiered(s: Situations, policy: Policy) -> RuleTable:
+    """The AI Diffusion framework (Tier 1 / 2 / 3, LPP, country allocation) on situations."""
+    out = _Outcome(len(s.day))
+    denied, review = _party_and_gp10(s, policy, out)
+    controlled = s.controlled
+    tier3_groups, tier1 = policy.get("tiers.tier3_groups"), policy.get("tiers.tier1")
+    tier3_dest = membership(s, policy, tier3_groups)
+    tier3_hq = membership(s, policy, tier3_groups, "headquarters")
+    tier1_dest = membership(s, policy, tier1)
+    tier1_hq = membership(s, policy, tier1, "headquarters") | (s.headquarters < 0)
     tier = np.where(tier3_dest, 3, np.where(tier1_dest, 1, 2)).astype(np.int8)
 
     out.flag(controlled & tier3_dest, "TIER3")
@@ -147,65 +250,55 @@ def decide_tiered(features: Features, policy: Policy) -> Decisions:
     not_controlled = live & ~controlled
     out.flag(not_controlled, "NOT_CONTROLLED")
     out.decide(not_controlled, NLR, AUTH_NLR)
-
     aia = live & controlled & tier1_dest & tier1_hq
     out.flag(aia, "TIER1")
     out.decide(aia, AUTHORIZED, AUTH_AIA)
 
     rest = live & controlled & ~(tier1_dest & tier1_hq)
     out.flag(rest & (tier == 2), "TIER2")
-    veu = rest & features.has_veu
+    veu = rest & s.has_veu
     out.flag(veu, "VEU")
     out.decide(veu, AUTHORIZED, AUTH_VEU)
-    licensed = rest & ~features.has_veu & features.has_license
+    licensed = rest & ~s.has_veu & s.has_license
     out.flag(licensed, "LICENSE")
 
-    # Stage 1: LPP per (consignee, calendar year).
-    lpp_candidates = rest & ~features.has_veu & ~features.has_license
-    first_year = int(features.year.min()) if n else 0
-    n_years = int(features.year.max()) - first_year + 1 if n else 0
-    lpp_keys = np.where(lpp_candidates, features.party_key * n_years + (features.year - first_year), NOT_CANDIDATE)
-    lpp_limit = int(policy.get("lpp.limit_tpp"))
-    lpp_cum, lpp_totals = running_totals(lpp_keys, features.tpp, features.n_party_keys * n_years)
-    lpp_over = lpp_cum > lpp_limit
-    within_lpp = lpp_candidates & ~lpp_over
+    # Stage 1: LPP per (consignee, calendar year); over the limit, the row needs an allocation.
+    lpp_candidate = rest & ~s.has_veu & ~s.has_license
+    within_lpp = lpp_candidate & ~s.lpp_over
     out.flag(within_lpp, "LPP")
     out.decide(within_lpp, AUTHORIZED, AUTH_LPP)
-    over_lpp = lpp_candidates & lpp_over
+    over_lpp = lpp_candidate & s.lpp_over
     out.flag(over_lpp, "LPP_EXCEEDED")
 
     # Stage 2: country allocation per (destination, window) over licensed and LPP-exceeded rows.
     start, end = policy.get("allocation.window_start"), policy.get("allocation.window_end")
-    in_window = (features.day >= day_number(start)) & (features.day <= day_number(end))
-    caps = policy.get("allocation.caps")
-    default_cap = int(policy.get("allocation.default_cap_tpp"))
-    codes = features.countries.codes
+    in_window = (s.day >= day_number(start)) & (s.day <= day_number(end))
+    caps, default_cap = policy.get("allocation.caps"), int(policy.get("allocation.default_cap_tpp"))
     allocations = [Allocation(code, str(start), str(end), int(caps.get(code, default_cap)), f"{code} {start}..{end}")
-                   for code in codes]
-    keys, alloc_cum, alloc_totals, cap_over = _allocation_totals(
-        (licensed | over_lpp) & in_window, features.destination.astype(np.int64), allocations, features)
+                   for code in s.countries.codes]
+    allocation_candidate = (licensed | over_lpp) & in_window
+    cap_over = allocation_candidate & s.cap_over
     out.flag(cap_over, "ALLOCATION_EXCEEDED")
     out.decide(cap_over, CAP_EXCEEDED)
-    granted = licensed & ~cap_over
-    out.decide(granted, AUTHORIZED, AUTH_LICENSE)
+    out.decide(licensed & ~cap_over, AUTHORIZED, AUTH_LICENSE)
     needs_license = over_lpp & ~cap_over
     out.flag(needs_license, "LICENSE_REQUIRED")
     out.decide(needs_license, LICENSE_REQUIRED)
 
     _finish(out, denied, review)
-    return Decisions(out.decision, out.authorization, out.reasons, tier, lpp_cum, alloc_cum,
-                     lpp_keys, keys, lpp_totals, alloc_totals, cap_over, allocations, lpp_limit)
+    return RuleTable(out, tier, lpp_candidate, allocation_candidate, s.destination.astype(np.int64), allocations,
+                     int(policy.get("lpp.limit_tpp")))
 
 
-def decide_country_groups(features: Features, policy: Policy) -> Decisions:
-    """Decisions under the post-rescission controls (country groups, HQ test, bilateral agreements)."""
-    n = len(features.tpp)
+def rules_country_groups(s: Situations, policy: Policy) -> RuleTable:
+    """The post-rescission controls (country groups, HQ test, bilateral agreements) on situations."""
+    n = len(s.day)
     out = _Outcome(n)
-    denied, review = _party_and_gp10(features, policy, out)
-    controlled = features.controlled
+    denied, review = _party_and_gp10(s, policy, out)
+    controlled = s.controlled
     denied_groups = policy.get("controls.denied_groups")
-    d5_dest = controlled & membership(features, policy, denied_groups)
-    d5_hq = controlled & membership(features, policy, denied_groups, "headquarters")
+    d5_dest = controlled & membership(s, policy, denied_groups)
+    d5_hq = controlled & membership(s, policy, denied_groups, "headquarters")
     out.flag(d5_dest, "D5")
     out.flag(d5_hq, "D5_HQ")
     denied = denied | d5_dest | d5_hq
@@ -214,50 +307,104 @@ def decide_country_groups(features: Features, policy: Policy) -> Decisions:
     not_controlled = live & ~controlled
     out.flag(not_controlled, "NOT_CONTROLLED")
     out.decide(not_controlled, NLR, AUTH_NLR)
-    needs = (membership(features, policy, policy.get("controls.license_groups"))
-             & ~membership(features, policy, policy.get("controls.exempt_groups")))
+    needs = (membership(s, policy, policy.get("controls.license_groups"))
+             & ~membership(s, policy, policy.get("controls.exempt_groups")))
     free = live & controlled & ~needs
     out.flag(free, "NO_LICENSE_REQUIREMENT")
     out.decide(free, NLR, AUTH_NLR)
 
     scoped = live & controlled & needs
     out.flag(scoped, "D1_D4")
-    veu = scoped & features.has_veu
+    veu = scoped & s.has_veu
     out.flag(veu, "VEU")
     out.decide(veu, AUTHORIZED, AUTH_VEU)
-    licensed = scoped & ~features.has_veu & features.has_license
+    licensed = scoped & ~s.has_veu & s.has_license
     out.flag(licensed, "LICENSE")
-    unlicensed = scoped & ~features.has_veu & ~features.has_license
+    unlicensed = scoped & ~s.has_veu & ~s.has_license
     out.flag(unlicensed, "LICENSE_REQUIRED")
     out.decide(unlicensed, LICENSE_REQUIRED)
 
     # Bilateral agreements: the first agreement whose destination and window cover the row.
     allocations, keys = [], np.full(n, NOT_CANDIDATE, dtype=np.int64)
-    position = {code: i for i, code in enumerate(features.countries.codes)}
+    position = {code: i for i, code in enumerate(s.countries.codes)}
     aliases = policy.get("destinations.aliases")
     for entry in policy.params.get("agreements", []):
         destination = aliases.get(entry["destination"], entry["destination"])
         start, end = entry["window_start"], entry["window_end"]
-        covered = ((keys == NOT_CANDIDATE) & (features.destination == position[destination])
-                   & (features.day >= day_number(start)) & (features.day <= day_number(end)))
+        covered = ((keys == NOT_CANDIDATE) & (s.destination == position[destination])
+                   & (s.day >= day_number(start)) & (s.day <= day_number(end)))
         keys[covered] = len(allocations)
         allocations.append(Allocation(destination, str(start), str(end), int(entry["cap_tpp"]),
                                       f"{destination} agreement {start}..{end}"))
-    keys, alloc_cum, alloc_totals, cap_over = _allocation_totals(licensed & (keys >= 0), keys, allocations, features)
+    allocation_candidate = licensed & (keys >= 0)
+    cap_over = allocation_candidate & s.cap_over
     out.flag(cap_over, "ALLOCATION_EXCEEDED")
     out.decide(cap_over, CAP_EXCEEDED)
     out.decide(licensed & ~cap_over, AUTHORIZED, AUTH_LICENSE)
 
     _finish(out, denied, review)
-    empty = np.zeros(0, dtype=np.int64)
-    return Decisions(out.decision, out.authorization, out.reasons, None,
-                     np.full(n, NOT_CANDIDATE, dtype=np.int64), alloc_cum,
-                     np.full(n, NOT_CANDIDATE, dtype=np.int64), keys, empty, alloc_totals, cap_over, allocations,
-                     None)
+    return RuleTable(out, None, np.zeros(n, bool), allocation_candidate, keys, allocations, None)
 
 
+def reason_labels(reasons: np.ndarray, party_list: list) -> tuple[np.ndarray, list[str]]:
+    """Render reason bit sets as ``;``-joined codes; ``PARTY`` codes take the matched list.
+
+    Returns the label index of each entry and the distinct labels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> reason_labels(np.array([BIT["PARTY"] | BIT["TIER3"], BIT["LPP"]]), ["EL", None])
+    (array([0, 1], dtype=int32), ['PARTY:EL;TIER3', 'LPP'])
+    """
+    texts = [";".join(f"{code}:{listed or ''}" if code in ("PARTY", "PARTY_REVIEW") else code
+                      for i, code in enumerate(REASON_CODES) if bits >> i & 1)
+             for bits, listed in zip(reasons.tolist(), party_list)]
+    index, labels = pd.factorize(pd.Series(texts, dtype=object))
+    return index.astype(np.int32), list(labels)
+
+
+# -------------------------------------------------------------------------------------- rows
 def decide(features: Features, policy: Policy) -> Decisions:
-    """Screen every row under ``policy`` (dispatches on its framework)."""
-    if policy.framework == "tiered":
-        return decide_tiered(features, policy)
-    return decide_country_groups(features, policy)
+    """Screen every row under ``policy``.
+
+    Parameters
+    ----------
+    features : Features
+        Rows in screening order.
+    policy : Policy
+
+    Returns
+    -------
+    Decisions
+    """
+    profile, situations = build_situations(features, policy)
+    rules = (rules_tiered if policy.framework == "tiered" else rules_country_groups)(situations, policy)
+    first = 4 * profile  # the (not over, not over) situation of each row's profile
+    n = len(profile)
+
+    # Stage 1: LPP per (consignee, calendar year).
+    first_year = int(features.year.min()) if n else 0
+    n_years = int(features.year.max()) - first_year + 1 if n else 0
+    lpp_keys = np.where(rules.lpp_candidate[first], features.party_key * n_years + (features.year - first_year),
+                        NOT_CANDIDATE)
+    lpp_cum, lpp_totals = running_totals(lpp_keys, features.tpp, features.n_party_keys * n_years)
+    lpp_over = lpp_cum > rules.lpp_limit if rules.lpp_limit is not None else np.zeros(n, bool)
+
+    # Stage 2: allocations; candidacy can depend on the LPP outcome.
+    after_lpp = first + 2 * lpp_over
+    allocation_keys = np.where(rules.allocation_candidate[after_lpp], rules.allocation_key[first], NOT_CANDIDATE)
+    caps = np.array([a.cap_tpp for a in rules.allocations], dtype=np.int64)
+    allocation_cum, allocation_totals = running_totals(allocation_keys, features.tpp, len(rules.allocations))
+    cap_over = over_limit(allocation_cum, allocation_keys, caps)
+
+    situation = after_lpp + cap_over
+    label_of, labels = reason_labels(rules.outcome.reasons, situations.party_list)
+    return Decisions(
+        decision=rules.outcome.decision[situation], authorization=rules.outcome.authorization[situation],
+        reasons=label_of[situation], reason_labels=labels,
+        tier=rules.tier[first] if rules.tier is not None else None,
+        lpp_cum_tpp=lpp_cum, country_cum_tpp=allocation_cum, lpp_keys=lpp_keys, allocation_keys=allocation_keys,
+        lpp_totals=lpp_totals, allocation_totals=allocation_totals, allocation_over=cap_over,
+        allocations=rules.allocations, lpp_limit=rules.lpp_limit,
+    )

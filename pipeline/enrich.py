@@ -74,7 +74,8 @@ class CountryTable:
 
 @dataclass
 class Features:
-    """Per-row inputs of the decision step, aligned with the ledger rows.
+    """Per-row inputs of the decision step, aligned with the ledger rows, plus the small tables
+    their codes point into.
 
     Attributes
     ----------
@@ -84,15 +85,17 @@ class Features:
         Calendar year of the ship date.
     tpp : ndarray of int64
         Unit TPP x quantity, exact.
-    controlled, gp10 : ndarray of bool
-        Catalog class is in the policy's controlled classes; part is a GP10 (Huawei Ascend) part.
+    sku : ndarray of int32
+        SKU code per row; ``sku_controlled`` and ``sku_gp10`` (bool per code) say whether the
+        part is in the policy's controlled classes and whether it is a GP10 (Huawei Ascend) part.
     destination, headquarters : ndarray of int32
         Country index (aliases applied) of destination and consignee HQ (``-1`` when absent).
     has_license, has_veu : ndarray of bool
-    party_outcome : ndarray of int8
-        0 none, 1 review, 2 block (per the policy's lists).
+    party : ndarray of int32
+        Party-result class per row; ``party_outcome`` (0 none, 1 review, 2 block) and
+        ``party_list`` (list code or None) per class.
     party_row : ndarray of int32
-        Row of the party result table for the consignee name.
+        Row of the party result table (``parties``) for the consignee name.
     party_key : ndarray of int64
         Dense per-consignee key: ``consignee_id`` if present, else normalized name + destination.
     n_party_keys : int
@@ -101,13 +104,16 @@ class Features:
     day: np.ndarray
     year: np.ndarray
     tpp: np.ndarray
-    controlled: np.ndarray
-    gp10: np.ndarray
+    sku: np.ndarray
+    sku_controlled: np.ndarray
+    sku_gp10: np.ndarray
     destination: np.ndarray
     headquarters: np.ndarray
     has_license: np.ndarray
     has_veu: np.ndarray
+    party: np.ndarray
     party_outcome: np.ndarray
+    party_list: list
     party_row: np.ndarray
     party_key: np.ndarray
     n_party_keys: int
@@ -151,8 +157,8 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame, name_c
     # The dictionary may hold SKUs of rejected rows: they get zeros, and no accepted row uses them.
     by_sku = catalog.set_index("sku").reindex(sku_values)
     classes = set(policy.get("controls.controlled_classes"))
-    controlled = np.append(by_sku["eccn"].isin(classes).to_numpy(), False)[sku_codes]
-    gp10 = np.append(by_sku["gp10"].fillna(False).to_numpy(bool), False)[sku_codes]
+    sku_controlled = by_sku["eccn"].isin(classes).to_numpy()
+    sku_gp10 = by_sku["gp10"].fillna(False).to_numpy(bool)
     quantity = rows.column("quantity").to_numpy().astype(np.int64, copy=False)
     sku_tpp = np.append(by_sku["unit_tpp"].fillna(0).to_numpy(np.int64), 0)
 
@@ -161,8 +167,13 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame, name_c
     dest_codes, dest_values = codes_and_values(rows.column("destination_country"))
     hq_codes, hq_values = codes_and_values(rows.column("consignee_hq_country"))
 
+    # Party results come in few classes (outcome, list): rows carry a class code.
     outcome = parties["outcome"].map({"block": PARTY_BLOCK, "review": PARTY_REVIEW}).fillna(PARTY_NONE)
-    party_outcome = outcome.to_numpy(np.int8)[name_codes]
+    list_codes, list_names = pd.factorize(parties["party_list"], use_na_sentinel=True)
+    pairs = outcome.to_numpy(np.int64) * (len(list_names) + 1) + (list_codes + 1)
+    classes_of_name, class_pairs = pd.factorize(pairs)
+    party_outcome = (np.asarray(class_pairs) // (len(list_names) + 1)).astype(np.int8)
+    party_list = [list_names[i - 1] if i else None for i in (np.asarray(class_pairs) % (len(list_names) + 1)).tolist()]
 
     id_codes, id_values = codes_and_values(rows.column("consignee_id"))
     norm_codes = pd.factorize(parties["normalized"])[0].astype(np.int64)[name_codes]
@@ -173,17 +184,20 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame, name_c
     n_party_keys = len(id_values) + (int(named_keys.max()) + 1 if len(named_keys) else 0)
 
     return Features(
-        day=days, year=years, tpp=row_amounts(sku_tpp, sku_codes, quantity), controlled=controlled, gp10=gp10,
+        day=days, year=years, tpp=row_amounts(sku_tpp, sku_codes, quantity), sku=sku_codes,
+        sku_controlled=sku_controlled, sku_gp10=sku_gp10,
         destination=countries.gather(dest_codes, dest_values, aliases),
         headquarters=countries.gather(hq_codes, hq_values, aliases),
         has_license=present(rows.column("license_id")), has_veu=present(rows.column("veu_id")),
-        party_outcome=party_outcome, party_row=name_codes, party_key=party_key, n_party_keys=n_party_keys,
-        countries=countries, parties=parties,
+        party=classes_of_name.astype(np.int32)[name_codes], party_outcome=party_outcome, party_list=party_list,
+        party_row=name_codes, party_key=party_key, n_party_keys=n_party_keys, countries=countries, parties=parties,
     )
 
 
-def membership(features: Features, policy: Policy, groups: list[str], which: str = "destination") -> np.ndarray:
-    """Per row: is the destination (or HQ) in any of ``groups`` on the ship date?
+def membership(features, policy: Policy, groups: list[str], which: str = "destination") -> np.ndarray:
+    """Per row (or profile): is the destination (or HQ) in any of ``groups`` on the ship date?
+
+    ``features`` is anything with ``destination``, ``headquarters``, ``day`` and ``countries``.
 
     ``groups`` may name country groups of the policy or list ISO codes directly; dated
     memberships (``country_groups.dated``) count only on ship dates up to their ``until``.

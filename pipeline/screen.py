@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import __version__
-from pipeline.decide import AUTHORIZATIONS, DECISIONS, REASON_CODES, Decisions, decide
+from pipeline.decide import AUTHORIZATIONS, DECISIONS, Decisions, decide
 from pipeline.enrich import build_features, codes_and_values
 from pipeline.ingest import Ledger, read_ledgers
 from pipeline.parties import PartyScreen
@@ -70,25 +70,6 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def reason_strings(reasons: np.ndarray, party_list: pa.Array) -> pa.DictionaryArray:
-    """Render reason bit sets as ``;``-joined codes, one dictionary entry per distinct combination.
-
-    ``PARTY`` and ``PARTY_REVIEW`` take the matched list: ``PARTY:EL``.
-    """
-    list_codes, list_values = codes_and_values(pa.chunked_array([party_list]))
-    width = len(list_values) + 1
-    combined = reasons.astype(np.int64) * width + (list_codes + 1)
-    inverse, uniques = pd.factorize(combined, sort=True)
-    labels = []
-    for value in uniques.tolist():
-        bits, party = divmod(value, width)
-        listed = list_values[party - 1] if party else "?"
-        codes = [f"{code}:{listed}" if code in ("PARTY", "PARTY_REVIEW") else code
-                 for i, code in enumerate(REASON_CODES) if bits >> i & 1]
-        labels.append(";".join(codes))
-    return pa.DictionaryArray.from_arrays(pa.array(inverse.astype(np.int32)), pa.array(labels, pa.string()))
-
-
 def _labels(codes: np.ndarray, names: Sequence[str | None]) -> pa.DictionaryArray:
     present = [n for n in names if n is not None]
     shift = len(names) - len(present)  # a leading None means "no value" (code 0)
@@ -125,7 +106,7 @@ def decisions_table(ledger: Ledger, policy: Policy, result: Decisions, parties: 
         "policy_id": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([policy.id])),
         "decision": _labels(result.decision, DECISIONS),
         "authorization": _labels(result.authorization, AUTHORIZATIONS),
-        "reasons": reason_strings(result.reasons, party_list),
+        "reasons": pa.DictionaryArray.from_arrays(pa.array(result.reasons), pa.array(result.reason_labels, pa.string())),
         "tier": tier,
         "tpp": pa.array(tpp, pa.int64()),
         "lpp_cum_tpp": _nullable(result.lpp_cum_tpp),
