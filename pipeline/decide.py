@@ -357,11 +357,16 @@ def reason_labels(reasons: np.ndarray, party_list: list) -> tuple[np.ndarray, li
     >>> reason_labels(np.array([BIT["PARTY"] | BIT["TIER3"], BIT["LPP"]]), ["EL", None])
     (array([0, 1], dtype=int32), ['PARTY:EL;TIER3', 'LPP'])
     """
-    texts = [";".join(f"{code}:{listed or ''}" if code in ("PARTY", "PARTY_REVIEW") else code
-                      for i, code in enumerate(REASON_CODES) if bits >> i & 1)
-             for bits, listed in zip(reasons.tolist(), party_list)]
-    index, labels = pd.factorize(pd.Series(texts, dtype=object))
-    return index.astype(np.int32), list(labels)
+    list_codes, list_names = pd.factorize(pd.Series(party_list, dtype=object), use_na_sentinel=True)
+    combined, distinct = pd.factorize(reasons.astype(np.int64) * (len(list_names) + 1) + (list_codes + 1))
+    texts = []
+    for value in np.asarray(distinct).tolist():  # few distinct combinations: render each once
+        bits, listed = divmod(value, len(list_names) + 1)
+        name = list_names[listed - 1] if listed else ""
+        texts.append(";".join(f"{code}:{name}" if code in ("PARTY", "PARTY_REVIEW") else code
+                              for i, code in enumerate(REASON_CODES) if bits >> i & 1))
+    label_of, labels = pd.factorize(pd.Series(texts, dtype=object))
+    return label_of.astype(np.int32)[combined], list(labels)
 
 
 # -------------------------------------------------------------------------------------- rows
