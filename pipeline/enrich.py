@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -128,7 +129,8 @@ def present(column: pa.ChunkedArray) -> np.ndarray:
     return pc.is_valid(column).to_numpy(zero_copy_only=False)
 
 
-def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame, name_codes: np.ndarray) -> Features:
+def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame | Callable[[], pd.DataFrame],
+                   name_codes: np.ndarray) -> Features:
     """Join ledger rows to the catalog, countries and party results.
 
     Parameters
@@ -136,9 +138,10 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame, name_c
     rows : pyarrow.Table
         Accepted ledger rows in screening order (see :mod:`pipeline.ingest`).
     policy : Policy
-    parties : pandas.DataFrame
+    parties : pandas.DataFrame or callable
         One row per distinct consignee name (``normalized``, ``outcome``, ...), in the order of
-        the consignee-name dictionary codes.
+        the consignee-name dictionary codes; or a callable returning it (e.g. a future's
+        ``result``), called only once the row-only features are done.
     name_codes : ndarray of int32
         Consignee-name code per row.
 
@@ -167,7 +170,15 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame, name_c
     dest_codes, dest_values = codes_and_values(rows.column("destination_country"))
     hq_codes, hq_values = codes_and_values(rows.column("consignee_hq_country"))
 
+    destination = countries.gather(dest_codes, dest_values, aliases)
+    headquarters = countries.gather(hq_codes, hq_values, aliases)
+    tpp = row_amounts(sku_tpp, sku_codes, quantity)
+    has_license, has_veu = present(rows.column("license_id")), present(rows.column("veu_id"))
+    id_codes, id_values = codes_and_values(rows.column("consignee_id"))
+
     # Party results come in few classes (outcome, list): rows carry a class code.
+    if callable(parties):
+        parties = parties()
     outcome = parties["outcome"].map({"block": PARTY_BLOCK, "review": PARTY_REVIEW}).fillna(PARTY_NONE)
     list_codes, list_names = pd.factorize(parties["party_list"], use_na_sentinel=True)
     pairs = outcome.to_numpy(np.int64) * (len(list_names) + 1) + (list_codes + 1)
@@ -175,7 +186,6 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame, name_c
     party_outcome = (np.asarray(class_pairs) // (len(list_names) + 1)).astype(np.int8)
     party_list = [list_names[i - 1] if i else None for i in (np.asarray(class_pairs) % (len(list_names) + 1)).tolist()]
 
-    id_codes, id_values = codes_and_values(rows.column("consignee_id"))
     norm_codes = pd.factorize(parties["normalized"])[0].astype(np.int64)[name_codes]
     by_name = (norm_codes * (len(dest_values) + 1) + dest_codes)[id_codes < 0]
     named_keys, _ = pd.factorize(by_name)
@@ -184,11 +194,8 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame, name_c
     n_party_keys = len(id_values) + (int(named_keys.max()) + 1 if len(named_keys) else 0)
 
     return Features(
-        day=days, year=years, tpp=row_amounts(sku_tpp, sku_codes, quantity), sku=sku_codes,
-        sku_controlled=sku_controlled, sku_gp10=sku_gp10,
-        destination=countries.gather(dest_codes, dest_values, aliases),
-        headquarters=countries.gather(hq_codes, hq_values, aliases),
-        has_license=present(rows.column("license_id")), has_veu=present(rows.column("veu_id")),
+        day=days, year=years, tpp=tpp, sku=sku_codes, sku_controlled=sku_controlled, sku_gp10=sku_gp10,
+        destination=destination, headquarters=headquarters, has_license=has_license, has_veu=has_veu,
         party=classes_of_name.astype(np.int32)[name_codes], party_outcome=party_outcome, party_list=party_list,
         party_row=name_codes, party_key=party_key, n_party_keys=n_party_keys, countries=countries, parties=parties,
     )

@@ -80,6 +80,9 @@ _RARE = {"CN": 0.004, "HK": 0.003, "KH": 0.0008, "RU": 0.001, "MO": 0.0005, "BY"
 _CHINA_LIKE = ("CN", "HK", "MO")
 
 
+DICTIONARY_PAGE_BYTES = 16 << 20
+"""Parquet dictionary page limit of generated ledgers."""
+
 def _destination_weights() -> tuple[list[str], np.ndarray]:
     """Destination codes and row shares: Zipf(1) over heavy then light codes, plus fixed rare shares."""
     codes = _HEAVY + _LIGHT
@@ -790,7 +793,9 @@ def generate_ledger(path, rows: int, *, seed: int = 0, bad_rows: int = 0, chunk_
     buffered_rows = 0
 
     if kind == "parquet":
-        writer = pq.ParquetWriter(tmp, schema)
+        # Dictionary pages large enough for the consignee pool (~50k names at 10M rows): with the
+        # 1 MiB default the writer falls back to plain strings, doubling file size and read time.
+        writer = pq.ParquetWriter(tmp, schema, dictionary_pagesize_limit=DICTIONARY_PAGE_BYTES)
         close = writer.close
     elif kind == "csv":
         writer = pacsv.CSVWriter(tmp, schema)

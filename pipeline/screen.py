@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,7 +199,10 @@ statistics on the high-cardinality columns cost more to write than they save."""
 
 def _publish(table: pa.Table, path: Path) -> None:
     partial = path.with_name(path.name + ".partial")
-    pq.write_table(table, partial, write_statistics=[c for c in STATISTICS_COLUMNS if c in table.column_names])
+    # Dictionary-encode only what already is a dictionary: trying it on ids and totals is wasted work.
+    dictionary = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
+    pq.write_table(table, partial, use_dictionary=dictionary,
+                   write_statistics=[c for c in STATISTICS_COLUMNS if c in table.column_names])
     os.replace(partial, path)
 
 
@@ -230,12 +234,15 @@ def screen_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | P
     timer = _Timer(progress)
     with timer.stage("ingest"):
         ledger = read_ledgers(paths, as_of=as_of)
-    with timer.stage("parties"):
+    with timer.stage("parties_and_enrich"):
         name_codes, names = codes_and_values(ledger.rows.column("consignee_name"))
         screen = PartyScreen.from_path(Path(csl_path))
-        parties = screen.screen(names, policy.get("parties.deny_lists"), policy.get("parties.review_lists"))
-    with timer.stage("enrich"):
-        features = build_features(ledger.rows, policy, parties, name_codes)
+        # Party screening (Python) runs in a thread while the row features (NumPy, Arrow) are built.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(screen.screen, names, policy.get("parties.deny_lists"),
+                                  policy.get("parties.review_lists"))
+            features = build_features(ledger.rows, policy, pending.result, name_codes)
+        parties = features.parties
     with timer.stage("decide"):
         result = decide(features, policy)
     with timer.stage("assemble"):
