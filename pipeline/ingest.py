@@ -251,45 +251,55 @@ def _categorical(column: pa.ChunkedArray, normalize: Callable[[pa.Array], pa.Arr
                                                             pa.array(uniques.tolist(), type=pa.string()))])
 
 
-def _value_in(column: pa.ChunkedArray, allowed: set[str]) -> np.ndarray:
-    """Per row: is the (dictionary) value in ``allowed``? Null rows give False."""
+def _not_in(column: pa.ChunkedArray, allowed: set[str]) -> np.ndarray | None:
+    """Per row: a value outside ``allowed`` (nulls excluded); ``None`` when every distinct value is allowed.
+
+    The check runs on the dictionary; rows are looked at only when some value is bad.
+    """
+    bad_values = [np.array([v is not None and v not in allowed for v in chunk.dictionary.to_pylist()] + [False])
+                  for chunk in column.chunks]
+    if not any(flags.any() for flags in bad_values):
+        return None
     out = np.zeros(len(column), dtype=bool)
     start = 0
-    for chunk in column.chunks:
-        dictionary = chunk.dictionary.to_pylist()
-        ok = np.array([v in allowed for v in dictionary] + [False], dtype=bool)
-        codes = pc.fill_null(chunk.indices, len(dictionary)).to_numpy(zero_copy_only=False)
-        out[start:start + len(chunk)] = ok[codes]
+    for chunk, flags in zip(column.chunks, bad_values):
+        codes = pc.fill_null(chunk.indices, len(flags) - 1).to_numpy(zero_copy_only=False)
+        out[start:start + len(chunk)] = flags[codes]
         start += len(chunk)
     return out
 
 
-def _is_null(column: pa.ChunkedArray) -> np.ndarray:
-    return pc.is_null(column).to_numpy(zero_copy_only=False) if column.null_count else np.zeros(len(column), bool)
+def _is_null(column: pa.ChunkedArray) -> np.ndarray | None:
+    """Per row: null; ``None`` when the column has no nulls."""
+    return pc.is_null(column).to_numpy(zero_copy_only=False) if column.null_count else None
 
 
-def _parse_dates(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
-    """ship_date as date32 and a mask of unparseable values."""
+def _except_nulls(mask: np.ndarray, column: pa.ChunkedArray) -> np.ndarray:
+    """``mask`` with the column's null rows cleared (they fail as missing, not as malformed)."""
+    nulls = _is_null(column)
+    return mask if nulls is None else mask & ~nulls
+
+
+def _parse_dates(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray | None]:
+    """ship_date as date32 and a mask of unparseable values (``None``: typed dates, none bad)."""
     kind = column.type
     if pa.types.is_dictionary(kind):
         column, kind = column.cast(kind.value_type), kind.value_type
     if pa.types.is_date32(kind):
-        return column, np.zeros(len(column), bool)
+        return column, None
     if pa.types.is_date(kind) or pa.types.is_timestamp(kind):
-        return pc.cast(column, pa.date32()), np.zeros(len(column), bool)
+        return pc.cast(column, pa.date32()), None
     text = pc.utf8_trim_whitespace(_as_text(column))
     parsed = pc.cast(pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True), pa.date32())
     # strptime rolls impossible days over (2025-02-30 -> 2025-03-02): require an exact round trip.
     exact = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), text)
     parsed = pc.if_else(exact, parsed, pa.scalar(None, pa.date32()))
-    bad = pc.is_null(parsed).to_numpy(zero_copy_only=False) & ~_is_null(column)
-    return parsed, bad
+    return parsed, _except_nulls(pc.is_null(parsed).to_numpy(zero_copy_only=False), column)
 
 
 def _parse_quantities(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """quantity as int64 and a mask of values that are not positive integers (nulls excluded)."""
     kind = column.type
-    nulls = _is_null(column)
     if pa.types.is_integer(kind):
         values = pc.fill_null(column, 1).to_numpy().astype(np.int64, copy=False)
         if pa.types.is_uint64(kind):
@@ -297,18 +307,18 @@ def _parse_quantities(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
             values = np.where(bad, 0, values)
         else:
             bad = np.zeros(len(values), bool)
-        return values, (bad | (values <= 0)) & ~nulls
+        return values, _except_nulls(bad | (values <= 0), column)
     if pa.types.is_floating(kind):
         raw = pc.fill_null(column, 1.0).to_numpy(zero_copy_only=False)
         ok = np.isfinite(raw) & (raw > 0) & (raw == np.floor(raw)) & (raw < 2.0**63)
-        return np.where(ok, raw, 0).astype(np.int64), ~ok & ~nulls
+        return np.where(ok, raw, 0).astype(np.int64), _except_nulls(~ok, column)
     text = pc.utf8_trim_whitespace(_as_text(column))
     digits = pc.fill_null(pc.match_substring_regex(text, r"^\+?[0-9]{1,19}$"), False)
     cleaned = pc.if_else(digits, pc.utf8_ltrim(text, characters="+"), pa.scalar("0"))
     as_float = pc.cast(cleaned, pa.float64()).to_numpy(zero_copy_only=False)
     digits = digits.to_numpy(zero_copy_only=False) & (as_float < 2.0**63)
     values = pc.cast(pc.if_else(pa.chunked_array([digits]), cleaned, pa.scalar("0")), pa.int64()).to_numpy()
-    return values, (~digits | (values <= 0)) & ~nulls
+    return values, _except_nulls(~digits | (values <= 0), column)
 
 
 def _validate(table: pa.Table) -> tuple[dict[str, pa.ChunkedArray], np.ndarray]:
@@ -316,31 +326,37 @@ def _validate(table: pa.Table) -> tuple[dict[str, pa.ChunkedArray], np.ndarray]:
     n = table.num_rows
     reasons = np.zeros(n, dtype=np.int16)
 
-    def fail(mask: np.ndarray, reason: str) -> None:
-        reasons[mask & (reasons == 0)] = reason_code(reason)
+    def fail(mask: np.ndarray | None, reason: str) -> None:
+        if mask is not None and mask.any():
+            reasons[mask & (reasons == 0)] = reason_code(reason)
 
     columns: dict[str, pa.ChunkedArray] = {}
+    missing: dict[str, np.ndarray | None] = {}
     for name in SCREENING_COLUMNS:
         column = table.column(name) if name in table.column_names else pa.chunked_array([pa.nulls(n, pa.string())])
         if name in CATEGORICAL_COLUMNS:
             upper = name in ("destination_country", "consignee_hq_country")
             column = _categorical(column, pc.utf8_upper if upper else (pc.utf8_lower if name == "status" else (lambda a: a)))
+            missing[name] = _is_null(column)
         elif name == "shipment_id":
             column = pc.utf8_trim_whitespace(_as_text(column))
-            column = pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
+            blank = pc.fill_null(pc.equal(column, ""), True)
+            missing[name] = blank.to_numpy(zero_copy_only=False) if pc.any(blank).as_py() else None
+        else:
+            missing[name] = _is_null(column)
         columns[name] = column
     for name in REQUIRED_COLUMNS:
-        fail(_is_null(columns[name]), REASON_MISSING.format(name))
+        fail(missing[name], REASON_MISSING.format(name))
     columns["ship_date"], bad_date = _parse_dates(columns["ship_date"])
     fail(bad_date, REASON_DATE)
-    fail(~_value_in(columns["status"], set(STATUSES)) & ~_is_null(columns["status"]), REASON_STATUS)
+    fail(_not_in(columns["status"], set(STATUSES)), REASON_STATUS)
     countries = set(load_countries()["alpha2"])
     for name in ("destination_country", "consignee_hq_country"):
-        fail(~_value_in(columns[name], countries) & ~_is_null(columns[name]), REASON_COUNTRY.format(name))
+        fail(_not_in(columns[name], countries), REASON_COUNTRY.format(name))
     quantity, bad_quantity = _parse_quantities(columns["quantity"])
     fail(bad_quantity, REASON_QUANTITY)
     columns["quantity"] = pa.chunked_array([quantity])
-    fail(~_value_in(columns["sku"], set(load_catalog()["sku"])) & ~_is_null(columns["sku"]), REASON_SKU)
+    fail(_not_in(columns["sku"], set(load_catalog()["sku"])), REASON_SKU)
     return columns, reasons
 
 
@@ -389,21 +405,27 @@ def _is_identity(rows: np.ndarray, n: int) -> bool:
     return len(rows) == n and (n == 0 or (rows[0] == 0 and bool((np.diff(rows) == 1).all())))
 
 
-def _screening_order(ship_date: pa.ChunkedArray, ids: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
-    """``rows`` reordered by (ship_date, shipment_id); a linear check skips the sort for ordered input."""
+def _screening_order(ship_date: pa.ChunkedArray, ids: pa.ChunkedArray, rows: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``rows`` reordered by (ship_date, shipment_id); a linear check skips the sort for ordered input.
+
+    Returns the order and whether the ids are already known to be distinct (strictly increasing
+    along the order), which spares the duplicate search.
+    """
     if len(rows) < 2:
-        return rows
+        return rows, True
     everything = _is_identity(rows, len(ids))  # no gathers needed
     days = pc.cast(ship_date, pa.int32()).to_numpy()
     days = days if everything else days[rows]
     id_values = (ids if everything else ids.take(pa.array(rows))).combine_chunks()
     step = np.diff(days)
     if (step >= 0).all():
+        if pc.all(pc.less(id_values[:-1], id_values[1:])).as_py():
+            return rows, True
         ids_ordered = pc.less_equal(id_values[:-1], id_values[1:]).to_numpy(zero_copy_only=False)
         if ((step > 0) | ids_ordered).all():
-            return rows
+            return rows, False
     table = pa.table({"d": pa.array(days), "i": id_values})
-    return rows[pc.sort_indices(table, [("d", "ascending"), ("i", "ascending")]).to_numpy()]
+    return rows[pc.sort_indices(table, [("d", "ascending"), ("i", "ascending")]).to_numpy()], False
 
 
 def read_ledgers(paths: Sequence[str | Path], *, as_of: dt.date | None = None,
@@ -449,8 +471,9 @@ def read_ledgers(paths: Sequence[str | Path], *, as_of: dt.date | None = None,
     reasons = np.concatenate(reason_parts)
     starts = np.cumsum([0] + [s.table.num_rows for s in sources])[:-1]
     accepted = np.flatnonzero(reasons == 0)
-    order = _screening_order(columns["ship_date"], columns["shipment_id"], accepted)
-    _resolve_duplicates(columns, reasons, order, lambda rows: _rows_as_read(sources, starts, rows))
+    order, distinct = _screening_order(columns["ship_date"], columns["shipment_id"], accepted)
+    if not distinct:
+        _resolve_duplicates(columns, reasons, order, lambda rows: _rows_as_read(sources, starts, rows))
     keep = reasons[order] == 0
     order = order[keep]
     excluded = 0
