@@ -20,7 +20,7 @@ app = typer.Typer(help="Screen AI-chip shipment ledgers against U.S. export cont
                   no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
 console = Console(stderr=True)
-out_console = Console()
+out_console = Console(width=None if sys.stdout.isatty() else 120)  # logs and pipes get room for the tables
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -119,14 +119,19 @@ def _generate(path: Path, rows: int, seed: int, bad_rows: int, chunk_rows: int, 
                                listed_names=names, progress=lambda done: bar.update(task, completed=done))
 
 
-def listed_party_names(count: int = 60) -> list[str]:
-    """A deterministic sample of real Entity List names, for synthetic consignee pools."""
+def listed_party_names(count: int = 60, lists: tuple[str, ...] = ("EL", "UVL", "MEU", "SSI")) -> list[str]:
+    """A deterministic sample of real screening-list names (deny and review lists alike), for
+    synthetic consignee pools."""
     from pipeline.parties import PartyScreen
 
     entries = PartyScreen.from_path(CSL_PATH).entries
-    names = sorted(set(entries.loc[entries["list_code"] == "EL", "listed_name"]))
-    step = max(1, len(names) // count)
-    return names[::step][:count]
+    per_list = max(1, count // len(lists))
+    sample = []
+    for code in lists:
+        names = sorted(set(entries.loc[entries["list_code"] == code, "listed_name"]))
+        step = max(1, len(names) // per_list)
+        sample += names[::step][:per_list]
+    return sample
 
 
 @app.command()
@@ -183,13 +188,14 @@ def print_summary(summary: dict, top: int = 12) -> None:
     out_console.print(table)
     headroom = summary["allocation_headroom"]
     if headroom:
-        table = Table(title="Cap headroom (TPP)", title_justify="left")
-        for column in ("allocation", "cap", "allocated", "remaining", "used", "rows over"):
-            table.add_column(column, justify="left" if column == "allocation" else "right")
+        table = Table(title="Cap headroom (TPP), least remaining first", title_justify="left")
+        for column in ("destination", "window", "cap", "allocated", "remaining", "used", "rows over"):
+            table.add_column(column, justify="left" if column in ("destination", "window") else "right")
         for item in headroom[:top]:
             used = item["allocated_tpp"] / item["cap_tpp"] if item["cap_tpp"] else 1.0
-            table.add_row(item["allocation"], f"{item['cap_tpp']:,}", f"{item['allocated_tpp']:,}",
-                          f"{item['remaining_tpp']:,}", f"{used:.0%}", f"{item['exceeded_rows']:,}")
+            table.add_row(item["destination"], f"{item['window_start']}..{item['window_end']}",
+                          f"{item['cap_tpp']:,}", f"{item['allocated_tpp']:,}", f"{item['remaining_tpp']:,}",
+                          f"{used:.0%}", f"{item['exceeded_rows']:,}")
         out_console.print(table)
     lpp = summary.get("lpp")
     if lpp:
