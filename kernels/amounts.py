@@ -4,35 +4,33 @@ One fused pass (gather, overflow check, multiply) instead of several array passe
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from kernels import namespace, unsupported_namespace
 
 INT64_MAX = np.iinfo(np.int64).max
-_LOOP = None
-
-
 class AmountOverflowError(OverflowError):
     """A row amount (unit TPP x quantity) exceeds the int64 range, or a quantity is not positive."""
 
 
+@functools.cache
 def _loop():
-    global _LOOP
-    if _LOOP is None:
-        import numba
+    """The compiled gather-multiply loop (compiled on first use, cached on disk by Numba)."""
+    import numba
 
-        @numba.njit(cache=True, nogil=True)
-        def multiply(unit, codes, quantity, out):  # pragma: no cover - compiled
-            for i in range(codes.shape[0]):
-                u = unit[codes[i]]
-                q = quantity[i]
-                if q <= 0 or (u > 0 and q > INT64_MAX // u):
-                    return i
-                out[i] = u * q
-            return -1
+    @numba.njit(cache=True, nogil=True)
+    def multiply(unit, codes, quantity, out):  # pragma: no cover - compiled
+        for i in range(codes.shape[0]):
+            u = unit[codes[i]]
+            q = quantity[i]
+            if q <= 0 or (u > 0 and q > INT64_MAX // u):
+                return i
+            out[i] = u * q
+        return -1
 
-        _LOOP = multiply
-    return _LOOP
+    return multiply
 
 
 def row_amounts(unit, codes, quantity, *, xp=None):

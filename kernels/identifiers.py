@@ -5,28 +5,28 @@ made. The hash only nominates candidates: callers confirm duplicates on the stri
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
-_HASH_LOOP = None
 
 
+@functools.cache
 def _hash_loop():
-    global _HASH_LOOP
-    if _HASH_LOOP is None:
-        import numba
+    """The compiled FNV-1a loop (compiled on first use, cached on disk by Numba)."""
+    import numba
 
-        @numba.njit(cache=True, nogil=True)
-        def fnv1a(offsets, data, offset_base, out):  # pragma: no cover - compiled
-            for i in range(out.shape[0]):
-                h = _FNV_OFFSET
-                for j in range(offsets[i] - offset_base, offsets[i + 1] - offset_base):
-                    h = (h ^ np.uint64(data[j])) * _FNV_PRIME
-                out[i] = h
+    @numba.njit(cache=True, nogil=True)
+    def fnv1a(offsets, data, out):  # pragma: no cover - compiled
+        for i in range(out.shape[0]):
+            h = _FNV_OFFSET
+            for j in range(offsets[i], offsets[i + 1]):
+                h = (h ^ np.uint64(data[j])) * _FNV_PRIME
+            out[i] = h
 
-        _HASH_LOOP = fnv1a
-    return _HASH_LOOP
+    return fnv1a
 
 
 def hash_strings(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
@@ -52,5 +52,5 @@ def hash_strings(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
     """
     out = np.empty(len(offsets) - 1, dtype=np.uint64)
     if len(out):
-        _hash_loop()(offsets, data, 0, out)
+        _hash_loop()(offsets, data, out)
     return out

@@ -12,6 +12,8 @@ one accumulator per key (no sort). Nothing here imports a GPU library.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from kernels import namespace, unsupported_namespace
@@ -25,54 +27,32 @@ class TotalsOverflowError(OverflowError):
     """A running total or a row amount exceeds the int64 range."""
 
 
-def _compile_cpu_loop():
+@functools.cache
+def _cpu_loop():
+    """The compiled one-pass loop (compiled on first use, cached on disk by Numba)."""
     import numba
 
     @numba.njit(cache=True, nogil=True)
-    def running_loop(keys, amounts, totals):  # pragma: no cover - compiled
-        out = np.empty(keys.shape[0], dtype=np.int64)
-        overflow_row = -1
+    def accumulate(keys, amounts, totals, out):  # pragma: no cover - compiled
+        """Add each candidate row to its key's total; write running totals when ``out`` has rows."""
+        write = out.shape[0] > 0
         for i in range(keys.shape[0]):
             k = keys[i]
             if k < 0:
-                out[i] = -1
+                if write:
+                    out[i] = -1
                 continue
             a = amounts[i]
             t = totals[k]
             if a < 0 or t > INT64_MAX - a:
-                overflow_row = i
-                break
+                return i
             t += a
             totals[k] = t
-            out[i] = t
-        return out, overflow_row
+            if write:
+                out[i] = t
+        return -1
 
-    @numba.njit(cache=True, nogil=True)
-    def totals_loop(keys, amounts, totals):  # pragma: no cover - compiled
-        overflow_row = -1
-        for i in range(keys.shape[0]):
-            k = keys[i]
-            if k < 0:
-                continue
-            a = amounts[i]
-            t = totals[k]
-            if a < 0 or t > INT64_MAX - a:
-                overflow_row = i
-                break
-            totals[k] = t + a
-        return overflow_row
-
-    return running_loop, totals_loop
-
-
-_CPU_LOOPS = None
-
-
-def _cpu_loops():
-    global _CPU_LOOPS
-    if _CPU_LOOPS is None:
-        _CPU_LOOPS = _compile_cpu_loop()
-    return _CPU_LOOPS
+    return accumulate
 
 
 def _start_totals(n_keys: int, carry, xp):
@@ -122,8 +102,8 @@ def running_totals(keys, amounts, n_keys: int, *, carry=None, xp=None):
     xp = xp or namespace(keys)
     totals = _start_totals(n_keys, carry, xp)
     if xp is np:
-        running_loop, _ = _cpu_loops()
-        out, overflow_row = running_loop(np.ascontiguousarray(keys), np.ascontiguousarray(amounts, dtype=np.int64), totals)
+        out = np.empty(len(keys), dtype=np.int64)
+        overflow_row = _cpu_loop()(np.ascontiguousarray(keys), np.ascontiguousarray(amounts, dtype=np.int64), totals, out)
         if overflow_row >= 0:
             raise TotalsOverflowError(f"running total overflows int64 at row {overflow_row}")
         return out, totals
@@ -151,8 +131,8 @@ def key_totals(keys, amounts, n_keys: int, *, carry=None, xp=None):
     xp = xp or namespace(keys)
     totals = _start_totals(n_keys, carry, xp)
     if xp is np:
-        _, totals_loop = _cpu_loops()
-        overflow_row = totals_loop(np.ascontiguousarray(keys), np.ascontiguousarray(amounts, dtype=np.int64), totals)
+        overflow_row = _cpu_loop()(np.ascontiguousarray(keys), np.ascontiguousarray(amounts, dtype=np.int64), totals,
+                                   np.empty(0, dtype=np.int64))
         if overflow_row >= 0:
             raise TotalsOverflowError(f"key total overflows int64 at row {overflow_row}")
         return totals

@@ -224,6 +224,15 @@ def _party_and_gp10(s: Situations, policy: Policy, out: _Outcome) -> tuple[np.nd
     return block | gp10, review
 
 
+def _cap_check(out: _Outcome, s: Situations, candidate: np.ndarray, licensed: np.ndarray) -> np.ndarray:
+    """Allocation candidates over their cap are ``CAP_EXCEEDED``; licensed lines within it may ship."""
+    cap_over = candidate & s.cap_over
+    out.flag(cap_over, "ALLOCATION_EXCEEDED")
+    out.decide(cap_over, CAP_EXCEEDED)
+    out.decide(licensed & ~cap_over, AUTHORIZED, AUTH_LICENSE)
+    return cap_over
+
+
 def _finish(out: _Outcome, denied: np.ndarray, review: np.ndarray) -> None:
     out.decide(review & ~denied, REVIEW)
     out.decide(denied, DENIED)
@@ -277,10 +286,7 @@ def rules_tiered(s: Situations, policy: Policy) -> RuleTable:
     allocations = [Allocation(code, str(start), str(end), int(caps.get(code, default_cap)), f"{code} {start}..{end}")
                    for code in s.countries.codes]
     allocation_candidate = (licensed | over_lpp) & in_window
-    cap_over = allocation_candidate & s.cap_over
-    out.flag(cap_over, "ALLOCATION_EXCEEDED")
-    out.decide(cap_over, CAP_EXCEEDED)
-    out.decide(licensed & ~cap_over, AUTHORIZED, AUTH_LICENSE)
+    cap_over = _cap_check(out, s, allocation_candidate, licensed)
     needs_license = over_lpp & ~cap_over
     out.flag(needs_license, "LICENSE_REQUIRED")
     out.decide(needs_license, LICENSE_REQUIRED)
@@ -337,10 +343,7 @@ def rules_country_groups(s: Situations, policy: Policy) -> RuleTable:
         allocations.append(Allocation(destination, str(start), str(end), int(entry["cap_tpp"]),
                                       f"{destination} agreement {start}..{end}"))
     allocation_candidate = licensed & (keys >= 0)
-    cap_over = allocation_candidate & s.cap_over
-    out.flag(cap_over, "ALLOCATION_EXCEEDED")
-    out.decide(cap_over, CAP_EXCEEDED)
-    out.decide(licensed & ~cap_over, AUTHORIZED, AUTH_LICENSE)
+    _cap_check(out, s, allocation_candidate, licensed)
 
     _finish(out, denied, review)
     return RuleTable(out, None, np.zeros(n, bool), allocation_candidate, keys, allocations, None)
