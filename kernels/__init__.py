@@ -34,3 +34,20 @@ def unsupported_namespace(xp) -> NotImplementedError:
     """The error for an array namespace this build has no kernels for."""
     name = getattr(xp, "__name__", str(xp))
     return NotImplementedError(f"no kernels for array namespace {name!r}; this build runs on numpy")
+
+
+def warm_up() -> None:
+    """Load the compiled CPU kernels (from Numba's on-disk cache, or compile them) ahead of use.
+
+    Calls each kernel once on tiny inputs of the dtypes the pipeline passes, so the first real
+    call does not pay for importing Numba and loading machine code.
+    """
+    from kernels.amounts import row_amounts
+    from kernels.identifiers import hash_strings
+    from kernels.running_totals import key_totals, running_totals
+
+    one = np.ones(1, dtype=np.int64)
+    running_totals(np.zeros(1, dtype=np.int64), one, 1)
+    key_totals(np.zeros(1, dtype=np.int64), one, 1)
+    row_amounts(one, np.zeros(1, dtype=np.int32), one)
+    hash_strings(np.array([0, 1], dtype=np.int32), np.zeros(1, dtype=np.uint8))

@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from kernels import warm_up
 from pipeline import __version__
 from pipeline.decide import AUTHORIZATIONS, DECISIONS, Decisions, decide
 from pipeline.enrich import build_features, codes_and_values
@@ -206,6 +207,12 @@ def _publish(table: pa.Table, path: Path) -> None:
     os.replace(partial, path)
 
 
+def _prepare(csl_path: Path) -> PartyScreen:
+    """Start-up work that does not need the ledger: the screening list and the compiled kernels."""
+    warm_up()
+    return PartyScreen.from_path(csl_path)
+
+
 def screen_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | Path | None = None, *,
                    as_of: dt.date | None = None, csl_path: str | Path = CSL_PATH,
                    progress: Callable[[str], None] | None = None) -> ScreenResult:
@@ -232,15 +239,17 @@ def screen_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | P
     ScreenResult
     """
     timer = _Timer(progress)
-    with timer.stage("ingest"):
-        ledger = read_ledgers(paths, as_of=as_of)
-    with timer.stage("parties_and_enrich"):
-        name_codes, names = codes_and_values(ledger.rows.column("consignee_name"))
-        screen = PartyScreen.from_path(Path(csl_path))
-        # Party screening (Python) runs in a thread while the row features (NumPy, Arrow) are built.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(screen.screen, names, policy.get("parties.deny_lists"),
-                                  policy.get("parties.review_lists"))
+    # A helper thread loads the screening list and the compiled kernels while the ledger is read
+    # (Arrow reads without the GIL), then screens the party names while row features are built.
+    with ThreadPoolExecutor(max_workers=1) as helper:
+        preparing = helper.submit(_prepare, Path(csl_path))
+        with timer.stage("ingest"):
+            ledger = read_ledgers(paths, as_of=as_of)
+        with timer.stage("parties_and_enrich"):
+            name_codes, names = codes_and_values(ledger.rows.column("consignee_name"))
+            screen = preparing.result()
+            pending = helper.submit(screen.screen, names, policy.get("parties.deny_lists"),
+                                    policy.get("parties.review_lists"))
             features = build_features(ledger.rows, policy, pending.result, name_codes)
         parties = features.parties
     with timer.stage("decide"):
