@@ -224,6 +224,19 @@ def _party_and_gp10(s: Situations, policy: Policy, out: _Outcome) -> tuple[np.nd
     return block | gp10, review
 
 
+def _veu_then_license(out: _Outcome, s: Situations, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Controlled lines that need an authorization: a VEU covers them first, then a license.
+
+    Returns the licensed lines and those with neither.
+    """
+    veu = rows & s.has_veu
+    out.flag(veu, "VEU")
+    out.decide(veu, AUTHORIZED, AUTH_VEU)
+    licensed = rows & ~s.has_veu & s.has_license
+    out.flag(licensed, "LICENSE")
+    return licensed, rows & ~s.has_veu & ~s.has_license
+
+
 def _cap_check(out: _Outcome, s: Situations, candidate: np.ndarray, licensed: np.ndarray) -> np.ndarray:
     """Allocation candidates over their cap are ``CAP_EXCEEDED``; licensed lines within it may ship."""
     cap_over = candidate & s.cap_over
@@ -265,14 +278,9 @@ def rules_tiered(s: Situations, policy: Policy) -> RuleTable:
 
     rest = live & controlled & ~(tier1_dest & tier1_hq)
     out.flag(rest & (tier == 2), "TIER2")
-    veu = rest & s.has_veu
-    out.flag(veu, "VEU")
-    out.decide(veu, AUTHORIZED, AUTH_VEU)
-    licensed = rest & ~s.has_veu & s.has_license
-    out.flag(licensed, "LICENSE")
+    licensed, lpp_candidate = _veu_then_license(out, s, rest)
 
     # Stage 1: LPP per (consignee, calendar year); over the limit, the row needs an allocation.
-    lpp_candidate = rest & ~s.has_veu & ~s.has_license
     within_lpp = lpp_candidate & ~s.lpp_over
     out.flag(within_lpp, "LPP")
     out.decide(within_lpp, AUTHORIZED, AUTH_LPP)
@@ -321,12 +329,7 @@ def rules_country_groups(s: Situations, policy: Policy) -> RuleTable:
 
     scoped = live & controlled & needs
     out.flag(scoped, "D1_D4")
-    veu = scoped & s.has_veu
-    out.flag(veu, "VEU")
-    out.decide(veu, AUTHORIZED, AUTH_VEU)
-    licensed = scoped & ~s.has_veu & s.has_license
-    out.flag(licensed, "LICENSE")
-    unlicensed = scoped & ~s.has_veu & ~s.has_license
+    licensed, unlicensed = _veu_then_license(out, s, scoped)
     out.flag(unlicensed, "LICENSE_REQUIRED")
     out.decide(unlicensed, LICENSE_REQUIRED)
 
