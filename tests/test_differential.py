@@ -5,7 +5,6 @@ Also: the output does not depend on the order of the input rows.
 import datetime as dt
 import random
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
