@@ -79,6 +79,74 @@ def screen(
 
 
 @app.command()
+def audit(
+    ledgers: list[Path] = typer.Argument(..., help="Ledger files with recorded_authorization on shipped rows."),
+    policy: str = typer.Option(..., "--policy", "-p", help="Rule set to replay the history under."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    set_: list[str] = typer.Option([], "--set", help="Override a policy parameter: KEY=VALUE (repeatable)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Replay rows dated up to this day (YYYY-MM-DD)."),
+    csl: Path = typer.Option(CSL_PATH, "--csl", help="Consolidated Screening List CSV."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Recompute a history under a rule set and list what should not have shipped."""
+    from pipeline.audit import audit_ledgers
+
+    as_of_date = _parse_date(as_of, "--as-of")
+    try:
+        rules = load_policy(policy, set_)
+        with _stages(quiet) as progress:
+            result = audit_ledgers(ledgers, rules, out, as_of=as_of_date, csl_path=csl, progress=progress)
+    except (PolicyError, LedgerReadError, OverflowError) as error:
+        _fail(str(error))
+    found = result.summary["discrepancies"]
+    if not quiet:
+        print_summary(result.summary)
+        table = Table(title="Discrepancies by kind", title_justify="left")
+        table.add_column("kind")
+        table.add_column("rows", justify="right")
+        for kind, count in found["by_kind"].items():
+            table.add_row(kind, f"{count:,}")
+        out_console.print(table)
+    console.print(f"{found['rows_with_discrepancies']:,} of {found['shipped_rows']:,} shipped rows have "
+                  f"discrepancies → {out / 'discrepancies.parquet'}, {out / 'report.html'}")
+
+
+@app.command()
+def diff(
+    ledgers: list[Path] = typer.Argument(..., help="Ledger files."),
+    policy: list[str] = typer.Option(..., "--policy", "-p", help="Two rule sets: --policy A --policy B."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    set_: list[str] = typer.Option([], "--set", help="Override for the second rule set: KEY=VALUE (repeatable)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Compare rows dated up to this day (YYYY-MM-DD)."),
+    csl: Path = typer.Option(CSL_PATH, "--csl", help="Consolidated Screening List CSV."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Screen the same rows under two rule sets and report how decisions move."""
+    from pipeline.audit import diff_ledgers
+
+    if len(policy) != 2:
+        raise typer.BadParameter("give exactly two rule sets: --policy A --policy B", param_hint="--policy")
+    as_of_date = _parse_date(as_of, "--as-of")
+    try:
+        first, second = load_policy(policy[0]), load_policy(policy[1], set_)
+        with _stages(quiet) as progress:
+            result = diff_ledgers(ledgers, first, second, out, as_of=as_of_date, csl_path=csl, progress=progress)
+    except (PolicyError, LedgerReadError, OverflowError, ValueError) as error:
+        _fail(str(error))
+    if not quiet:
+        labels = result.summary["policies"]
+        table = Table(title=f"Decisions: {labels[0]} (rows) → {labels[1]} (columns)", title_justify="left")
+        table.add_column("from \\ to")
+        for name in result.transitions.columns:
+            table.add_column(name, justify="right")
+        for name, row in result.transitions.iterrows():
+            table.add_row(name, *[f"{int(v):,}" for v in row])
+        out_console.print(table)
+    console.print(f"{result.summary['changed_rows']:,} of {result.summary['rows']['accepted']:,} rows change "
+                  f"→ {out / 'changes.parquet'}, {out / 'report.html'}")
+
+
+@app.command()
 def policies() -> None:
     """List the rule sets with their parameters."""
     try:

@@ -17,7 +17,8 @@ Shape of the data
 * SKUs come from the chip catalog with a mix that drifts from Hopper to Blackwell over time; rare
   Huawei Ascend (GP10), H20 and L4 rows; China, Hong Kong and Macau rows are mostly H20.
 * Quantities are mostly multiples of 8 (servers), heavy-tailed, within 1..4096.
-* About 15 % of rows carry a ``license_id``, 3 % a ``veu_id``; ``recorded_authorization`` is null.
+* About 15 % of rows carry a ``license_id``, 3 % a ``veu_id``; shipped rows record an authorization
+  (their license, VEU, AIA for Tier-1 consignees, else LPP; 2 % claim NLR), pending rows none.
 
 Malformed rows (``bad_rows``) are inserted right after randomly chosen valid rows and cycle
 through :data:`BAD_KINDS`; valid rows are identical with or without them.
@@ -82,6 +83,10 @@ _CHINA_LIKE = ("CN", "HK", "MO")
 
 DICTIONARY_PAGE_BYTES = 16 << 20
 """Parquet dictionary page limit of generated ledgers."""
+
+RECORDED = (None, "NLR", "AIA", "LPP", "VEU", "LICENSE")
+"""recorded_authorization values by code (0: none, for pending rows)."""
+RECORDED_NLR_SHARE = 0.02
 
 def _destination_weights() -> tuple[list[str], np.ndarray]:
     """Destination codes and row shares: Zipf(1) over heavy then light codes, plus fixed rare shares."""
@@ -278,6 +283,7 @@ class _Plan:
     n_listed: int
     pool_serial: np.ndarray
     pool_china: np.ndarray
+    pool_tier1: np.ndarray        # destination and HQ (if any) in Tier 1: shipments record AIA
     pool: dict                    # column -> pa.Array over the consignee pool
     sku_names: pa.Array
     sku_cdf: np.ndarray           # per-period cdf, offset by period number
@@ -483,12 +489,23 @@ def _make_plan(rows: int, seed: int, bad_rows: int, listed_names: Sequence[str],
         day_period=day_period, date_text=date_text, start_days=(start - dt.date(1970, 1, 1)).days,
         dest_cdf=np.cumsum(dest_weights) / dest_weights.sum(), segment_start=pool["segment_start"],
         segment_end=pool["segment_end"], segment_cdf=pool["segment_cdf"], n_regular=pool["n_regular"],
-        n_listed=pool["n_listed"], pool_serial=pool["serial"], pool_china=pool["china"], pool=pool["pool"],
+        n_listed=pool["n_listed"], pool_serial=pool["serial"], pool_china=pool["china"], pool_tier1=_tier1_consignees(pool["pool"]),
+        pool=pool["pool"],
         sku_names=sku_names, sku_cdf=sku_cdf, china_sku=china_sku,
         exporters=pa.array([name for name, _ in _EXPORTERS], type=pa.string()),
         exporter_cdf=np.cumsum(exporter_weight) / exporter_weight.sum(),
         bad_after=bad_after.astype(np.int64), bad_kinds=np.arange(bad_rows) % len(BAD_KINDS),
     )
+
+
+def _tier1_consignees(pool: dict) -> np.ndarray:
+    """Consignees whose destination, and HQ if given, are Tier 1 of the IFR (they record AIA)."""
+    from pipeline.policy import load_policy
+
+    tier1 = set(load_policy("ai-diffusion-2025").get("tiers.tier1"))
+    destination = pool["destination_country"].to_pylist()
+    headquarters = pool["consignee_hq_country"].to_pylist()
+    return np.array([d in tier1 and (h is None or h in tier1) for d, h in zip(destination, headquarters)], dtype=bool)
 
 
 # -------------------------------------------------------------------------------------------- blocks
@@ -536,8 +553,15 @@ def _block_codes(plan: _Plan, block: int) -> dict[str, np.ndarray]:
     has_license = rng.random(n) < LICENSE_SHARE
     has_veu = rng.random(n) < VEU_SHARE
     year = (np.datetime64(plan.start.isoformat(), "D") + day).astype("datetime64[Y]").astype(np.int64) + 1970
+    # What the exporter recorded for shipped lines: its license, VEU, AIA for Tier-1 consignees,
+    # otherwise LPP; a few lines claim NLR. Drawn last so the other columns keep their streams.
+    recorded = np.where(has_license, RECORDED.index("LICENSE"), np.where(
+        has_veu, RECORDED.index("VEU"), np.where(plan.pool_tier1[consignee], RECORDED.index("AIA"),
+                                                 RECORDED.index("LPP"))))
+    recorded = np.where(rng.random(n) < RECORDED_NLR_SHARE, RECORDED.index("NLR"), recorded)
+    recorded = np.where(day >= plan.shipped_days, 0, recorded)
     return {"row": row, "day": day, "consignee": consignee, "sku": sku, "quantity": quantity,
-            "exporter": exporter, "license": has_license, "veu": has_veu, "year": year}
+            "exporter": exporter, "license": has_license, "veu": has_veu, "year": year, "recorded": recorded}
 
 
 def _block_table(plan: _Plan, codes: dict[str, np.ndarray], text: bool) -> pa.Table:
@@ -568,7 +592,7 @@ def _block_table(plan: _Plan, codes: dict[str, np.ndarray], text: bool) -> pa.Ta
         "quantity": quantity,
         "license_id": _compose([b"LIC-", (codes["year"] % 100, 2), b"-", (serial, 7)], n, codes["license"]),
         "veu_id": _compose([b"VEU-", (serial, 7)], n, codes["veu"]),
-        "recorded_authorization": pa.nulls(n, pa.string()),
+        "recorded_authorization": pa.array(RECORDED, pa.string()).take(pa.array(codes["recorded"])),
     }
     return pa.table(columns)
 
@@ -604,7 +628,9 @@ def _block_lines(plan: _Plan, json_pools: _JsonPools, codes: dict[str, np.ndarra
             "consignee_id", "consignee_name", "consignee_address", "destination_country", "consignee_hq_country")),
         json_pools.sku.take(pa.array(codes["sku"])),
         json_pools.quantity.take(pa.array(codes["quantity"])),
-        license_id, veu_id, ',"recorded_authorization":null}\n',
+        license_id, veu_id,
+        pa.array([',"recorded_authorization":' + (f'"{r}"' if r else "null") + "}\n" for r in RECORDED],
+                 pa.string()).take(pa.array(codes["recorded"])),
     )
 
 

@@ -36,9 +36,11 @@ CATEGORICAL_COLUMNS = (
     "consignee_hq_country", "sku", "license_id", "veu_id", "recorded_authorization",
 )
 """Columns kept dictionary-encoded: few distinct values, many rows."""
-SCREENING_COLUMNS = REQUIRED_COLUMNS + ("consignee_id", "consignee_hq_country", "license_id", "veu_id")
+SCREENING_COLUMNS = REQUIRED_COLUMNS + ("consignee_id", "consignee_hq_country", "license_id", "veu_id",
+                                       "recorded_authorization")
 """Columns the screening reads; the others are read back only for quarantined or duplicate rows."""
 STATUSES = ("shipped", "pending")
+RECORDED_AUTHORIZATIONS = ("NLR", "AIA", "LPP", "VEU", "LICENSE")
 INT64_MAX = np.iinfo(np.int64).max
 
 REASON_MISSING = "missing required field: {}"
@@ -47,6 +49,7 @@ REASON_STATUS = "invalid status (expected shipped or pending)"
 REASON_COUNTRY = "unknown country code: {}"
 REASON_QUANTITY = "quantity not a positive integer"
 REASON_SKU = "unknown SKU"
+REASON_RECORDED = "unknown recorded_authorization (expected NLR, AIA, LPP, VEU or LICENSE)"
 REASON_CONFLICT = "duplicate shipment_id with different content"
 REASON_EXACT_DUPLICATE = "exact duplicate of an earlier row (counted once)"
 REASON_MALFORMED = "malformed CSV line"
@@ -335,7 +338,7 @@ def _validate(table: pa.Table) -> tuple[dict[str, pa.ChunkedArray], np.ndarray]:
     for name in SCREENING_COLUMNS:
         column = table.column(name) if name in table.column_names else pa.chunked_array([pa.nulls(n, pa.string())])
         if name in CATEGORICAL_COLUMNS:
-            upper = name in ("destination_country", "consignee_hq_country")
+            upper = name in ("destination_country", "consignee_hq_country", "recorded_authorization")
             column = _categorical(column, pc.utf8_upper if upper else (pc.utf8_lower if name == "status" else (lambda a: a)))
             missing[name] = _is_null(column)
         elif name == "shipment_id":
@@ -357,6 +360,7 @@ def _validate(table: pa.Table) -> tuple[dict[str, pa.ChunkedArray], np.ndarray]:
     fail(bad_quantity, REASON_QUANTITY)
     columns["quantity"] = pa.chunked_array([quantity])
     fail(_not_in(columns["sku"], set(load_catalog()["sku"])), REASON_SKU)
+    fail(_not_in(columns["recorded_authorization"], set(RECORDED_AUTHORIZATIONS)), REASON_RECORDED)
     return columns, reasons
 
 

@@ -43,11 +43,17 @@ class ScreenResult:
     quarantine : pyarrow.Table
     summary : dict
         The content of ``summary.json``.
+    ledger : Ledger
+        The validated rows behind the decisions (for audits and reports).
+    outcome : Decisions
+        The per-row arrays behind the decisions table (keys, totals, allocations).
     """
 
     decisions: pa.Table
     quarantine: pa.Table
     summary: dict
+    ledger: Ledger | None = None
+    outcome: Decisions | None = None
 
 
 class _Timer:
@@ -225,8 +231,8 @@ def screen_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | P
     policy : Policy
         Rule set, overrides applied (:func:`pipeline.policy.load_policy`).
     out_dir : path, optional
-        Folder for ``decisions.parquet``, ``quarantine.parquet`` and ``summary.json``;
-        nothing is written when omitted.
+        Folder for ``decisions.parquet``, ``quarantine.parquet``, ``summary.json`` and
+        ``report.html``; nothing is written when omitted.
     as_of : date, optional
         Screen only rows dated up to this day.
     csl_path : path
@@ -239,15 +245,29 @@ def screen_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | P
     ScreenResult
     """
     timer = _Timer(progress)
-    # A helper thread loads the screening list and the compiled kernels while the ledger is read
-    # (Arrow reads without the GIL), then screens the party names while row features are built.
     with ThreadPoolExecutor(max_workers=1) as helper:
+        # Loads the screening list and the compiled kernels (both cached per process) while the
+        # ledger is read: Arrow reads without holding the GIL.
         preparing = helper.submit(_prepare, Path(csl_path))
         with timer.stage("ingest"):
             ledger = read_ledgers(paths, as_of=as_of)
-        with timer.stage("parties_and_enrich"):
-            name_codes, names = codes_and_values(ledger.rows.column("consignee_name"))
-            screen = preparing.result()
+        preparing.result()
+    return screen_ledger(ledger, policy, out_dir, as_of=as_of, csl_path=csl_path, timer=timer)
+
+
+def screen_ledger(ledger: Ledger, policy: Policy, out_dir: str | Path | None = None, *,
+                  as_of: dt.date | None = None, csl_path: str | Path = CSL_PATH,
+                  progress: Callable[[str], None] | None = None, timer: _Timer | None = None) -> ScreenResult:
+    """Screen validated ledger rows under one rule set (see :func:`screen_ledgers`).
+
+    One ledger can be screened under several rule sets without reading it again.
+    """
+    timer = timer or _Timer(progress)
+    with timer.stage("parties_and_enrich"):
+        name_codes, names = codes_and_values(ledger.rows.column("consignee_name"))
+        screen = PartyScreen.from_path(Path(csl_path))
+        # Party screening (Python) runs in a thread while the row features (NumPy, Arrow) are built.
+        with ThreadPoolExecutor(max_workers=1) as helper:
             pending = helper.submit(screen.screen, names, policy.get("parties.deny_lists"),
                                     policy.get("parties.review_lists"))
             features = build_features(ledger.rows, policy, pending.result, name_codes)
@@ -264,8 +284,13 @@ def screen_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | P
         with timer.stage("write"):
             _publish(table, out / "decisions.parquet")
             _publish(ledger.quarantine, out / "quarantine.parquet")
+            from pipeline.report import write_report
+            from pipeline.report_content import screen_report
+
+            write_report(screen_report(ScreenResult(table, ledger.quarantine, summary, ledger, result)),
+                         out / "report.html")
         summary["timings_s"] = timer.timings
         partial = out / "summary.json.partial"
         partial.write_text(json.dumps(summary, indent=2, default=str) + "\n")
         os.replace(partial, out / "summary.json")
-    return ScreenResult(decisions=table, quarantine=ledger.quarantine, summary=summary)
+    return ScreenResult(decisions=table, quarantine=ledger.quarantine, summary=summary, ledger=ledger, outcome=result)

@@ -72,3 +72,47 @@ def test_generate_then_demo(tmp_path):
         rows = summary["rows"]
         assert rows["rows_read"] == rows["accepted"] + rows["quarantined"] and rows["quarantined"] > 0
     assert "Cap headroom" in result.output
+
+
+def test_audit_and_diff_write_reports_with_untrusted_names_escaped(tmp_path):
+    hostile = '<script>alert("x")</script> =HYPERLINK("http://evil")'
+    rows = [shipment("A1", consignee_name=hostile, consignee_id="C-1", quantity=1000, recorded_authorization="LPP"),
+            shipment("A2", "2025-04-01", consignee_name=hostile, consignee_id="C-1", quantity=1000,
+                     recorded_authorization="LPP"),
+            shipment("A3", destination_country="CN", recorded_authorization="LICENSE", license_id="L")]
+    ledger = write_ledger(rows, tmp_path / "history.csv")
+    out = tmp_path / "audit"
+    result = runner.invoke(app, ["audit", str(ledger), "--policy", "ai-diffusion-2025", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["discrepancies"]["by_kind"] == {"SHIPPED_DENIED": 1, "LPP_OVER_LIMIT": 1, "UNLICENSED": 1}
+    html = (out / "report.html").read_text()
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html and '<script>alert("x")' not in html
+    assert 'class="chart"' in html
+    csv_text = (out / "discrepancies.csv").read_text()
+    assert "'<script>" not in csv_text and "=HYPERLINK" in csv_text  # not at a cell start: left as is
+    assert pq.read_table(out / "discrepancies.parquet").num_rows == 2
+
+    out = tmp_path / "diff"
+    result = runner.invoke(app, ["diff", str(ledger), "-p", "ai-diffusion-2025", "-p", "post-rescission-2025",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["changed_rows"] == 2 and summary["transitions"]["DENIED"] == {"DENIED": 1}
+    assert (out / "ai-diffusion-2025" / "decisions.parquet").exists()
+    assert "Decisions: ai-diffusion-2025 (rows)" in (out / "report.html").read_text()
+    result = runner.invoke(app, ["diff", str(ledger), "-p", "ai-diffusion-2025", "--out", str(out)])
+    assert result.exit_code == 2 and "exactly two" in result.output
+
+
+def test_csv_exports_neutralise_formulas(tmp_path):
+    rows = [shipment("F1", consignee_name='=HYPERLINK("http://evil")', destination_country="CN",
+                     recorded_authorization="LICENSE", license_id="L")]
+    out = tmp_path / "audit"
+    result = runner.invoke(app, ["audit", str(write_ledger(rows, tmp_path / "h.csv")), "-p", "ai-diffusion-2025",
+                                 "-o", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    import csv
+    with open(out / "discrepancies.csv", newline="") as handle:
+        [row] = list(csv.DictReader(handle))
+    assert row["consignee_name"] == "'=HYPERLINK(\"http://evil\")"

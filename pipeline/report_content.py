@@ -1,0 +1,202 @@
+"""What goes into ``report.html`` for a screening, an audit and a diff.
+
+Builds the report dictionaries that :mod:`pipeline.report` renders: headline figures, cap use
+over time, tables and provenance. Rendering (HTML, SVG, escaping) lives in :mod:`pipeline.report`.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.decide import DECISIONS
+from pipeline.screen import ScreenResult
+
+TABLE_ROWS = 500
+"""Rows shown in a report table; the full data is in the Parquet and CSV outputs."""
+CHART_SERIES = 6
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def provenance(summary: dict) -> dict:
+    """Rule set, reference-data versions, inputs with hashes, code version."""
+    return {
+        "rule set": summary["policy"],
+        "reference data": summary["reference"],
+        "inputs": [{**item, "sha256": file_sha256(item["path"])} for item in summary["inputs"]],
+        "as of": summary.get("as_of") or "all rows",
+        "code version": summary["code_version"],
+        "backend": summary["backend"],
+        "created": summary["created"],
+    }
+
+
+def _months(days: np.ndarray) -> np.ndarray:
+    """Month index (year * 12 + month - 1) of day numbers."""
+    dates = (days.astype("datetime64[D]")).astype("datetime64[M]").astype(np.int64)
+    return dates
+
+
+def _month_label(month: int) -> str:
+    """First day of a month index, ISO: the x value of monthly chart points."""
+    return str(np.datetime64(int(month), "M").astype("datetime64[D]"))
+
+
+def allocation_chart(screening: ScreenResult, chart_id: str = "allocation") -> dict:
+    """Running allocation totals per month for the allocations closest to their cap."""
+    outcome = screening.outcome
+    headroom = screening.summary["allocation_headroom"][:CHART_SERIES]
+    days = screening.ledger.rows.column("ship_date").cast("int32").to_numpy()
+    keys, cum = outcome.allocation_keys, outcome.country_cum_tpp
+    labels = [a.label for a in outcome.allocations]
+    series, caps = [], {}
+    for item in headroom:
+        key = labels.index(item["allocation"])
+        rows = np.flatnonzero(keys == key)
+        if not len(rows):
+            continue
+        months = _months(days[rows])
+        last = np.flatnonzero(np.append(months[1:] != months[:-1], True))  # running totals only grow
+        series.append({"name": item["destination"], "points": [[_month_label(m), int(v)]
+                                                              for m, v in zip(months[last], cum[rows][last])]})
+        caps.setdefault(item["cap_tpp"], []).append(item["destination"])
+    return {
+        "id": chart_id, "title": "Allocation used over time (running TPP of allocation candidates) vs cap",
+        "x_label": "month", "y_label": "TPP", "series": series,
+        "reference_lines": [{"name": f"cap {', '.join(names)}", "y": cap} for cap, names in caps.items()],
+    }
+
+
+def lpp_chart(screening: ScreenResult) -> dict | None:
+    """Consignee-years crossing the LPP limit, cumulative by month (tiered rule sets only)."""
+    outcome = screening.outcome
+    if outcome.lpp_limit is None:
+        return None
+    tpp = screening.decisions.column("tpp").to_numpy()
+    cum = outcome.lpp_cum_tpp
+    crossing = (cum > outcome.lpp_limit) & (cum - tpp <= outcome.lpp_limit)
+    days = screening.ledger.rows.column("ship_date").cast("int32").to_numpy()
+    months, counts = np.unique(_months(days[crossing]), return_counts=True)
+    return {
+        "id": "lpp", "title": f"Consignee-years crossing the LPP limit ({outcome.lpp_limit:,} TPP), cumulative",
+        "x_label": "month", "y_label": "consignee-years", "reference_lines": [],
+        "series": [{"name": "crossings", "points": [[_month_label(m), int(c)]
+                                                   for m, c in zip(months, np.cumsum(counts))]}],
+    }
+
+
+def _decisions_table(summary: dict, table_id: str = "by-destination", title: str = "Decisions by destination") -> dict:
+    order = list(reversed(DECISIONS))
+    rows = [[d] + [counts.get(name, 0) for name in order] + [sum(counts.values())]
+            for d, counts in summary["by_destination"].items()]
+    return {"id": table_id, "title": title, "columns": ["destination"] + order + ["rows"], "rows": rows,
+            "numeric": order + ["rows"], "note": None}
+
+
+def _headroom_table(headroom: list[dict], table_id: str = "headroom", title: str = "Cap headroom") -> dict:
+    columns = ["destination", "window_start", "window_end", "cap_tpp", "allocated_tpp", "requested_tpp",
+               "remaining_tpp", "exceeded_rows"]
+    return {"id": table_id, "title": title, "columns": columns,
+            "rows": [[item[c] for c in columns] for item in headroom],
+            "numeric": columns[3:], "note": "allocated: running total before the first line over the cap"}
+
+
+def _frame_table(frame: pd.DataFrame, table_id: str, title: str, note: str | None = None) -> dict:
+    shown = frame.head(TABLE_ROWS)
+    rows = [[None if pd.isna(v) else (v.isoformat() if hasattr(v, "isoformat") else v) for v in row]
+            for row in shown.itertuples(index=False, name=None)]
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+    more = f"showing {len(shown):,} of {len(frame):,} rows" if len(frame) > len(shown) else None
+    return {"id": table_id, "title": title, "columns": list(frame.columns), "rows": rows, "numeric": numeric,
+            "note": "; ".join(n for n in (note, more) if n) or None}
+
+
+def _screen_headline(summary: dict) -> list[dict]:
+    rows, decisions = summary["rows"], summary["decisions"]
+    headline = [
+        {"label": "rows read", "value": rows["rows_read"], "tone": None},
+        {"label": "screened", "value": rows["accepted"], "tone": None},
+        {"label": "quarantined", "value": rows["quarantined"], "tone": "warn" if rows["quarantined"] else "ok"},
+    ]
+    for name, tone in (("DENIED", "bad"), ("REVIEW", "warn"), ("CAP_EXCEEDED", "bad"), ("LICENSE_REQUIRED", "warn")):
+        headline.append({"label": name, "value": decisions.get(name, 0), "tone": tone if decisions.get(name) else "ok"})
+    return headline
+
+
+def screen_report(screening: ScreenResult) -> dict:
+    """Report content for one screening run."""
+    summary = screening.summary
+    charts = [allocation_chart(screening)] + [c for c in [lpp_chart(screening)] if c]
+    quarantine = [[reason, count] for reason, count in summary["rows"]["by_reason"].items()]
+    return {
+        "title": f"chipscreen screening — {summary['policy']['id']}", "kind": "screen",
+        "headline": _screen_headline(summary), "charts": charts,
+        "tables": [_decisions_table(summary), _headroom_table(summary["allocation_headroom"]),
+                   {"id": "quarantine", "title": "Quarantined rows by reason", "columns": ["reason", "rows"],
+                    "rows": quarantine, "numeric": ["rows"], "note": None}],
+        "provenance": provenance(summary),
+    }
+
+
+def audit_report(screening: ScreenResult, found: pd.DataFrame, summary: dict) -> dict:
+    """Report content for an audit: discrepancies first, then the screening it rests on."""
+    section = summary["discrepancies"]
+    headline = [
+        {"label": "shipped rows", "value": section["shipped_rows"], "tone": None},
+        {"label": "rows with discrepancies", "value": section["rows_with_discrepancies"],
+         "tone": "bad" if section["rows_with_discrepancies"] else "ok"},
+    ] + [{"label": kind, "value": count, "tone": "bad"} for kind, count in section["by_kind"].items()]
+    by_kind = [[kind, section["by_kind"].get(kind, 0), meaning] for kind, meaning in section["kinds"].items()]
+    report = screen_report(screening)
+    report.update({
+        "title": f"chipscreen audit — {summary['policy']['id']}", "kind": "audit", "headline": headline,
+        "tables": [{"id": "kinds", "title": "Discrepancies by kind", "columns": ["kind", "rows", "meaning"],
+                    "rows": by_kind, "numeric": ["rows"], "note": None},
+                   _frame_table(found, "discrepancies", "Discrepancies (shipped lines)",
+                                "evidence: lpp_cum_tpp vs lpp_limit_tpp, country_cum_tpp vs cap_tpp")]
+        + report["tables"],
+    })
+    return report
+
+
+def diff_report(runs: list[ScreenResult], labels: list[str], overall: pd.DataFrame, changes: pd.DataFrame,
+                summary: dict) -> dict:
+    """Report content for a rule-set diff: transitions, headroom under each, changed rows."""
+    matrix = [[first] + [int(overall.loc[first, second]) for second in overall.columns] for first in overall.index]
+    by_destination = [[d, f, t, n] for d, rows in summary["transitions_by_destination"].items()
+                      for f, targets in rows.items() for t, n in targets.items() if f != t]
+    charts = []
+    for run, label in zip(runs, labels):
+        chart = allocation_chart(run, chart_id=f"allocation-{label}")
+        chart["title"] = f"{label}: allocation used over time vs cap"
+        charts.append(chart)
+    headline = [{"label": "rows compared", "value": summary["rows"]["accepted"], "tone": None},
+                {"label": "rows that change", "value": summary["changed_rows"],
+                 "tone": "warn" if summary["changed_rows"] else "ok"}]
+    for run, label in zip(runs, labels):
+        for name in ("DENIED", "CAP_EXCEEDED", "LICENSE_REQUIRED"):
+            headline.append({"label": f"{label}: {name}", "value": run.summary["decisions"].get(name, 0), "tone": None})
+    return {
+        "title": f"chipscreen diff — {labels[0]} → {labels[1]}", "kind": "diff", "headline": headline,
+        "charts": charts,
+        "tables": [{"id": "transitions", "title": f"Decisions: {labels[0]} (rows) → {labels[1]} (columns)",
+                    "columns": ["from \\ to"] + list(overall.columns), "rows": matrix,
+                    "numeric": list(overall.columns), "note": None},
+                   {"id": "transitions-by-destination", "title": "Changed decisions by destination",
+                    "columns": ["destination", "from", "to", "rows"], "rows": by_destination,
+                    "numeric": ["rows"], "note": None}]
+        + [_headroom_table(run.summary["allocation_headroom"], f"headroom-{label}", f"Cap headroom under {label}")
+           for run, label in zip(runs, labels)]
+        + [_frame_table(changes, "changes", "Rows whose decision or authorization changes")],
+        "provenance": {label: provenance(run.summary) for run, label in zip(runs, labels)},
+    }
