@@ -18,7 +18,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.decide import DECISIONS
+from pipeline.decide import (
+    AUTH_LICENSE, AUTH_LPP, AUTH_NLR, AUTHORIZATIONS, CAP_EXCEEDED, DECISIONS, DENIED, LICENSE_REQUIRED, NLR, NO_AUTH,
+    REVIEW,
+)
+from pipeline.enrich import codes_and_values
 from pipeline.ingest import read_ledgers
 from pipeline.policy import Policy
 from pipeline.reference import CSL_PATH
@@ -35,6 +39,18 @@ DISCREPANCY_KINDS = {
     "AUTHORIZATION_MISMATCH": "recorded authorization differs from the one the rules give",
 }
 """Discrepancy codes, most severe first, with what each means."""
+CSV_ROWS = 1_000_000
+"""Rows in a CSV export: spreadsheets stop at 1,048,576. The Parquet output always has every row."""
+
+
+def _export(frame: pd.DataFrame, out: Path, name: str) -> dict:
+    """Write ``name``.parquet (all rows) and ``name``.csv (spreadsheet-safe, capped); say what was written."""
+    from pipeline.report import write_csv
+
+    _write_parquet(frame, out / f"{name}.parquet")
+    write_csv(frame.head(CSV_ROWS), out / f"{name}.csv")
+    return {"parquet_rows": len(frame), "csv_rows": min(len(frame), CSV_ROWS),
+            "csv_truncated": len(frame) > CSV_ROWS}
 
 
 @dataclass
@@ -60,56 +76,69 @@ def discrepancies(screening: ScreenResult) -> pd.DataFrame:
         One row per shipped line with at least one discrepancy: identity columns, recorded and
         recomputed outcome, ``kinds`` (``;``-joined codes of :data:`DISCREPANCY_KINDS`), and the
         evidence: ``lpp_cum_tpp`` with ``lpp_limit_tpp``, ``country_cum_tpp`` with ``cap_tpp``.
-    """
-    rows, outcome = screening.ledger.rows, screening.outcome
-    decisions = screening.decisions
-    frame = pd.DataFrame({
-        "shipment_id": rows.column("shipment_id").to_numpy(zero_copy_only=False),
-        "ship_date": rows.column("ship_date").to_pandas(),
-        "status": rows.column("status").to_pandas().astype(object),
-        "destination_country": rows.column("destination_country").to_pandas().astype(object),
-        "consignee_name": rows.column("consignee_name").to_pandas().astype(object),
-        "sku": rows.column("sku").to_pandas().astype(object),
-        "quantity": rows.column("quantity").to_numpy(),
-        "recorded_authorization": rows.column("recorded_authorization").to_pandas().astype(object),
-        "decision": decisions.column("decision").to_pandas().astype(object),
-        "authorization": decisions.column("authorization").to_pandas().astype(object),
-        "reasons": decisions.column("reasons").to_pandas().astype(object),
-        "tpp": decisions.column("tpp").to_numpy(),
-        "lpp_cum_tpp": _exact_ints(decisions.column("lpp_cum_tpp")),
-        "country_cum_tpp": _exact_ints(decisions.column("country_cum_tpp")),
-        "party_match": decisions.column("party_match").to_pandas().astype(object),
-        "party_list": decisions.column("party_list").to_pandas().astype(object),
-    })
-    caps = np.array([a.cap_tpp for a in outcome.allocations] + [0], dtype=np.int64)
-    keys = outcome.allocation_keys
-    frame["cap_tpp"] = pd.Series(caps[keys], dtype="Int64").where(keys >= 0)
-    limit = outcome.lpp_limit if outcome.lpp_limit is not None else 0
-    frame["lpp_limit_tpp"] = pd.Series(limit, index=frame.index, dtype="Int64").where(frame["lpp_cum_tpp"].notna())
 
-    shipped = frame["status"].eq("shipped")
-    recorded, decision, authorization = frame["recorded_authorization"], frame["decision"], frame["authorization"]
-    needs_authorization = decision.ne("NLR")
+    Notes
+    -----
+    The checks run on integer codes over all rows; only discrepant rows become a DataFrame.
+    """
+    rows, outcome, decisions = screening.ledger.rows, screening.outcome, screening.decisions
+    decision, authorization = outcome.decision, outcome.authorization
+    status_codes, status_values = codes_and_values(rows.column("status"))
+    shipped = status_codes == (status_values.index("shipped") if "shipped" in status_values else -2)
+    recorded_codes, recorded_values = codes_and_values(rows.column("recorded_authorization"))
+    as_authorization = np.array([AUTHORIZATIONS.index(v) for v in recorded_values] + [0], dtype=np.int8)
+    recorded = as_authorization[recorded_codes]  # 0: none recorded
+    lpp_exceeded = np.array(["LPP_EXCEEDED" in label.split(";") for label in outcome.reason_labels] + [False])
+    needs_authorization = decision != NLR
     checks = {
-        "SHIPPED_DENIED": decision.eq("DENIED"),
-        "SHIPPED_UNDER_REVIEW": decision.eq("REVIEW"),
-        "LPP_OVER_LIMIT": recorded.eq("LPP") & frame["reasons"].str.contains("LPP_EXCEEDED", regex=False),
-        "LICENSE_OVER_ALLOCATION": recorded.eq("LICENSE") & decision.eq("CAP_EXCEEDED"),
-        "NLR_FOR_CONTROLLED": recorded.eq("NLR") & needs_authorization,
-        "UNLICENSED": decision.isin(["LICENSE_REQUIRED", "CAP_EXCEEDED"]) & ~recorded.eq("LICENSE"),
-        "NONE_RECORDED": recorded.isna() & needs_authorization,
-        "AUTHORIZATION_MISMATCH": recorded.notna() & authorization.notna() & recorded.ne(authorization)
-        & ~recorded.eq("NLR"),
+        "SHIPPED_DENIED": decision == DENIED,
+        "SHIPPED_UNDER_REVIEW": decision == REVIEW,
+        "LPP_OVER_LIMIT": (recorded == AUTH_LPP) & lpp_exceeded[outcome.reasons],
+        "LICENSE_OVER_ALLOCATION": (recorded == AUTH_LICENSE) & (decision == CAP_EXCEEDED),
+        "NLR_FOR_CONTROLLED": (recorded == AUTH_NLR) & needs_authorization,
+        "UNLICENSED": ((decision == LICENSE_REQUIRED) | (decision == CAP_EXCEEDED)) & (recorded != AUTH_LICENSE),
+        "NONE_RECORDED": (recorded == NO_AUTH) & needs_authorization,
+        "AUTHORIZATION_MISMATCH": (recorded > AUTH_NLR) & (authorization != NO_AUTH) & (recorded != authorization),
     }
-    flags = pd.DataFrame({kind: (mask.fillna(False) & shipped).to_numpy(bool) for kind, mask in checks.items()})
-    # A more specific finding on a row makes the generic mismatch redundant.
-    specific = flags.drop(columns=["AUTHORIZATION_MISMATCH", "NONE_RECORDED"]).any(axis=1)
-    flags.loc[specific, ["AUTHORIZATION_MISMATCH", "NONE_RECORDED"]] = False
-    hit = flags.any(axis=1).to_numpy()
-    kinds = flags[hit].apply(lambda row: ";".join(k for k in DISCREPANCY_KINDS if row[k]), axis=1)
-    out = frame[hit].copy()
-    out.insert(out.columns.get_loc("recorded_authorization"), "kinds", kinds.to_numpy() if len(out) else [])
-    return out.reset_index(drop=True)
+    bits = np.zeros(len(decision), dtype=np.int32)
+    for i, (kind, mask) in enumerate(checks.items()):
+        if kind in ("NONE_RECORDED", "AUTHORIZATION_MISMATCH"):
+            mask = mask & (bits == 0)  # generic findings only where nothing more specific applies
+        bits |= np.where(mask & shipped, np.int32(1 << i), np.int32(0))
+    hit = np.flatnonzero(bits)
+    names = list(checks)
+    mask_codes, masks = pd.factorize(bits[hit])
+    labels = np.array([";".join(k for i, k in enumerate(names) if m >> i & 1) for m in np.asarray(masks)] or [""],
+                      dtype=object)
+
+    taken = pa.array(hit)
+    pick = lambda column: column.take(taken)  # noqa: E731
+    text = lambda column: pick(column).to_pandas().astype(object).to_numpy()  # noqa: E731
+    caps = np.array([a.cap_tpp for a in outcome.allocations] + [0], dtype=np.int64)
+    keys = outcome.allocation_keys[hit]
+    out = pd.DataFrame({
+        "shipment_id": text(rows.column("shipment_id")),
+        "ship_date": pick(rows.column("ship_date")).to_pandas().to_numpy(),
+        "destination_country": text(rows.column("destination_country")),
+        "consignee_name": text(rows.column("consignee_name")),
+        "sku": text(rows.column("sku")),
+        "quantity": pick(rows.column("quantity")).to_numpy(),
+        "kinds": labels[mask_codes] if len(hit) else np.array([], dtype=object),
+        "recorded_authorization": text(rows.column("recorded_authorization")),
+        "decision": text(decisions.column("decision")),
+        "authorization": text(decisions.column("authorization")),
+        "reasons": text(decisions.column("reasons")),
+        "tpp": pick(decisions.column("tpp")).to_numpy(),
+        "lpp_cum_tpp": _exact_ints(pick(decisions.column("lpp_cum_tpp"))),
+        "lpp_limit_tpp": pd.Series(outcome.lpp_limit or 0, index=range(len(hit)), dtype="Int64").where(
+            pd.Series(outcome.lpp_cum_tpp[hit] >= 0)) if outcome.lpp_limit is not None else pd.NA,
+        "country_cum_tpp": _exact_ints(pick(decisions.column("country_cum_tpp"))),
+        "cap_tpp": pd.Series(caps[keys], dtype="Int64").where(pd.Series(keys >= 0)),
+        "party_match": text(decisions.column("party_match")),
+        "party_list": text(decisions.column("party_list")),
+    })
+    out.attrs["counts"] = {kind: int(np.count_nonzero(bits >> i & 1)) for i, kind in enumerate(names)}
+    return out
 
 
 def _exact_ints(column: pa.ChunkedArray) -> pd.Series:
@@ -140,8 +169,9 @@ def audit_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | Pa
     ledger = read_ledgers(paths, as_of=as_of)
     screening = screen_ledger(ledger, policy, out_dir, as_of=as_of, csl_path=csl_path, progress=progress)
     found = discrepancies(screening)
-    shipped = int(pd.Series(ledger.rows.column("status").to_pylist()).eq("shipped").sum()) if ledger.rows.num_rows else 0
-    counts = {kind: int(found["kinds"].str.split(";").apply(lambda ks, k=kind: k in ks).sum()) for kind in DISCREPANCY_KINDS}
+    status_codes, status_values = codes_and_values(ledger.rows.column("status"))
+    shipped = int(np.count_nonzero(status_codes == status_values.index("shipped"))) if "shipped" in status_values else 0
+    counts = found.attrs["counts"]
     summary = {**screening.summary, "discrepancies": {
         "shipped_rows": shipped, "rows_with_discrepancies": len(found),
         "by_kind": {k: v for k, v in counts.items() if v},
@@ -149,12 +179,11 @@ def audit_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | Pa
         "kinds": DISCREPANCY_KINDS,
     }}
     if out_dir is not None:
-        from pipeline.report import write_csv, write_report
+        from pipeline.report import write_report
         from pipeline.report_content import audit_report
 
         out = Path(out_dir)
-        _write_parquet(found, out / "discrepancies.parquet")
-        write_csv(found, out / "discrepancies.csv")
+        summary["discrepancies"]["exports"] = _export(found, out, "discrepancies")
         _write_json(summary, out / "summary.json")
         write_report(audit_report(screening, found, summary), out / "report.html")
     return AuditResult(screening=screening, discrepancies=found, summary=summary)
@@ -171,19 +200,30 @@ class DiffResult:
     summary: dict
 
 
-def transition_matrix(first: pd.Series, second: pd.Series) -> pd.DataFrame:
-    """Counts of decision pairs (rows: first rule set, columns: second), in precedence order.
+def transition_matrix(first: np.ndarray, second: np.ndarray) -> pd.DataFrame:
+    """Counts of decision pairs (rows: first rule set, columns: second), most severe first.
+
+    Parameters
+    ----------
+    first, second : ndarray of int
+        Decision codes (indices into :data:`pipeline.decide.DECISIONS`).
 
     Examples
     --------
-    >>> m = transition_matrix(pd.Series(["NLR", "DENIED"]), pd.Series(["NLR", "NLR"]))
+    >>> m = transition_matrix(np.array([0, 5]), np.array([0, 0]))
     >>> int(m.loc["DENIED", "NLR"]), int(m.loc["NLR", "NLR"])
     (1, 1)
     """
+    k = len(DECISIONS)
+    counts = np.bincount(first.astype(np.int64) * k + second, minlength=k * k).reshape(k, k)
     order = list(reversed(DECISIONS))
-    table = pd.crosstab(pd.Categorical(first, order), pd.Categorical(second, order), dropna=False)
-    table.index.name, table.columns.name = "first", "second"
-    return table.reindex(index=order, columns=order, fill_value=0)
+    frame = pd.DataFrame(counts, index=list(DECISIONS), columns=list(DECISIONS)).loc[order, order]
+    frame.index.name, frame.columns.name = "first", "second"
+    return frame
+
+
+def _nonzero(matrix: pd.DataFrame) -> dict:
+    return {f: {t: int(n) for t, n in row.items() if n} for f, row in matrix.iterrows() if row.sum()}
 
 
 def diff_ledgers(paths: Sequence[str | Path], first: Policy, second: Policy, out_dir: str | Path | None = None, *,
@@ -202,48 +242,45 @@ def diff_ledgers(paths: Sequence[str | Path], first: Policy, second: Policy, out
     runs = [screen_ledger(ledger, policy, out / label if out else None, as_of=as_of, csl_path=csl_path,
                           progress=progress) for policy, label in zip((first, second), labels)]
     a, b = (run.decisions for run in runs)
-    decision_a = a.column("decision").to_pandas().astype(object)
-    decision_b = b.column("decision").to_pandas().astype(object)
-    overall = transition_matrix(decision_a, decision_b)
-    destinations = a.column("destination_country").to_pandas().astype(object)
-    per_destination = {
-        destination: transition_matrix(decision_a[mask], decision_b[mask])
-        for destination, mask in ((d, destinations.eq(d)) for d in destinations.value_counts().index)
-    }
-    authorization_a = a.column("authorization").to_pandas().astype(object)
-    authorization_b = b.column("authorization").to_pandas().astype(object)
-    changed = (decision_a.ne(decision_b) | authorization_a.fillna("").ne(authorization_b.fillna(""))).to_numpy()
+    first_codes, second_codes = (run.outcome.decision for run in runs)
+    overall = transition_matrix(first_codes, second_codes)
+    dest_codes, dest_values = codes_and_values(ledger.rows.column("destination_country"))
+    per_destination = {}
+    for code in np.argsort(-np.bincount(dest_codes, minlength=len(dest_values))):
+        rows_of = dest_codes == code
+        if rows_of.any():
+            per_destination[dest_values[code]] = transition_matrix(first_codes[rows_of], second_codes[rows_of])
+    changed = np.flatnonzero((first_codes != second_codes)
+                             | (runs[0].outcome.authorization != runs[1].outcome.authorization))
+    taken = pa.array(changed)
+
+    def text(table: pa.Table, column: str) -> np.ndarray:
+        return table.column(column).take(taken).to_pandas().astype(object).to_numpy()
+
     changes = pd.DataFrame({
-        "shipment_id": a.column("shipment_id").to_numpy(zero_copy_only=False)[changed],
-        "ship_date": a.column("ship_date").to_pandas()[changed].to_numpy(),
-        "status": a.column("status").to_pandas().astype(object)[changed].to_numpy(),
-        "destination_country": destinations[changed].to_numpy(),
-        f"decision_{labels[0]}": decision_a[changed].to_numpy(),
-        f"authorization_{labels[0]}": authorization_a[changed].to_numpy(),
-        f"reasons_{labels[0]}": a.column("reasons").to_pandas().astype(object)[changed].to_numpy(),
-        f"decision_{labels[1]}": decision_b[changed].to_numpy(),
-        f"authorization_{labels[1]}": authorization_b[changed].to_numpy(),
-        f"reasons_{labels[1]}": b.column("reasons").to_pandas().astype(object)[changed].to_numpy(),
+        "shipment_id": text(a, "shipment_id"),
+        "ship_date": a.column("ship_date").take(taken).to_pandas().to_numpy(),
+        "status": text(a, "status"),
+        "destination_country": text(a, "destination_country"),
+        **{f"{column}_{label}": text(table, column) for table, label in zip((a, b), labels)
+           for column in ("decision", "authorization", "reasons")},
     })
     summary = {
         "policies": labels,
         "rows": runs[0].summary["rows"],
-        "changed_rows": int(changed.sum()),
-        "transitions": {f: {t: int(n) for t, n in row.items() if n} for f, row in overall.iterrows() if row.sum()},
-        "transitions_by_destination": {
-            d: {f: {t: int(n) for t, n in row.items() if n} for f, row in m.iterrows() if row.sum()}
-            for d, m in per_destination.items()},
+        "changed_rows": len(changed),
+        "transitions": _nonzero(overall),
+        "transitions_by_destination": {d: _nonzero(m) for d, m in per_destination.items()},
         "allocation_headroom": {label: run.summary["allocation_headroom"] for label, run in zip(labels, runs)},
         "screenings": {label: {k: run.summary[k] for k in ("policy", "reference", "inputs", "decisions")}
                        for label, run in zip(labels, runs)},
     }
     if out is not None:
-        from pipeline.report import write_csv, write_report
+        from pipeline.report import write_report
         from pipeline.report_content import diff_report
 
         out.mkdir(parents=True, exist_ok=True)
-        _write_parquet(changes, out / "changes.parquet")
-        write_csv(changes, out / "changes.csv")
+        summary["exports"] = _export(changes, out, "changes")
         _write_json(summary, out / "summary.json")
         write_report(diff_report(runs, labels, overall, changes, summary), out / "report.html")
     return DiffResult(first=runs[0], second=runs[1], transitions=overall, changes=changes, summary=summary)

@@ -680,6 +680,7 @@ def _atomic_open(path: Path, newline: str | None = None) -> Iterator[Any]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(handle.name, 0o644)  # a temporary file is private; the output is not
         os.replace(handle.name, path)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
@@ -747,9 +748,16 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
         ``path``.
     """
     path = Path(path)
+    safe = pd.DataFrame({spreadsheet_safe(name): _safe_column(frame[name]) for name in frame.columns})
     with _atomic_open(path, newline="") as handle:
-        writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL)
-        writer.writerow([spreadsheet_safe(c) for c in frame.columns])
-        for row in frame.itertuples(index=False, name=None):
-            writer.writerow([spreadsheet_safe(v) for v in row])
+        safe.to_csv(handle, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
     return path
+
+
+def _safe_column(column: pd.Series) -> pd.Series:
+    """:func:`spreadsheet_safe` over a whole column at once; numbers and dates pass unchanged."""
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_datetime64_any_dtype(column):
+        return column
+    text = column.astype("string")
+    formula = text.str.startswith(FORMULA_PREFIXES).fillna(False)
+    return ("'" + text).where(formula, text).fillna("")

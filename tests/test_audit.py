@@ -71,9 +71,13 @@ def test_audit_as_of_replays_only_the_history_up_to_that_day(tmp_path):
 
 
 def test_transition_matrix_counts_pairs():
-    import pandas as pd
+    import numpy as np
 
-    matrix = transition_matrix(pd.Series(["NLR", "DENIED", "NLR"]), pd.Series(["NLR", "NLR", "REVIEW"]))
+    from pipeline.decide import DECISIONS
+
+    codes = {name: i for i, name in enumerate(DECISIONS)}
+    matrix = transition_matrix(np.array([codes[d] for d in ("NLR", "DENIED", "NLR")]),
+                               np.array([codes[d] for d in ("NLR", "NLR", "REVIEW")]))
     assert int(matrix.loc["NLR", "NLR"]) == 1 and int(matrix.loc["DENIED", "NLR"]) == 1
     assert int(matrix.loc["NLR", "REVIEW"]) == 1 and int(matrix.values.sum()) == 3
 
