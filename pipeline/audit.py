@@ -19,10 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.decide import (
-    AUTH_LICENSE, AUTH_LPP, AUTH_NLR, AUTHORIZATIONS, CAP_EXCEEDED, DECISIONS, DENIED, LICENSE_REQUIRED, NLR, NO_AUTH,
+    AUTH_AIA, AUTH_LICENSE, AUTH_LPP, AUTH_NLR, AUTH_VEU, AUTHORIZATIONS, CAP_EXCEEDED, DECISIONS, DENIED, LICENSE_REQUIRED, NLR, NO_AUTH,
     REVIEW,
 )
-from pipeline.enrich import codes_and_values
+from pipeline.enrich import codes_and_values, present
 from pipeline.ingest import read_ledgers
 from pipeline.policy import Policy
 from pipeline.reference import CSL_PATH
@@ -36,7 +36,8 @@ DISCREPANCY_KINDS = {
     "NLR_FOR_CONTROLLED": "recorded NLR for a line that needs an authorization",
     "UNLICENSED": "shipped without a license where one is required",
     "NONE_RECORDED": "no authorization recorded for a line that needs one",
-    "AUTHORIZATION_MISMATCH": "recorded authorization differs from the one the rules give",
+    "AUTHORIZATION_MISMATCH": "recorded authorization does not cover the line (e.g. AIA for a consignee whose HQ "
+                              "is not Tier 1, VEU or LICENSE without its id)",
 }
 """Discrepancy codes, most severe first, with what each means."""
 CSV_ROWS = 1_000_000
@@ -60,6 +61,30 @@ class AuditResult:
     screening: ScreenResult
     discrepancies: pd.DataFrame
     summary: dict
+
+
+def _covered(recorded: np.ndarray, computed: np.ndarray, has_license: np.ndarray,
+             has_veu: np.ndarray) -> np.ndarray:
+    """Whether each row's recorded authorization covers the authorization the rules give.
+
+    Parameters
+    ----------
+    recorded, computed : numpy.ndarray
+        Authorization codes (:data:`pipeline.decide.AUTHORIZATIONS`) recorded and recomputed.
+    has_license, has_veu : numpy.ndarray
+        Whether the row carries a ``license_id`` / ``veu_id``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean per row. The same authorization covers; a license (with its id) covers any
+        authorized line; a VEU (with its id) covers AIA and LPP lines; LPP covers an AIA line
+        (using a narrower exception than needed is no breach). AIA covers only AIA.
+    """
+    return ((recorded == computed)
+            | ((recorded == AUTH_LICENSE) & has_license)
+            | ((recorded == AUTH_VEU) & has_veu & ((computed == AUTH_AIA) | (computed == AUTH_LPP)))
+            | ((recorded == AUTH_LPP) & (computed == AUTH_AIA)))
 
 
 def discrepancies(screening: ScreenResult) -> pd.DataFrame:
@@ -90,6 +115,7 @@ def discrepancies(screening: ScreenResult) -> pd.DataFrame:
     recorded = as_authorization[recorded_codes]  # 0: none recorded
     lpp_exceeded = np.array(["LPP_EXCEEDED" in label.split(";") for label in outcome.reason_labels] + [False])
     needs_authorization = decision != NLR
+    covered = _covered(recorded, authorization, present(rows.column("license_id")), present(rows.column("veu_id")))
     checks = {
         "SHIPPED_DENIED": decision == DENIED,
         "SHIPPED_UNDER_REVIEW": decision == REVIEW,
@@ -98,7 +124,7 @@ def discrepancies(screening: ScreenResult) -> pd.DataFrame:
         "NLR_FOR_CONTROLLED": (recorded == AUTH_NLR) & needs_authorization,
         "UNLICENSED": ((decision == LICENSE_REQUIRED) | (decision == CAP_EXCEEDED)) & (recorded != AUTH_LICENSE),
         "NONE_RECORDED": (recorded == NO_AUTH) & needs_authorization,
-        "AUTHORIZATION_MISMATCH": (recorded > AUTH_NLR) & (authorization != NO_AUTH) & (recorded != authorization),
+        "AUTHORIZATION_MISMATCH": (recorded > AUTH_NLR) & (authorization > AUTH_NLR) & ~covered,
     }
     bits = np.zeros(len(decision), dtype=np.int32)
     for i, (kind, mask) in enumerate(checks.items()):

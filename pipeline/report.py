@@ -128,7 +128,8 @@ svg.chart .empty { fill: var(--muted); font-size: 14px; }
 .table-wrap { overflow-x: auto; max-height: 640px; overflow-y: auto; border: 1px solid var(--line); border-radius: 6px; }
 table.sortable { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
 table.sortable th, table.sortable td { padding: 4px 8px; border-bottom: 1px solid var(--line); text-align: left;
-                                        vertical-align: top; overflow-wrap: anywhere; }
+                                        vertical-align: top; white-space: nowrap; }
+table.sortable td.text { white-space: normal; min-width: 16em; max-width: 32em; overflow-wrap: break-word; }
 table.sortable th { position: sticky; top: 0; background: var(--bg-alt); cursor: pointer; user-select: none; white-space: nowrap; }
 table.sortable th[aria-sort="ascending"]::after { content: " \\25B2"; }
 table.sortable th[aria-sort="descending"]::after { content: " \\25BC"; }
@@ -536,7 +537,7 @@ def _cell(value: Any, numeric: bool) -> str:
     """One ``<td>``; numeric cells carry their raw value for sorting."""
     text = _esc(_display(value))
     if not numeric:
-        return f"<td>{text}</td>"
+        return f'<td class="text">{text}</td>' if len(text) > 40 else f"<td>{text}</td>"
     raw = "" if _is_missing(value) or not _is_number(value) else repr(float(value))
     return f'<td class="num" data-value="{_esc(raw)}">{text}</td>'
 

@@ -41,9 +41,14 @@ def test_discrepancies_with_their_evidence(tmp_path):
         shipment("A10", "2025-05-01", destination_country="IN", status="pending", consignee_id="C-1", quantity=5000),
         shipment("A11", destination_country="US"),
         shipment("A12", consignee_name=review_listed_name(), recorded_authorization="LPP"),
+        shipment("A13", destination_country="IN", recorded_authorization="AIA"),
+        shipment("A14", destination_country="JP", recorded_authorization="LICENSE"),
+        shipment("A15", destination_country="JP", license_id="L-9", recorded_authorization="LICENSE"),
+        shipment("A16", destination_country="IN", veu_id="V-1", recorded_authorization="VEU"),
+        shipment("A17", destination_country="IN", consignee_id="C-2", recorded_authorization="VEU"),
     ]
     found = audit(tmp_path, rows, overrides=["allocation.caps.SG=20000000"])
-    assert set(found) == {"A2", "A4", "A5", "A6", "A7", "A9", "A11", "A12"}
+    assert set(found) == {"A2", "A4", "A5", "A6", "A7", "A11", "A12", "A13", "A14", "A17"}
     assert found["A2"]["kinds"] == "LPP_OVER_LIMIT;UNLICENSED"
     assert (found["A2"]["lpp_cum_tpp"], found["A2"]["lpp_limit_tpp"]) == (2 * H100_1000, 26_900_000)
     assert found["A4"]["kinds"] == "LICENSE_OVER_ALLOCATION"
@@ -51,8 +56,10 @@ def test_discrepancies_with_their_evidence(tmp_path):
     assert found["A5"]["kinds"] == "SHIPPED_DENIED" and found["A5"]["reasons"] == "TIER3"
     assert found["A6"]["kinds"] == "SHIPPED_DENIED" and found["A6"]["party_list"] == "EL"
     assert found["A7"]["kinds"] == "NLR_FOR_CONTROLLED" and found["A7"]["authorization"] == "AIA"
-    assert found["A9"]["kinds"] == "AUTHORIZATION_MISMATCH"
-    assert (found["A9"]["recorded_authorization"], found["A9"]["authorization"]) == ("LPP", "AIA")
+    # A9 (LPP where AIA applies), A15 (a license with its id), A16 (a VEU with its id) are covered.
+    for sid, recorded, computed in (("A13", "AIA", "LPP"), ("A14", "LICENSE", "AIA"), ("A17", "VEU", "LPP")):
+        assert found[sid]["kinds"] == "AUTHORIZATION_MISMATCH"
+        assert (found[sid]["recorded_authorization"], found[sid]["authorization"]) == (recorded, computed)
     assert found["A11"]["kinds"] == "NONE_RECORDED"
     assert found["A12"]["kinds"] == "SHIPPED_UNDER_REVIEW"
 
