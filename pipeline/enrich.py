@@ -100,6 +100,9 @@ class Features:
     party_key : ndarray of int64
         Dense per-consignee key: ``consignee_id`` if present, else normalized name + destination.
     n_party_keys : int
+    party_key_values : numpy.ndarray of object, shape (n_party_keys,)
+        Stable text of each key (``id:<consignee_id>`` or ``name:<normalized>@<destination>``):
+        what carried-in totals are matched on across chunks, partitions and nights.
     """
 
     day: np.ndarray
@@ -118,6 +121,7 @@ class Features:
     party_row: np.ndarray
     party_key: np.ndarray
     n_party_keys: int
+    party_key_values: np.ndarray
     countries: CountryTable
     parties: pd.DataFrame
 
@@ -186,18 +190,27 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame | Calla
     party_outcome = (np.asarray(class_pairs) // (len(list_names) + 1)).astype(np.int8)
     party_list = [list_names[i - 1] if i else None for i in (np.asarray(class_pairs) % (len(list_names) + 1)).tolist()]
 
-    norm_codes = pd.factorize(parties["normalized"])[0].astype(np.int64)[name_codes]
+    norm_codes_of_name, normalized_names = pd.factorize(parties["normalized"], use_na_sentinel=False)
+    norm_codes = norm_codes_of_name.astype(np.int64)[name_codes]
     by_name = (norm_codes * (len(dest_values) + 1) + dest_codes)[id_codes < 0]
-    named_keys, _ = pd.factorize(by_name)
+    named_keys, named = pd.factorize(by_name)
     party_key = id_codes.astype(np.int64)
     party_key[id_codes < 0] = len(id_values) + named_keys
-    n_party_keys = len(id_values) + (int(named_keys.max()) + 1 if len(named_keys) else 0)
+    n_party_keys = len(id_values) + len(named)
+    norm_of, dest_of = np.divmod(np.asarray(named, dtype=np.int64), len(dest_values) + 1)
+    normalized_names = np.asarray(normalized_names, dtype=object)
+    dest_texts = np.array(list(dest_values) + [None], dtype=object)
+    party_key_values = np.concatenate([
+        np.array([f"id:{v}" for v in id_values], dtype=object),
+        np.array([f"name:{n}@{d}" for n, d in zip(normalized_names[norm_of], dest_texts[dest_of])], dtype=object),
+    ])
 
     return Features(
         day=days, year=years, tpp=tpp, sku=sku_codes, sku_controlled=sku_controlled, sku_gp10=sku_gp10,
         destination=destination, headquarters=headquarters, has_license=has_license, has_veu=has_veu,
         party=classes_of_name.astype(np.int32)[name_codes], party_outcome=party_outcome, party_list=party_list,
-        party_row=name_codes, party_key=party_key, n_party_keys=n_party_keys, countries=countries, parties=parties,
+        party_row=name_codes, party_key=party_key, n_party_keys=n_party_keys,
+        party_key_values=party_key_values, countries=countries, parties=parties,
     )
 
 
