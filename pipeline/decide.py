@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from kernels.running_totals import NOT_CANDIDATE, over_limit, running_totals
+from pipeline.carry import Carry
 from pipeline.enrich import PARTY_BLOCK, PARTY_REVIEW, CountryTable, Features, day_number, membership
 from pipeline.policy import Policy
 
@@ -76,6 +77,8 @@ class Decisions:
     allocations : list of Allocation
         Description of each allocation key.
     lpp_limit : int or None
+    carry : Carry
+        Per-key totals after the last row, carry-in included: the carry-in of the next piece.
     """
 
     decision: np.ndarray
@@ -92,6 +95,7 @@ class Decisions:
     allocation_over: np.ndarray
     allocations: list[Allocation] = field(default_factory=list)
     lpp_limit: int | None = None
+    carry: Carry = field(default_factory=Carry.empty)
 
 
 # ------------------------------------------------------------------------------------ profiles
@@ -376,7 +380,7 @@ def reason_labels(reasons: np.ndarray, party_list: list) -> tuple[np.ndarray, li
 
 
 # -------------------------------------------------------------------------------------- rows
-def decide(features: Features, policy: Policy) -> Decisions:
+def decide(features: Features, policy: Policy, carry: Carry | None = None) -> Decisions:
     """Screen every row under ``policy``.
 
     Parameters
@@ -384,10 +388,14 @@ def decide(features: Features, policy: Policy) -> Decisions:
     features : Features
         Rows in screening order.
     policy : Policy
+    carry : Carry, optional
+        Totals of the rows screened before these (earlier chunks, partitions or nights), by key.
+        The rows here must all come after those rows in screening order.
 
     Returns
     -------
     Decisions
+        With ``carry`` holding the totals after the last row (keys not seen here kept as carried in).
     """
     profile, situations = build_situations(features, policy)
     rules = (rules_tiered if policy.framework == "tiered" else rules_country_groups)(situations, policy)
@@ -399,15 +407,26 @@ def decide(features: Features, policy: Policy) -> Decisions:
     n_years = int(features.year.max()) - first_year + 1 if n else 0
     lpp_keys = np.where(rules.lpp_candidate[first], features.party_key * n_years + (features.year - first_year),
                         NOT_CANDIDATE)
-    lpp_cum, lpp_totals = running_totals(lpp_keys, features.tpp, features.n_party_keys * n_years)
+    lpp_carry = carry.lpp_for(features.party_key_values, first_year, n_years) if carry is not None else None
+    lpp_cum, lpp_totals = running_totals(lpp_keys, features.tpp, features.n_party_keys * n_years, carry=lpp_carry)
     lpp_over = lpp_cum > rules.lpp_limit if rules.lpp_limit is not None else np.zeros(n, bool)
 
     # Stage 2: allocations; candidacy can depend on the LPP outcome.
     after_lpp = first + 2 * lpp_over
     allocation_keys = np.where(rules.allocation_candidate[after_lpp], rules.allocation_key[first], NOT_CANDIDATE)
     caps = np.array([a.cap_tpp for a in rules.allocations], dtype=np.int64)
-    allocation_cum, allocation_totals = running_totals(allocation_keys, features.tpp, len(rules.allocations))
+    labels = [a.label for a in rules.allocations]
+    allocation_carry = carry.allocation_for(labels) if carry is not None else None
+    allocation_cum, allocation_totals = running_totals(allocation_keys, features.tpp, len(rules.allocations),
+                                                       carry=allocation_carry)
     cap_over = over_limit(allocation_cum, allocation_keys, caps)
+
+    used = np.flatnonzero(lpp_totals)
+    party_of, year_of = np.divmod(used, max(n_years, 1))
+    after = Carry.from_arrays(features.party_key_values[party_of], year_of + first_year, lpp_totals[used],
+                              labels, allocation_totals)
+    if carry is not None:
+        after = carry.replaced_by(after)
 
     situation = after_lpp + cap_over
     label_of, labels = reason_labels(rules.outcome.reasons, situations.party_list)
@@ -417,5 +436,5 @@ def decide(features: Features, policy: Policy) -> Decisions:
         tier=rules.tier[first] if rules.tier is not None else None,
         lpp_cum_tpp=lpp_cum, country_cum_tpp=allocation_cum, lpp_keys=lpp_keys, allocation_keys=allocation_keys,
         lpp_totals=lpp_totals, allocation_totals=allocation_totals, allocation_over=cap_over,
-        allocations=rules.allocations, lpp_limit=rules.lpp_limit,
+        allocations=rules.allocations, lpp_limit=rules.lpp_limit, carry=after,
     )

@@ -41,12 +41,6 @@ def provenance(summary: dict) -> dict:
     }
 
 
-def _months(days: np.ndarray) -> np.ndarray:
-    """Month index (year * 12 + month - 1) of day numbers."""
-    dates = (days.astype("datetime64[D]")).astype("datetime64[M]").astype(np.int64)
-    return dates
-
-
 def _month_label(month: int) -> str:
     """First day of a month index, ISO: the x value of monthly chart points."""
     return str(np.datetime64(int(month), "M").astype("datetime64[D]"))
@@ -54,21 +48,16 @@ def _month_label(month: int) -> str:
 
 def allocation_chart(screening: ScreenResult, chart_id: str = "allocation") -> dict:
     """Running allocation totals per month for the allocations closest to their cap."""
-    outcome = screening.outcome
+    by_month = screening.tally.allocation_by_month
     headroom = screening.summary["allocation_headroom"][:CHART_SERIES]
-    days = screening.ledger.rows.column("ship_date").cast("int32").to_numpy()
-    keys, cum = outcome.allocation_keys, outcome.country_cum_tpp
-    labels = [a.label for a in outcome.allocations]
+    labels = set(by_month.index.get_level_values("allocation")) if len(by_month) else set()
     series, caps = [], {}
     for item in headroom:
-        key = labels.index(item["allocation"])
-        rows = np.flatnonzero(keys == key)
-        if not len(rows):
+        if item["allocation"] not in labels:
             continue
-        months = _months(days[rows])
-        last = np.flatnonzero(np.append(months[1:] != months[:-1], True))  # running totals only grow
-        series.append({"name": item["destination"], "points": [[_month_label(m), int(v)]
-                                                              for m, v in zip(months[last], cum[rows][last])]})
+        points = by_month.xs(item["allocation"], level="allocation")
+        series.append({"name": item["destination"],
+                       "points": [[_month_label(m), int(v)] for m, v in points.items()]})
         caps.setdefault(item["cap_tpp"], []).append(item["destination"])
     return {
         "id": chart_id, "title": "Allocation used over time (running TPP of allocation candidates) vs cap",
@@ -79,19 +68,15 @@ def allocation_chart(screening: ScreenResult, chart_id: str = "allocation") -> d
 
 def lpp_chart(screening: ScreenResult) -> dict | None:
     """Consignee-years crossing the LPP limit, cumulative by month (tiered rule sets only)."""
-    outcome = screening.outcome
-    if outcome.lpp_limit is None:
+    tally = screening.tally
+    if tally.lpp_limit is None:
         return None
-    tpp = screening.decisions.column("tpp").to_numpy()
-    cum = outcome.lpp_cum_tpp
-    crossing = (cum > outcome.lpp_limit) & (cum - tpp <= outcome.lpp_limit)
-    days = screening.ledger.rows.column("ship_date").cast("int32").to_numpy()
-    months, counts = np.unique(_months(days[crossing]), return_counts=True)
+    crossings = tally.lpp_crossings_by_month
     return {
-        "id": "lpp", "title": f"Consignee-years crossing the LPP limit ({outcome.lpp_limit:,} TPP), cumulative",
+        "id": "lpp", "title": f"Consignee-years crossing the LPP limit ({tally.lpp_limit:,} TPP), cumulative",
         "x_label": "month", "y_label": "consignee-years", "reference_lines": [],
         "series": [{"name": "crossings", "points": [[_month_label(m), int(c)]
-                                                   for m, c in zip(months, np.cumsum(counts))]}],
+                                                   for m, c in zip(crossings.index, np.cumsum(crossings.to_numpy()))]}],
     }
 
 

@@ -22,12 +22,14 @@ import pyarrow.parquet as pq
 
 from kernels import warm_up
 from pipeline import __version__
+from pipeline.carry import Carry
 from pipeline.decide import AUTHORIZATIONS, DECISIONS, Decisions, decide
-from pipeline.enrich import build_features, codes_and_values
+from pipeline.enrich import Features, build_features, codes_and_values
 from pipeline.ingest import Ledger, read_ledgers
 from pipeline.parties import PartyScreen
 from pipeline.policy import Policy
 from pipeline.reference import CATALOG_PATH, CSL_PATH
+from pipeline.tally import Tally
 
 BACKEND = "numpy"
 
@@ -47,6 +49,8 @@ class ScreenResult:
         The validated rows behind the decisions (for audits and reports).
     outcome : Decisions
         The per-row arrays behind the decisions table (keys, totals, allocations).
+    tally : Tally
+        The counts behind the summary and the report's charts.
     """
 
     decisions: pa.Table
@@ -54,6 +58,7 @@ class ScreenResult:
     summary: dict
     ledger: Ledger | None = None
     outcome: Decisions | None = None
+    tally: Tally | None = None
 
 
 class _Timer:
@@ -97,10 +102,9 @@ def _nullable(values: np.ndarray) -> pa.Array:
     return pa.array(values, type=pa.int64(), mask=values < 0)
 
 
-def decisions_table(ledger: Ledger, policy: Policy, result: Decisions, parties: pd.DataFrame,
+def decisions_table(rows: pa.Table, policy: Policy, result: Decisions, parties: pd.DataFrame,
                     name_codes: np.ndarray, tpp: np.ndarray) -> pa.Table:
     """Assemble ``decisions.parquet`` with the DESIGN §3 columns (join to the ledger on ``shipment_id``)."""
-    rows = ledger.rows
     n = rows.num_rows
     party_list = _per_name(parties["party_list"], name_codes)
     match = _per_name(parties["party_match"], name_codes)
@@ -125,57 +129,27 @@ def decisions_table(ledger: Ledger, policy: Policy, result: Decisions, parties: 
     })
 
 
-def allocation_headroom(result: Decisions, tpp: np.ndarray) -> list[dict]:
-    """Cap use per allocation key that had candidates: allocated (within cap), requested, remaining.
-
-    Rows cross a cap first-crossing style, so the allocated amount is the running total just
-    before the first row over the cap (or the whole total when no row crossed).
-    """
-    keys = result.allocation_keys
-    over_rows = np.flatnonzero(result.allocation_over)
-    first_over, over_count = {}, {}
-    if len(over_rows):
-        over_keys, first, count = np.unique(keys[over_rows], return_index=True, return_counts=True)
-        first_over = dict(zip(over_keys.tolist(), over_rows[first].tolist()))
-        over_count = dict(zip(over_keys.tolist(), count.tolist()))
-    out = []
-    for key, total in enumerate(result.allocation_totals.tolist()):
-        if total == 0:
-            continue
-        allocation = result.allocations[key]
-        row = first_over.get(key)
-        allocated = total if row is None else int(result.country_cum_tpp[row] - tpp[row])
-        out.append({
-            "destination": allocation.destination, "allocation": allocation.label,
-            "window_start": allocation.window_start, "window_end": allocation.window_end,
-            "cap_tpp": allocation.cap_tpp, "allocated_tpp": allocated, "requested_tpp": total,
-            "remaining_tpp": allocation.cap_tpp - allocated, "exceeded_rows": over_count.get(key, 0),
-        })
-    return sorted(out, key=lambda item: (item["remaining_tpp"], item["allocation"]))
-
-
-def build_summary(ledger: Ledger, policy: Policy, result: Decisions, tpp: np.ndarray, timings: dict,
+def build_summary(policy: Policy, tally: Tally, carry: Carry, counts: dict, inputs: list[dict], timings: dict,
                   csl_path: Path, party_entries: int, as_of: dt.date | None) -> dict:
-    """The content of ``summary.json``."""
-    rows = ledger.rows
-    decision_counts = np.bincount(result.decision, minlength=len(DECISIONS))
-    dest_codes, dest_values = codes_and_values(rows.column("destination_country"))
-    status_codes, status_values = codes_and_values(rows.column("status"))
-    per_dest = np.bincount(dest_codes.astype(np.int64) * len(DECISIONS) + result.decision,
-                           minlength=len(dest_values) * len(DECISIONS)).reshape(-1, len(DECISIONS))
-    per_status = np.bincount(status_codes.astype(np.int64) * len(DECISIONS) + result.decision,
-                             minlength=len(status_values) * len(DECISIONS)).reshape(-1, len(DECISIONS))
+    """The content of ``summary.json``.
 
-    def named(counts) -> dict:
-        return {DECISIONS[i]: int(c) for i, c in enumerate(counts) if c}
-
-    by_destination = {dest_values[i]: named(per_dest[i]) for i in np.argsort(-per_dest.sum(axis=1)) if per_dest[i].sum()}
-    lpp = None
-    if result.lpp_limit is not None:
-        lpp = {"limit_tpp": result.lpp_limit,
-               "consignee_years": int(np.count_nonzero(result.lpp_totals)),
-               "consignee_years_over_limit": int(np.count_nonzero(result.lpp_totals > result.lpp_limit)),
-               "rows_over_limit": int(np.count_nonzero(result.lpp_cum_tpp > result.lpp_limit))}
+    Parameters
+    ----------
+    policy : Policy
+    tally : Tally
+        Counts of the screened rows (merged over pieces).
+    carry : Carry
+        Per-key totals after the last screened row.
+    counts : dict
+        Rows read, accepted and quarantined (:attr:`pipeline.ingest.Ledger.counts`).
+    inputs : list of dict
+        Input files with their hashes.
+    timings : dict
+    csl_path : path
+    party_entries : int
+        Searchable entries of the screening list.
+    as_of : date or None
+    """
     return {
         "policy": {"id": policy.id, "title": policy.params.get("title"), "version": policy.params.get("version"),
                    "framework": policy.framework, "file": policy.path.name, "sha256": file_digest(policy.path),
@@ -183,15 +157,15 @@ def build_summary(ledger: Ledger, policy: Policy, result: Decisions, tpp: np.nda
         "reference": {"catalog": {"file": CATALOG_PATH.name, "sha256": file_digest(CATALOG_PATH)},
                       "screening_list": {"file": csl_path.name, "sha256": file_digest(csl_path),
                                          "entries": party_entries}},
-        "inputs": ledger.files,
+        "inputs": inputs,
         "as_of": as_of.isoformat() if as_of else None,
-        "rows": ledger.counts,
-        "decisions": named(decision_counts),
-        "decisions_by_status": {status_values[i]: named(per_status[i]) for i in range(len(status_values))},
-        "by_destination": by_destination,
-        "allocation_headroom": allocation_headroom(result, tpp),
-        "lpp": lpp,
-        "tpp_total": int(tpp.sum()) if len(tpp) else 0,
+        "rows": counts,
+        "decisions": tally.decision_counts(),
+        "decisions_by_status": tally.by_status(),
+        "by_destination": tally.by_destination(),
+        "allocation_headroom": tally.headroom(carry),
+        "lpp": tally.lpp(carry),
+        "tpp_total": tally.tpp_total,
         "backend": BACKEND,
         "code_version": __version__,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -217,6 +191,63 @@ def _prepare(csl_path: Path) -> PartyScreen:
     """Start-up work that does not need the ledger: the screening list and the compiled kernels."""
     warm_up()
     return PartyScreen.from_path(csl_path)
+
+
+@dataclass
+class ScreenedRows:
+    """Rows screened in one process: their features, decisions and party results.
+
+    Attributes
+    ----------
+    rows : pyarrow.Table
+    features : Features
+    result : Decisions
+    name_codes : ndarray of int32
+        Consignee-name code per row (into ``features.parties``).
+    """
+
+    rows: pa.Table
+    features: Features
+    result: Decisions
+    name_codes: np.ndarray
+
+    def decisions_table(self, policy: Policy) -> pa.Table:
+        """The rows' ``decisions.parquet`` content."""
+        return decisions_table(self.rows, policy, self.result, self.features.parties, self.name_codes,
+                               self.features.tpp)
+
+
+def screen_rows(rows: pa.Table, policy: Policy, *, carry: Carry | None = None, csl_path: str | Path = CSL_PATH,
+                timer: _Timer | None = None) -> ScreenedRows:
+    """Screen validated rows (a whole ledger, or one piece of it after ``carry``).
+
+    Parameters
+    ----------
+    rows : pyarrow.Table
+        Rows in screening order, as in :attr:`pipeline.ingest.Ledger.rows`.
+    policy : Policy
+    carry : Carry, optional
+        Totals of the rows screened before these.
+    csl_path : path
+    timer : optional
+        Stage timer of the calling run.
+
+    Returns
+    -------
+    ScreenedRows
+    """
+    timer = timer or _Timer(None)
+    with timer.stage("parties_and_enrich"):
+        name_codes, names = codes_and_values(rows.column("consignee_name"))
+        screen = PartyScreen.from_path(Path(csl_path))
+        # Party screening (Python) runs in a thread while the row features (NumPy, Arrow) are built.
+        with ThreadPoolExecutor(max_workers=1) as helper:
+            pending = helper.submit(screen.screen, names, policy.get("parties.deny_lists"),
+                                    policy.get("parties.review_lists"))
+            features = build_features(rows, policy, pending.result, name_codes)
+    with timer.stage("decide"):
+        result = decide(features, policy, carry)
+    return ScreenedRows(rows, features, result, name_codes)
 
 
 def screen_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | Path | None = None, *,
@@ -263,20 +294,12 @@ def screen_ledger(ledger: Ledger, policy: Policy, out_dir: str | Path | None = N
     One ledger can be screened under several rule sets without reading it again.
     """
     timer = timer or _Timer(progress)
-    with timer.stage("parties_and_enrich"):
-        name_codes, names = codes_and_values(ledger.rows.column("consignee_name"))
-        screen = PartyScreen.from_path(Path(csl_path))
-        # Party screening (Python) runs in a thread while the row features (NumPy, Arrow) are built.
-        with ThreadPoolExecutor(max_workers=1) as helper:
-            pending = helper.submit(screen.screen, names, policy.get("parties.deny_lists"),
-                                    policy.get("parties.review_lists"))
-            features = build_features(ledger.rows, policy, pending.result, name_codes)
-        parties = features.parties
-    with timer.stage("decide"):
-        result = decide(features, policy)
+    piece = screen_rows(ledger.rows, policy, csl_path=csl_path, timer=timer)
     with timer.stage("assemble"):
-        table = decisions_table(ledger, policy, result, parties, name_codes, features.tpp)
-    summary = build_summary(ledger, policy, result, features.tpp, timer.timings, Path(csl_path),
+        table = piece.decisions_table(policy)
+        tally = Tally.of(ledger.rows, piece.result, piece.features.tpp)
+    result, screen = piece.result, PartyScreen.from_path(Path(csl_path))
+    summary = build_summary(policy, tally, result.carry, ledger.counts, ledger.files, timer.timings, Path(csl_path),
                             len(screen.entries), as_of)
     if out_dir is not None:
         out = Path(out_dir)
@@ -287,10 +310,11 @@ def screen_ledger(ledger: Ledger, policy: Policy, out_dir: str | Path | None = N
             from pipeline.report import write_report
             from pipeline.report_content import screen_report
 
-            write_report(screen_report(ScreenResult(table, ledger.quarantine, summary, ledger, result)),
+            write_report(screen_report(ScreenResult(table, ledger.quarantine, summary, ledger, result, tally)),
                          out / "report.html")
         summary["timings_s"] = timer.timings
         partial = out / "summary.json.partial"
         partial.write_text(json.dumps(summary, indent=2, default=str) + "\n")
         os.replace(partial, out / "summary.json")
-    return ScreenResult(decisions=table, quarantine=ledger.quarantine, summary=summary, ledger=ledger, outcome=result)
+    return ScreenResult(decisions=table, quarantine=ledger.quarantine, summary=summary, ledger=ledger, outcome=result,
+                        tally=tally)
