@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,26 +55,63 @@ def _run_screen(ledgers, policy, out, as_of, csl, quiet):
         return screen_ledgers(ledgers, policy, out, as_of=as_of, csl_path=csl, progress=progress)
 
 
+def _run_lake_screen(lake, policy, out, as_of, csl, quiet, scheduler, workers, full) -> dict:
+    from pipeline.lake import LakeError
+    from pipeline.lake_screen import screen_lake
+
+    with _stages(quiet) as progress:
+        try:
+            return screen_lake(lake, policy, out, scheduler=scheduler, workers=workers, as_of=as_of,
+                               incremental=not full, csl_path=csl, progress=progress).summary
+        except LakeError as error:
+            _fail(str(error))
+
+
 @app.command()
 def screen(
-    ledgers: list[Path] = typer.Argument(..., help="Ledger files: .parquet, .csv or .jsonl."),
+    ledgers: Optional[list[Path]] = typer.Argument(None, help="Ledger files: .parquet, .csv or .jsonl."),
     policy: str = typer.Option(..., "--policy", "-p", help="Rule-set id (see `chipscreen policies`) or a TOML file."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    lake: Optional[Path] = typer.Option(None, "--lake", help="Screen a ledger lake (see `chipscreen ingest`) "
+                                        "instead of files; incremental from its checkpoint."),
+    scheduler: str = typer.Option("local", "--scheduler", help="With --lake: `local` (a Dask LocalCluster), "
+                                  "`none` (this process, piece after piece) or a Dask scheduler address."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="With --lake and a LocalCluster: worker processes."),
+    full: bool = typer.Option(False, "--full", help="With --lake: screen everything, ignoring the checkpoint."),
     set_: list[str] = typer.Option([], "--set", help="Override a policy parameter: KEY=VALUE (repeatable)."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Screen only rows dated up to this day (YYYY-MM-DD)."),
     csl: Path = typer.Option(CSL_PATH, "--csl", help="Consolidated Screening List CSV."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display or summary table."),
+    reviews: Optional[Path] = typer.Option(None, "--reviews", help="Analysts' reviewed party decisions (CSV)."),
 ) -> None:
     """Screen ledgers under one rule set; write decisions, quarantine and summary."""
     as_of_date = _parse_date(as_of, "--as-of")
+    if reviews is not None:
+        from pipeline.review import ReviewFileError, read_reviews
+
+        try:
+            read_reviews(reviews)
+        except ReviewFileError as error:
+            _fail(str(error))
+        set_ = [*set_, f"parties.reviews_file={json.dumps(str(reviews))}"]
+    if bool(ledgers) == (lake is not None):
+        _fail("give ledger files or --lake DIR (one of them)")
     try:
         rules = load_policy(policy, set_)
-        result = _run_screen(ledgers, rules, out, as_of_date, csl, quiet)
-    except (PolicyError, LedgerReadError, OverflowError) as error:
+        if lake is not None:
+            summary = _run_lake_screen(lake, rules, out, as_of_date, csl, quiet, scheduler, workers, full)
+        else:
+            summary = _run_screen(ledgers, rules, out, as_of_date, csl, quiet).summary
+    except (PolicyError, LedgerReadError, OverflowError, RuntimeError) as error:
         _fail(str(error))
     if not quiet:
-        print_summary(result.summary)
-    rows = result.summary["rows"]
+        print_summary(summary)
+    if lake is not None:
+        run = summary["lake"]
+        console.print(f"lake generation {run['generation']}: {run['run']} ({run['why']}); "
+                      f"{summary['rows']['screened_this_run']:,} rows screened → {out}")
+        return
+    rows = summary["rows"]
     console.print(f"{rows['rows_read']:,} rows read, {rows['accepted']:,} screened, "
                   f"{rows['quarantined']:,} quarantined → {out}")
 
@@ -269,6 +307,103 @@ def print_summary(summary: dict, top: int = 12) -> None:
     if lpp:
         out_console.print(f"LPP: {lpp['consignee_years_over_limit']:,} of {lpp['consignee_years']:,} "
                           f"consignee-years crossed {lpp['limit_tpp']:,} TPP ({lpp['rows_over_limit']:,} rows over)")
+
+
+@app.command()
+def ingest(
+    ledgers: list[Path] = typer.Argument(..., help="Ledger files: .parquet, .csv or .jsonl."),
+    lake: Path = typer.Option(..., "--lake", help="Lake folder (created when absent)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+) -> None:
+    """Validate ledgers into a time-partitioned Parquet lake (idempotent; atomic)."""
+    from pipeline.lake import LakeError
+    from pipeline.lake import ingest as ingest_ledgers
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=quiet, transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+
+        try:
+            report = ingest_ledgers(ledgers, lake, progress=progress)
+        except (LedgerReadError, LakeError) as error:
+            _fail(str(error))
+    counts = report.counts
+    console.print(f"{counts['rows_read']:,} rows read = {counts['accepted']:,} added "
+                  f"({counts['superseded']:,} superseding pending rows) + {counts['duplicates']:,} already in "
+                  f"the lake + {counts['quarantined']:,} quarantined ({counts['quarantine_added']:,} new)")
+    for reason, count in counts["by_reason"].items():
+        console.print(f"  quarantined: {count:,} × {reason}")
+    state = (f"generation {report.generation}, {len(report.partitions_written)} partition(s) written"
+             if report.committed else f"unchanged (generation {report.generation})")
+    console.print(f"lake {lake}: {state} in {report.seconds:.1f} s")
+
+
+# --- restricted-party matching (issue 4) -------------------------------------------------------------
+@app.command("match-names")
+def match_names(
+    pairs: Path = typer.Option(..., "--pairs", help="CSV with `query` and `candidate` columns (other columns kept)."),
+    out: Path = typer.Option(..., "--out", "-o", help="CSV to write: the input rows, in order, plus score and outcome."),
+    policy: str = typer.Option("ai-diffusion-2025", "--policy", "-p", help="Rule set whose [parties] thresholds apply."),
+    block: Optional[float] = typer.Option(None, "--block", min=0.0, max=1.0, help="Block threshold (default: the policy's)."),
+    review: Optional[float] = typer.Option(None, "--review", min=0.0, max=1.0, help="Review threshold (default: the policy's)."),
+    csl: Path = typer.Option(CSL_PATH, "--csl", help="Consolidated Screening List CSV (token weights)."),
+) -> None:
+    """Score name pairs: write each with `score` in [0, 1] and `outcome` (block, review or clear)."""
+    import numpy as np
+    import pandas as pd
+
+    from pipeline.parties import PartyScreen, ScreeningListError
+
+    try:
+        rules = load_policy(policy)
+        frame = pd.read_csv(pairs, dtype=str, keep_default_na=False)
+    except PolicyError as error:
+        _fail(str(error))
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        _fail(f"cannot read pairs file {pairs}: {error}")
+    missing = [column for column in ("query", "candidate") if column not in frame.columns]
+    if missing:
+        _fail(f"{pairs}: missing columns {missing} (need query,candidate)")
+    block_score = rules.get("parties.block_score") if block is None else block
+    review_score = rules.get("parties.review_score") if review is None else review
+    if review_score > block_score:
+        _fail(f"review threshold {review_score} is above block threshold {block_score}")
+    try:
+        scores = PartyScreen.from_path(csl).pair_scores(frame["query"].tolist(), frame["candidate"].tolist())
+    except ScreeningListError as error:
+        _fail(str(error))
+    frame["score"] = np.round(scores, 6)
+    frame["outcome"] = np.where(scores >= block_score, "block", np.where(scores >= review_score, "review", "clear"))
+    frame.to_csv(out, index=False)
+    counts = frame["outcome"].value_counts()
+    console.print(f"{len(frame):,} pairs → {out}: " + ", ".join(f"{counts.get(k, 0):,} {k}" for k in ("block", "review", "clear")))
+
+
+@app.command("review-party")
+def review_party(
+    reviews: Path = typer.Option(..., "--reviews", help="Reviewed-decisions CSV (created when absent)."),
+    party: str = typer.Option(..., "--party", help="Consignee name as in the ledger."),
+    entry_id: str = typer.Option(..., "--entry", help="CSL entry id (party_entry_id of parties.parquet)."),
+    decision: str = typer.Option(..., "--decision", help="clear (false positive) or confirm (true match)."),
+    analyst: str = typer.Option(..., "--analyst", help="Who decides."),
+    reason: str = typer.Option(..., "--reason", help="Why."),
+    csl: Path = typer.Option(CSL_PATH, "--csl", help="Consolidated Screening List CSV."),
+) -> None:
+    """Record an analyst's decision on a party match (appended, with the entry's fingerprint)."""
+    from pipeline.parties import PartyScreen
+    from pipeline.review import DECISIONS, Review, append_review
+
+    if decision not in DECISIONS:
+        _fail(f"--decision must be one of {DECISIONS}")
+    fingerprint = PartyScreen.from_path(csl).fingerprints().get(entry_id)
+    if fingerprint is None:
+        _fail(f"no entry {entry_id!r} in {csl}")
+    when = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    append_review(reviews, Review(party, entry_id, decision, analyst, when, reason, fingerprint))
+    console.print(f"{decision} {party!r} / {entry_id} recorded in {reviews}")
 
 
 def main() -> None:  # pragma: no cover - console entry

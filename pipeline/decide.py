@@ -20,7 +20,7 @@ import pandas as pd
 
 from kernels.running_totals import NOT_CANDIDATE, over_limit, running_totals
 from pipeline.carry import Carry
-from pipeline.enrich import PARTY_BLOCK, PARTY_REVIEW, CountryTable, Features, day_number, membership
+from pipeline.enrich import PARTY_BLOCK, PARTY_CLEARED, PARTY_REVIEW, CountryTable, Features, day_number, membership
 from pipeline.policy import Policy
 
 DECISIONS = ("NLR", "AUTHORIZED", "LICENSE_REQUIRED", "CAP_EXCEEDED", "REVIEW", "DENIED")
@@ -33,9 +33,10 @@ NO_AUTH, AUTH_NLR, AUTH_AIA, AUTH_LPP, AUTH_VEU, AUTH_LICENSE = range(len(AUTHOR
 REASON_CODES = (
     "PARTY", "GP10", "TIER3", "TIER3_HQ", "D5", "D5_HQ", "PARTY_REVIEW", "ALLOCATION_EXCEEDED",
     "LPP_EXCEEDED", "LICENSE_REQUIRED", "TIER2", "D1_D4", "TIER1", "VEU", "LPP", "LICENSE",
-    "NOT_CONTROLLED", "NO_LICENSE_REQUIREMENT",
+    "NOT_CONTROLLED", "NO_LICENSE_REQUIREMENT", "PARTY_CLEARED",
 )
-"""Reason codes, most severe first; ``PARTY`` and ``PARTY_REVIEW`` are written ``PARTY:<list>``."""
+"""Reason codes, most severe first; ``PARTY``, ``PARTY_REVIEW`` and ``PARTY_CLEARED`` (an analyst cleared
+the match) are written ``<code>:<list>``."""
 BIT = {code: np.int32(1 << i) for i, code in enumerate(REASON_CODES)}
 
 
@@ -224,6 +225,7 @@ def _party_and_gp10(s: Situations, policy: Policy, out: _Outcome) -> tuple[np.nd
     gp10 = s.gp10 & bool(policy.get("controls.gp10_denied"))
     out.flag(block, "PARTY")
     out.flag(review, "PARTY_REVIEW")
+    out.flag(s.party_outcome == PARTY_CLEARED, "PARTY_CLEARED")
     out.flag(gp10, "GP10")
     return block | gp10, review
 
@@ -373,7 +375,7 @@ def reason_labels(reasons: np.ndarray, party_list: list) -> tuple[np.ndarray, li
     for value in np.asarray(distinct).tolist():  # few distinct combinations: render each once
         bits, listed = divmod(value, len(list_names) + 1)
         name = list_names[listed - 1] if listed else ""
-        texts.append(";".join(f"{code}:{name}" if code in ("PARTY", "PARTY_REVIEW") else code
+        texts.append(";".join(f"{code}:{name}" if code in ("PARTY", "PARTY_REVIEW", "PARTY_CLEARED") else code
                               for i, code in enumerate(REASON_CODES) if bits >> i & 1))
     label_of, labels = pd.factorize(pd.Series(texts, dtype=object))
     return label_of.astype(np.int32)[combined], list(labels)

@@ -19,7 +19,7 @@ from pipeline.policy import Policy
 from pipeline.reference import load_catalog, load_countries
 
 EPOCH = dt.date(1970, 1, 1)
-PARTY_NONE, PARTY_REVIEW, PARTY_BLOCK = 0, 1, 2
+PARTY_NONE, PARTY_REVIEW, PARTY_BLOCK, PARTY_CLEARED = 0, 1, 2, 3
 
 
 def day_number(day: dt.date) -> int:
@@ -183,7 +183,8 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame | Calla
     # Party results come in few classes (outcome, list): rows carry a class code.
     if callable(parties):
         parties = parties()
-    outcome = parties["outcome"].map({"block": PARTY_BLOCK, "review": PARTY_REVIEW}).fillna(PARTY_NONE)
+    outcome = parties["outcome"].map({"block": PARTY_BLOCK, "review": PARTY_REVIEW,
+                                      "cleared": PARTY_CLEARED}).fillna(PARTY_NONE)
     list_codes, list_names = pd.factorize(parties["party_list"], use_na_sentinel=True)
     pairs = outcome.to_numpy(np.int64) * (len(list_names) + 1) + (list_codes + 1)
     classes_of_name, class_pairs = pd.factorize(pairs)

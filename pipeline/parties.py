@@ -1,8 +1,10 @@
 """Restricted-party screening against the Consolidated Screening List (CSL).
 
 The distinct consignee names of a ledger are screened once; the result table is joined back to
-the rows by dictionary code (DESIGN 2). Matching is exact on normalized names: a consignee hits
-a CSL entry when :func:`normalize_name` gives the same text for both. Fuzzy matching comes later.
+the rows by dictionary code (DESIGN 2). Matching runs in two stages: exact on normalized names
+(a consignee hits a CSL entry when :func:`normalize_name` gives the same text for both, score 1.0),
+then fuzzy token similarity with blocking (:mod:`pipeline.matching`). Analysts' reviewed decisions
+(:mod:`pipeline.review`) are honoured.
 
 The CSL quirks handled here are described in ``data/csl/SOURCES.md``.
 """
@@ -44,7 +46,7 @@ KNOWN_CODES = frozenset(LIST_CODES.values())
 
 ENTRY_COLUMNS = ["entry_id", "list_code", "listed_name", "alias", "normalized", "countries"]
 RESULT_COLUMNS = ["name", "normalized", "party_match", "party_alias", "party_list", "party_entry_id",
-                  "party_score", "outcome"]
+                  "party_score", "outcome", "party_tokens", "review_status"]
 
 
 class ScreeningListError(ValueError):
@@ -94,10 +96,39 @@ _APOSTROPHES = frozenset("'`\u00b4\u02b9\u02bb\u02bc\u02bd\u2018\u2019\u201b\u20
 _LOST_INSIDE_WORD = re.compile(r"(?<=[^\W\d_])\?(?=[sS]\b)|(?<=[a-z])\?(?=[a-z])")
 
 
+# Transliteration to Latin of the scripts common on the CSL and in ledgers, applied to casefolded,
+# NFKD-decomposed text (so accents are already split off). Russian/Ukrainian/Belarusian Cyrillic
+# after BGN/PCGN, Greek after ELOT 743 (simplified), Hangul jamo after the Revised Romanization
+# (initial ieung silent). Latin letters that NFKD does not decompose are folded too. Scripts without
+# a practical table here (Han, Kana, Arabic, Hebrew...) are kept as they are.
+_CYRILLIC = dict(zip(
+    "абвгдеёжзийклмнопрстуфхцчшщъыьэюяіїєґўђјљњћџѐѝ",
+    ["a", "b", "v", "g", "d", "e", "e", "zh", "z", "i", "y", "k", "l", "m", "n", "o", "p", "r",
+     "s", "t", "u", "f", "kh", "ts", "ch", "sh", "shch", "", "y", "", "e", "yu", "ya", "i", "yi",
+     "ye", "g", "w", "dj", "j", "lj", "nj", "c", "dz", "e", "i"]))
+_GREEK = dict(zip(
+    "αβγδεζηθικλμνξοπρσςτυφχψω",
+    ["a", "v", "g", "d", "e", "z", "i", "th", "i", "k", "l", "m", "n", "x", "o", "p", "r", "s",
+     "s", "t", "y", "f", "ch", "ps", "o"]))
+_LATIN = {"æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ı": "i",
+          "ħ": "h", "ŀ": "l", "ŧ": "t", "ĸ": "k", "ŋ": "ng", "ſ": "s", "ß": "ss"}
+_HANGUL_INITIAL = ["g", "kk", "n", "d", "tt", "r", "m", "b", "pp", "s", "ss", "", "j", "jj", "ch",
+                   "k", "t", "p", "h"]
+_HANGUL_VOWEL = ["a", "ae", "ya", "yae", "eo", "e", "yeo", "ye", "o", "wa", "wae", "oe", "yo", "u",
+                 "wo", "we", "wi", "yu", "eu", "ui", "i"]
+_HANGUL_FINAL = ["k", "k", "k", "n", "n", "n", "t", "l", "k", "m", "l", "l", "l", "p", "l", "m",
+                 "p", "p", "t", "t", "ng", "t", "t", "k", "t", "p", "t"]
+_TRANSLITERATION = {**_CYRILLIC, **_GREEK, **_LATIN}
+_TRANSLITERATION.update({chr(0x1100 + i): text for i, text in enumerate(_HANGUL_INITIAL)})
+_TRANSLITERATION.update({chr(0x1161 + i): text for i, text in enumerate(_HANGUL_VOWEL)})
+_TRANSLITERATION.update({chr(0x11A8 + i): text for i, text in enumerate(_HANGUL_FINAL)})
+
+
 class _CharMap(dict):
     """``str.translate`` table, filled on first sight of each character.
 
-    Letters, digits and spacing marks stay; apostrophes, combining marks and invisible format
+    Letters with a transliteration (:data:`_TRANSLITERATION`) become Latin; other letters,
+    digits and spacing marks stay; apostrophes, combining marks and invisible format
     characters go; ``&`` reads "and"; every other character (punctuation, symbols, spaces,
     controls) becomes a space.
     """
@@ -105,7 +136,9 @@ class _CharMap(dict):
     def __missing__(self, code: int):
         char = chr(code)
         category = unicodedata.category(char)
-        if char in _APOSTROPHES or category in ("Mn", "Me", "Cf"):
+        if char in _TRANSLITERATION:
+            value = _TRANSLITERATION[char]
+        elif char in _APOSTROPHES or category in ("Mn", "Me", "Cf"):
             value = None  # also combining marks and invisible format characters (soft hyphen)
         elif char == "&":
             value = " and "
@@ -124,7 +157,9 @@ co, company, corp, corporation, inc, incorporated, ltd, limited, llc, llp, lp, p
 gmbh, ag, kg, and co, and co kg, gmbh and co kg, sa, s a, sas, sarl, sa de cv, s a de c v, de cv,
 s de rl, s de rl de cv, srl, s r l, sl, s l, spa, s p a, ltda, bv, b v, nv, n v, oy, oyj, ab, as,
 a s, sro, s r o, doo, d o o, bhd, sdn bhd, tbk, kk, jsc, ojsc, pjsc, cjsc, ooo, oao, zao, ao, fze,
-fzco, fzc, fzllc, fz llc, co ltd, company limited, private limited, pvt ltd,
+fzco, fzc, fzllc, fz llc, co ltd, company limited, private limited, pvt ltd, public limited company,
+aktiengesellschaft, gesellschaft mit beschrankter haftung, kft, zrt, sp z o o, spolka z o o, pao,
+tov, ead, eood, saog, sae, wll, fze llc, pte ltd, ltda me,
 有限公司, 股份有限公司, 有限责任公司, 有限責任公司, 股份公司, 公司, 株式会社, 有限会社, 주식회사
 """
 _FORMS = frozenset(tuple(form.split()) for form in _LEGAL_FORMS.replace("\n", " ").split(","))
@@ -354,8 +389,17 @@ def load_screening_list(path: str | Path = CSL_PATH) -> pd.DataFrame:
 # --- screening -----------------------------------------------------------------------------------
 
 
+DEFAULT_BLOCK_SCORE = 0.92
+"""Block threshold when none is given (policies set ``parties.block_score``)."""
+DEFAULT_REVIEW_SCORE = 0.78
+"""Review threshold when none is given (policies set ``parties.review_score``)."""
+TOP_MATCHES = 5
+"""Best listed names kept per consignee for ``parties.parquet``."""
+MATCH_COLUMNS = ["name", "normalized", "rank", "entry_id", "list_code", "listed_name", "alias", "score"]
+
+
 class PartyScreen:
-    """Exact-match screen of consignee names against a loaded screening list.
+    """Screen of consignee names against a loaded screening list: exact, then fuzzy.
 
     Parameters
     ----------
@@ -381,14 +425,71 @@ class PartyScreen:
         for row in sorted(range(len(normalized)), key=lambda row: (self._codes[row], entry_ids[row])):
             index.setdefault(normalized[row], []).append(row)
         self._index = index
+        self._texts = list(index)  # distinct listed texts; fuzzy matches refer to these
+        self._matcher = None
+        self._fingerprints: dict[str, str] | None = None
+
+    @property
+    def matcher(self):
+        """The fuzzy matcher over the distinct listed texts (built on first use)."""
+        if self._matcher is None:
+            from pipeline.matching import NameMatcher
+
+            self._matcher = NameMatcher(self._texts)
+        return self._matcher
+
+    def fingerprints(self) -> dict[str, str]:
+        """``entry_id`` → fingerprint of the entry (see :func:`pipeline.review.entry_fingerprint`)."""
+        if self._fingerprints is None:
+            from pipeline.review import entry_fingerprint
+
+            self._fingerprints = entry_fingerprint(self.entries)
+        return self._fingerprints
 
     @classmethod
     def from_path(cls, path: str | Path = CSL_PATH) -> "PartyScreen":
         """The screen for a CSL file, loaded once per resolved path and process."""
         return _screen_for(Path(path).resolve())
 
-    def screen(self, names: Sequence[str], deny_lists: Iterable[str] = (),
-               review_lists: Iterable[str] = ()) -> pd.DataFrame:
+    def pair_scores(self, queries: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+        """Similarity in [0, 1] of aligned (query, candidate) name pairs, with this list's token weights.
+
+        Equal normalized names score 1.0 and an empty name 0.0; the rest are scored by
+        :meth:`pipeline.matching.NameMatcher.score` (no blocking, no countries).
+
+        Examples
+        --------
+        >>> entries = pd.DataFrame({"entry_id": ["1"], "list_code": ["EL"], "listed_name": ["Acme Ltd."],
+        ...     "alias": ["Acme Ltd."], "normalized": ["acme"], "countries": [""]})
+        >>> PartyScreen(entries).pair_scores(["ACME Co.", "Acme", ""], ["Acme Ltd", "Zenith", "Acme"]).tolist()
+        [1.0, 0.0, 0.0]
+        """
+        if len(queries) != len(candidates):
+            raise ValueError("queries and candidates must have the same length")
+        left = [normalize_name(name) for name in queries]
+        right = [normalize_name(name) for name in candidates]
+        scores = self.matcher.score(left, right) if left else np.zeros(0)
+        scores[[a == b and a != "" for a, b in zip(left, right)]] = 1.0
+        scores[[a == "" or b == "" for a, b in zip(left, right)]] = 0.0
+        return scores
+
+    def screen_policy(self, names: Sequence[str], policy) -> pd.DataFrame:
+        """:meth:`screen` with the lists, thresholds and reviewed decisions of a rule set's ``[parties]``."""
+        params = policy.get("parties")
+        reviews = None
+        if params.get("reviews_file"):
+            from pipeline.review import ReviewBook, read_reviews
+
+            reviews = ReviewBook(read_reviews(params["reviews_file"]), normalize_name)
+        return self.screen(names, params["deny_lists"], params["review_lists"],
+                           block_score=params["block_score"], review_score=params["review_score"],
+                           country_bonus=params.get("country_bonus", 0.0),
+                           country_penalty=params.get("country_penalty", 0.0), reviews=reviews)
+
+    def screen(self, names: Sequence[str], deny_lists: Iterable[str] = (), review_lists: Iterable[str] = (), *,
+               block_score: float = DEFAULT_BLOCK_SCORE, review_score: float = DEFAULT_REVIEW_SCORE,
+               countries: Sequence[str | None] | None = None, country_bonus: float = 0.0,
+               country_penalty: float = 0.0, reviews=None, fuzzy: bool = True) -> pd.DataFrame:
         """Screen distinct consignee names.
 
         Parameters
@@ -397,64 +498,196 @@ class PartyScreen:
             Distinct consignee names (``None`` screens as no name).
         deny_lists, review_lists : iterable of str
             List codes whose hits give outcome ``"block"`` and ``"review"``.
+        block_score, review_score : float
+            A deny-list hit scoring at least ``block_score`` blocks; any listed hit scoring at
+            least ``review_score`` (and not blocking) is held for review. ``0 <= review_score <=
+            block_score <= 1``.
+        countries : sequence of str or None, optional
+            Per name, ``;``-joined ISO-2 countries (destination, address); moves fuzzy scores
+            by ``country_bonus`` / ``-country_penalty`` (:func:`pipeline.matching.country_adjusted`).
+        reviews : pipeline.review.ReviewBook, optional
+            Analysts' decisions to honour.
+        fuzzy : bool
+            Run the fuzzy stage after the exact one.
 
         Returns
         -------
         pandas.DataFrame
-            One row per input name, in input order: ``name``, ``normalized``, ``party_match``
-            (listed name of the best hit), ``party_alias`` (the listed text that matched),
-            ``party_list``, ``party_entry_id``, ``party_score`` (1.0 on a hit, NaN otherwise)
-            and ``outcome`` (``"block"``, ``"review"``, or missing). Text columns use pandas'
-            ``str`` dtype, so "no hit" reads as a missing value.
+            One row per input name, in input order, columns :data:`RESULT_COLUMNS`: ``name``,
+            ``normalized``, ``party_match`` (listed name of the chosen hit), ``party_alias`` (the
+            listed text that matched), ``party_list``, ``party_entry_id``, ``party_score`` (1.0 on
+            an exact hit, the fuzzy score otherwise, NaN without a hit), ``outcome``
+            (``"block"``, ``"review"``, ``"cleared"`` or missing), ``party_tokens`` (which query
+            token paired with which listed token, and how similar) and ``review_status`` (the
+            analyst decision applied, or why one was not). Text columns use pandas' ``str``
+            dtype, so "no hit" reads as a missing value. ``attrs["matches"]`` holds the
+            :data:`TOP_MATCHES` best listed entries per name (a :class:`PartyMatches`).
+
+        Raises
+        ------
+        ScreeningListError
+            Unknown list codes or thresholds out of order.
 
         Notes
         -----
-        Among several entries with the same normalized text the best is the first deny-list
-        hit, else the first review-list hit, else the first hit; "first" is by list code, then
-        entry id. A hit on a list in neither set still fills the party columns.
+        A hit is a listed entry scoring at least ``review_score``. The chosen hit is the most
+        severe (block, then review, then none), then the highest score, then a deny-list entry,
+        then a review-list entry, then the first by list code and entry id. Exact hits (equal
+        normalized text) score 1.0 and are not moved by countries. A ``clear`` decision removes
+        its entry from the hits of that name; when nothing else is a hit the outcome reads
+        ``"cleared"``. A ``confirm`` decision scores its entry 1.0. A decision whose entry changed
+        since (fingerprint) is not applied: ``review_status`` says ``"reopened: ..."``.
         """
         deny, review = set(deny_lists), set(review_lists)
         unknown = (deny | review) - KNOWN_CODES
         if unknown:
             raise ScreeningListError(f"unknown list codes {sorted(unknown)}")
+        if not 0.0 <= review_score <= block_score <= 1.0:
+            raise ScreeningListError(f"need 0 <= review_score ({review_score}) <= block_score ({block_score}) <= 1")
+        if countries is not None and len(countries) != len(names):
+            raise ScreeningListError("countries must have one item per name")
+        names = list(names)
         normalized = [normalize_name(name) for name in names]
-        best = np.full(len(normalized), -1, dtype=np.int64)
-        outcome: list[str | None] = [None] * len(normalized)
+        n = len(names)
+        text_row = {text: i for i, text in enumerate(self._texts)}
+        if fuzzy and self._texts and n:
+            floor = max(0.0, min(0.5, review_score - country_bonus))
+            top, top_scores = self.matcher.top_matches(normalized, k=TOP_MATCHES, floor=floor)
+        else:
+            top, top_scores = np.full((n, 1), -1, np.int64), np.zeros((n, 1))
+        exact = np.array([text_row.get(text, -1) if text else -1 for text in normalized], np.int64)
+        review_parties = reviews.parties() if reviews is not None else set()
+        candidates = np.flatnonzero((exact >= 0) | (top[:, 0] >= 0))
+
+        best = np.full(n, -1, np.int64)
+        score = np.full(n, np.nan)
+        outcome: list[str | None] = [None] * n
+        status: list[str | None] = [None] * n
+        match_rows: dict[str, list] = {column: [] for column in MATCH_COLUMNS}
         codes = self._codes
-        for position, text in enumerate(normalized):
-            rows = self._index.get(text) if text else None
-            if not rows:
-                continue
-            choice = next((row for row in rows if codes[row] in deny), None)
-            if choice is not None:
-                outcome[position] = "block"
-            else:
-                choice = next((row for row in rows if codes[row] in review), None)
-                if choice is not None:
-                    outcome[position] = "review"
-                else:
-                    choice = rows[0]
-            best[position] = choice
+        entry_ids = self.entries["entry_id"].tolist()
+        entry_countries = self.entries["countries"].tolist()
+        severity = {"block": 2, "review": 1, None: 0}
+        for position in candidates.tolist():
+            texts: dict[int, float] = {}
+            if exact[position] >= 0:
+                texts[int(exact[position])] = 1.0
+            for text, value in zip(top[position].tolist(), top_scores[position].tolist()):
+                if text >= 0 and text not in texts:
+                    texts[text] = value
+            query_country = countries[position] if countries is not None else None
+            reviewed = normalized[position] in review_parties
+            options = []  # (severity, score, deny, review, -order, row)
+            cleared = None
+            for text, value in texts.items():
+                rows = self._index[self._texts[text]]
+                for order, row in enumerate(rows):
+                    row_score = value
+                    if value < 1.0 and query_country and (country_bonus or country_penalty):
+                        row_score = float(_country_adjusted(value, query_country, entry_countries[row],
+                                                            country_bonus, country_penalty))
+                    if reviewed:
+                        decision = reviews.lookup(normalized[position], entry_ids[row])
+                        if decision is not None:
+                            if decision.fingerprint != self.fingerprints().get(entry_ids[row]):
+                                status[position] = (f"reopened: entry {entry_ids[row]} changed since "
+                                                    f"{decision.note()}")
+                            elif decision.decision == "clear":
+                                if row_score >= review_score and (cleared is None or row_score > cleared[1]):
+                                    cleared = (row, row_score, decision)
+                                continue
+                            else:
+                                row_score = 1.0
+                                status[position] = decision.note()
+                    code = codes[row]
+                    kind = ("block" if code in deny and row_score >= block_score else
+                            "review" if (code in deny or code in review) and row_score >= review_score else None)
+                    options.append((severity[kind], row_score, code in deny, code in review, -len(options), row))
+            if options:
+                chosen = max(options)
+                for rank, option in enumerate(sorted(options, reverse=True)[:TOP_MATCHES]):
+                    row = option[5]
+                    for column, value in zip(MATCH_COLUMNS, (names[position], normalized[position], rank + 1,
+                                                             entry_ids[row], codes[row],
+                                                             self.entries.at[row, "listed_name"],
+                                                             self.entries.at[row, "alias"], option[1])):
+                        match_rows[column].append(value)
+                if chosen[1] >= review_score:
+                    kind = {2: "block", 1: "review", 0: None}[chosen[0]]
+                    best[position], score[position], outcome[position] = chosen[5], chosen[1], kind
+                    continue
+            if cleared is not None:
+                best[position], score[position], outcome[position] = cleared[0], cleared[1], "cleared"
+                status[position] = cleared[2].note()
         hit = best >= 0
         picked = self.entries.iloc[np.where(hit, best, 0)] if len(self.entries) else None
 
         def party(column: str) -> pd.Series:
             if picked is None:
-                return pd.Series([None] * len(best), dtype="str")
+                return pd.Series([None] * n, dtype="str")
             values = picked[column].to_numpy(dtype=object).copy()
             values[~hit] = None
             return pd.Series(values, dtype="str")
 
-        return pd.DataFrame({
-            "name": pd.Series(list(names), dtype="str"),
+        tokens: list[str | None] = [None] * n
+        for position in np.flatnonzero(hit).tolist():
+            if score[position] < 1.0 or normalized[position] != self.entries.at[int(best[position]), "normalized"]:
+                tokens[position] = self.matcher.explain(normalized[position],
+                                                        self.entries.at[int(best[position]), "normalized"])[1]
+            else:
+                tokens[position] = "exact"
+        result = pd.DataFrame({
+            "name": pd.Series(names, dtype="str"),
             "normalized": pd.Series(normalized, dtype="str"),
             "party_match": party("listed_name"),
             "party_alias": party("alias"),
             "party_list": party("list_code"),
             "party_entry_id": party("entry_id"),
-            "party_score": np.where(hit, 1.0, np.nan),
+            "party_score": score,
             "outcome": pd.Series(outcome, dtype="str"),
+            "party_tokens": pd.Series(tokens, dtype="str"),
+            "review_status": pd.Series(status, dtype="str"),
         }, columns=RESULT_COLUMNS)
+        matches = pd.DataFrame(match_rows, columns=MATCH_COLUMNS)
+        matches["rank"] = matches["rank"].astype(np.int8)
+        matches["score"] = matches["score"].astype(np.float64)
+        result.attrs["matches"] = PartyMatches(matches)
+        return result
+
+
+class PartyMatches:
+    """Holder of the best-matches table in a screen result's ``attrs`` (compared by identity, so
+    pandas can propagate ``attrs`` without comparing frames).
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        Columns :data:`MATCH_COLUMNS`.
+    """
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+
+
+def _country_adjusted(value: float, query: str, listed: str, bonus: float, penalty: float) -> float:
+    from pipeline.matching import country_adjusted
+
+    return float(country_adjusted(np.array([value]), [query], [listed], bonus, penalty)[0])
+
+
+def write_party_matches(parties: pd.DataFrame, path: str | Path) -> None:
+    """Write ``parties.parquet``: each distinct consignee's outcome and best listed matches.
+
+    One row per (consignee, candidate entry), best first (``rank``), with the consignee's
+    ``outcome``, ``party_score``, ``party_tokens`` and ``review_status`` repeated on its rows;
+    consignees without any candidate are left out.
+    """
+    holder = parties.attrs.get("matches")
+    matches = holder.frame if holder is not None else pd.DataFrame(columns=MATCH_COLUMNS)
+    chosen = parties[["name", "outcome", "party_entry_id", "party_tokens", "review_status"]].drop_duplicates("name")
+    table = matches.merge(chosen, on="name", how="left")
+    table["chosen"] = table["entry_id"] == table["party_entry_id"]
+    table.drop(columns="party_entry_id").to_parquet(path, index=False)
 
 
 @lru_cache(maxsize=8)

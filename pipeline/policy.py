@@ -215,8 +215,15 @@ def check_policy(params: dict, path: Path) -> None:
     _require(params, "controls.gp10_denied", bool, path)
     for key in ("deny_lists", "review_lists"):
         _require(params, f"parties.{key}", list, path)
-    for key in ("block_score", "review_score"):
-        _require(params, f"parties.{key}", (int, float), path)
+    scores = [_require(params, f"parties.{key}", (int, float), path) for key in ("block_score", "review_score")]
+    if not 0 <= scores[1] <= scores[0] <= 1:
+        raise PolicyError(f"{path}: need 0 <= parties.review_score <= parties.block_score <= 1")
+    for key in ("country_bonus", "country_penalty"):  # optional
+        value = params["parties"].get(key, 0.0)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+            raise PolicyError(f"{path}: parameter 'parties.{key}' must be a number in [0, 1]")
+    if not isinstance(params["parties"].get("reviews_file", ""), str):
+        raise PolicyError(f"{path}: parameter 'parties.reviews_file' must be str")
     if framework == "tiered":
         _require(params, "tiers.tier1", list, path)
         for group in _require(params, "tiers.tier3_groups", list, path):

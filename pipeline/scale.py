@@ -137,7 +137,7 @@ def screen_piece(piece: Piece, index: int, policy: Policy, carry: Carry | None, 
         Totals after the piece (keys not in it kept as carried in).
     """
     rows = piece.read()
-    screened = screen_rows(rows, policy, carry=carry, csl_path=csl_path)
+    screened = screen_rows(rows, policy, carry=carry, csl_path=csl_path, remember_names=True)
     path = None
     if out_dir is not None:
         path = _write_part(screened.decisions_table(policy), Path(out_dir), index)
@@ -182,14 +182,15 @@ def scan(pieces: Sequence[Piece], policy: Policy, out_dir: str | Path | None = N
 def lpp_contribution(piece: Piece, policy: Policy, csl_path: str | Path) -> Carry:
     """Pass 1: the LPP totals of a piece's own rows (LPP candidacy needs no carry)."""
     rows = piece.read()
-    result = screen_rows(rows, policy, csl_path=csl_path).result
+    result = screen_rows(rows, policy, csl_path=csl_path, remember_names=True).result
     return Carry(result.carry.lpp, _allocation_series())
 
 
 def allocation_contribution(piece: Piece, policy: Policy, csl_path: str | Path, lpp_carry: Carry) -> Carry:
     """Pass 1b: the allocation totals of a piece's own rows, given its LPP carry-in."""
     rows = piece.read()
-    result = screen_rows(rows, policy, carry=Carry(lpp_carry.lpp, _allocation_series()), csl_path=csl_path).result
+    result = screen_rows(rows, policy, carry=Carry(lpp_carry.lpp, _allocation_series()), csl_path=csl_path,
+                         remember_names=True).result
     return Carry(_lpp_series(), result.carry.allocation)
 
 

@@ -217,8 +217,46 @@ class ScreenedRows:
                                self.features.tpp)
 
 
+_NAME_RESULTS: dict[tuple, tuple] = {}
+"""Party results per screening-list file and ``[parties]`` settings, kept for the life of the
+process: the pieces of one run (and the runs of one worker) share most consignee names."""
+
+
+def screened_names(screen: PartyScreen, names: Sequence[str | None], policy: Policy, csl_path: Path) -> pd.DataFrame:
+    """Party results of distinct names, in their order, screening only names not seen before.
+
+    Parameters
+    ----------
+    screen : PartyScreen
+    names : sequence of str or None
+    policy : Policy
+        Its ``[parties]`` section (lists, thresholds, reviewed decisions) keys the results.
+    csl_path : path
+        The screening list behind ``screen``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :meth:`pipeline.parties.PartyScreen.screen_policy` returns for ``names``.
+    """
+    settings = policy.get("parties")
+    reviews = settings.get("reviews_file")
+    key = (str(csl_path), json.dumps(settings, sort_keys=True, default=str),
+           file_digest(Path(reviews)) if reviews else None)
+    position, known = _NAME_RESULTS.get(key, ({}, None))
+    new = [n for n in dict.fromkeys(names) if n not in position]
+    if new or known is None:
+        found = screen.screen_policy(new, policy)
+        found.attrs.clear()  # the per-name candidate lists stay with single-process runs
+        start = 0 if known is None else len(known)
+        position.update({n: start + i for i, n in enumerate(new)})
+        known = found if known is None else pd.concat([known, found], ignore_index=True)
+        _NAME_RESULTS[key] = (position, known)
+    return known.iloc[[position[n] for n in names]].reset_index(drop=True)
+
+
 def screen_rows(rows: pa.Table, policy: Policy, *, carry: Carry | None = None, csl_path: str | Path = CSL_PATH,
-                timer: _Timer | None = None) -> ScreenedRows:
+                timer: _Timer | None = None, remember_names: bool = False) -> ScreenedRows:
     """Screen validated rows (a whole ledger, or one piece of it after ``carry``).
 
     Parameters
@@ -231,6 +269,9 @@ def screen_rows(rows: pa.Table, policy: Policy, *, carry: Carry | None = None, c
     csl_path : path
     timer : optional
         Stage timer of the calling run.
+    remember_names : bool
+        Keep party results per name for later pieces in this process (:func:`screened_names`);
+        the results then carry no per-name candidate lists (``attrs["matches"]``).
 
     Returns
     -------
@@ -242,8 +283,8 @@ def screen_rows(rows: pa.Table, policy: Policy, *, carry: Carry | None = None, c
         screen = PartyScreen.from_path(Path(csl_path))
         # Party screening (Python) runs in a thread while the row features (NumPy, Arrow) are built.
         with ThreadPoolExecutor(max_workers=1) as helper:
-            pending = helper.submit(screen.screen, names, policy.get("parties.deny_lists"),
-                                    policy.get("parties.review_lists"))
+            pending = (helper.submit(screened_names, screen, names, policy, Path(csl_path)) if remember_names
+                       else helper.submit(screen.screen_policy, names, policy))
             features = build_features(rows, policy, pending.result, name_codes)
     with timer.stage("decide"):
         result = decide(features, policy, carry)
@@ -307,6 +348,9 @@ def screen_ledger(ledger: Ledger, policy: Policy, out_dir: str | Path | None = N
         with timer.stage("write"):
             _publish(table, out / "decisions.parquet")
             _publish(ledger.quarantine, out / "quarantine.parquet")
+            from pipeline.parties import write_party_matches
+
+            write_party_matches(piece.features.parties, out / "parties.parquet")
             from pipeline.report import write_report
             from pipeline.report_content import screen_report
 

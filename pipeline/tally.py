@@ -66,6 +66,11 @@ class Tally:
     lpp_crossings_by_month: pd.Series = field(default_factory=lambda: _sum([], ["month"]))
 
     @classmethod
+    def empty(cls) -> "Tally":
+        """The tally of no rows."""
+        return cls(decisions=_sum([], ["destination", "status", "decision"]), tpp_total=0)
+
+    @classmethod
     def of(cls, rows: pa.Table, result: Decisions, tpp: np.ndarray) -> "Tally":
         """Tally of screened rows.
 
@@ -199,3 +204,38 @@ class Tally:
         return {"limit_tpp": self.lpp_limit, "consignee_years": int(np.count_nonzero(totals)),
                 "consignee_years_over_limit": int(np.count_nonzero(totals > self.lpp_limit)),
                 "rows_over_limit": self.lpp_rows_over}
+
+    # ------------------------------------------------------------------------------ files
+    def to_dict(self) -> dict:
+        """JSON-ready form (for checkpoints); :meth:`from_dict` reads it back."""
+        def pairs(series: pd.Series) -> list:
+            return [[*(key if isinstance(key, tuple) else (key,)), int(value)] for key, value in series.items()]
+        return {
+            "decisions": pairs(self.decisions), "tpp_total": self.tpp_total,
+            "allocations": [vars(a) for a in self.allocations.values()],
+            "allocated_before_crossing": pairs(self.allocated_before_crossing),
+            "exceeded_rows": pairs(self.exceeded_rows), "allocation_by_month": pairs(self.allocation_by_month),
+            "lpp_limit": self.lpp_limit, "lpp_rows_over": self.lpp_rows_over,
+            "lpp_crossings_by_month": pairs(self.lpp_crossings_by_month),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Tally":
+        """Inverse of :meth:`to_dict`."""
+        def series(items: list, names: list[str]) -> pd.Series:
+            if not items:
+                return _sum([], names)
+            keys = [tuple(item[:-1]) if len(names) > 1 else item[0] for item in items]
+            index = (pd.MultiIndex.from_tuples(keys, names=names) if len(names) > 1
+                     else pd.Index(keys, name=names[0]))
+            return pd.Series([item[-1] for item in items], index=index, dtype=np.int64)
+        return cls(
+            decisions=series(data["decisions"], ["destination", "status", "decision"]),
+            tpp_total=int(data["tpp_total"]),
+            allocations={a["label"]: Allocation(**a) for a in data["allocations"]},
+            allocated_before_crossing=series(data["allocated_before_crossing"], ["allocation"]),
+            exceeded_rows=series(data["exceeded_rows"], ["allocation"]),
+            allocation_by_month=series(data["allocation_by_month"], ["allocation", "month"]),
+            lpp_limit=data["lpp_limit"], lpp_rows_over=int(data["lpp_rows_over"]),
+            lpp_crossings_by_month=series(data["lpp_crossings_by_month"], ["month"]),
+        )

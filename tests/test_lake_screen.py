@@ -1,0 +1,119 @@
+"""Screening a lake: equal to screening its files, incremental from the checkpoint, published whole."""
+import datetime as dt
+import random
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import shipment, write_ledger
+from pipeline import lake_screen
+from pipeline.lake import ingest
+from pipeline.lake_screen import screen_lake
+from pipeline.policy import load_policy
+from pipeline.screen import screen_ledgers
+from test_differential import COMPARED, OVERRIDES, random_rows
+
+
+def columns(table, rows=None):
+    out = {c: table.column(c).cast("string").to_pylist() if c in ("decision", "authorization", "reasons")
+           else table.column(c).to_pylist() for c in COMPARED}
+    return out if rows is None else {c: [v for v, keep in zip(values, rows) if keep] for c, values in out.items()}
+
+
+@pytest.fixture
+def ledger_rows():
+    rows = random_rows(random.Random(7), 400)
+    return sorted(rows, key=lambda r: (r["ship_date"], r["shipment_id"]))
+
+
+def split(rows, day):
+    return [r for r in rows if r["ship_date"] <= day], [r for r in rows if r["ship_date"] > day]
+
+
+@pytest.mark.parametrize("policy_id", ["ai-diffusion-2025", "post-rescission-2025"])
+def test_lake_screen_equals_screening_the_files(ledger_rows, policy_id, tmp_path):
+    policy = load_policy(policy_id, OVERRIDES[policy_id])
+    path = write_ledger(ledger_rows, tmp_path / "all.parquet")
+    ingest([path], tmp_path / "lake")
+    run = screen_lake(tmp_path / "lake", policy, tmp_path / "out", scheduler="none")
+    expected = screen_ledgers([path], policy)
+    assert columns(pq.read_table(tmp_path / "out" / "decisions.parquet")) == columns(expected.decisions)
+    for key in ("decisions", "by_destination", "allocation_headroom", "lpp"):
+        assert run.summary[key] == expected.summary[key], key
+    assert run.plan.mode == "full" and len(run.scan.pieces) > 3
+
+
+def test_nightly_rows_after_the_checkpoint_are_screened_alone(ledger_rows, tmp_path):
+    policy = load_policy("ai-diffusion-2025", OVERRIDES["ai-diffusion-2025"])
+    history, tonight = split(ledger_rows, "2027-09-10")
+    assert history and tonight
+    lake = tmp_path / "lake"
+    ingest([write_ledger(history, tmp_path / "history.parquet")], lake)
+    first = screen_lake(lake, policy, tmp_path / "out", scheduler="none")
+    assert first.plan.mode == "full"
+    ingest([write_ledger(tonight, tmp_path / "tonight.parquet")], lake)
+    second = screen_lake(lake, policy, tmp_path / "out", scheduler="none")
+    assert second.plan.mode == "incremental"
+    assert second.scan.rows == len(tonight)  # only the new rows were read and screened
+    expected = screen_ledgers([write_ledger(ledger_rows, tmp_path / "all.parquet")], policy)
+    in_tonight = [i >= len(history) for i in range(len(ledger_rows))]
+    assert columns(pq.read_table(tmp_path / "out" / "decisions.parquet")) == columns(expected.decisions, in_tonight)
+    assert second.summary["allocation_headroom"] == expected.summary["allocation_headroom"]
+    assert second.summary["lpp"] == expected.summary["lpp"]
+    third = screen_lake(lake, policy, tmp_path / "out", scheduler="none")
+    assert third.plan.mode == "unchanged" and third.scan.rows == 0
+
+
+def test_a_backdated_row_recomputes_from_its_partition(ledger_rows, tmp_path):
+    policy = load_policy("ai-diffusion-2025", OVERRIDES["ai-diffusion-2025"])
+    lake = tmp_path / "lake"
+    ingest([write_ledger(ledger_rows, tmp_path / "all.parquet")], lake)
+    screen_lake(lake, policy, tmp_path / "out", scheduler="none")
+    late = shipment("ZZ-BACKDATED", "2025-06-15", sku="NVIDIA-H100-SXM", quantity=5000, destination_country="IN")
+    ingest([write_ledger([late], tmp_path / "late.parquet")], lake)
+    run = screen_lake(lake, policy, tmp_path / "out", scheduler="none")
+    assert run.plan.mode == "recompute" and run.scan.pieces[0].name == "2025-06"
+    expected = screen_ledgers([tmp_path / "all.parquet", tmp_path / "late.parquet"], policy)
+    days = [d.isoformat() for d in expected.decisions.column("ship_date").to_pylist()]
+    from_june = [d >= "2025-06-01" for d in days]
+    assert columns(pq.read_table(tmp_path / "out" / "decisions.parquet")) == columns(expected.decisions, from_june)
+    assert run.summary["allocation_headroom"] == expected.summary["allocation_headroom"]
+
+
+def test_replay_as_of_a_date(ledger_rows, tmp_path):
+    policy = load_policy("post-rescission-2025", OVERRIDES["post-rescission-2025"])
+    path = write_ledger(ledger_rows, tmp_path / "all.parquet")
+    ingest([path], tmp_path / "lake")
+    day = dt.date(2026, 7, 1)
+    run = screen_lake(tmp_path / "lake", policy, tmp_path / "out", scheduler="none", as_of=day)
+    expected = screen_ledgers([path], policy, as_of=day)
+    assert columns(pq.read_table(tmp_path / "out" / "decisions.parquet")) == columns(expected.decisions)
+    assert not (tmp_path / "lake" / "checkpoints").exists()  # replays leave the checkpoint alone
+
+
+def test_a_failed_run_leaves_the_published_results(ledger_rows, tmp_path, monkeypatch):
+    policy = load_policy("ai-diffusion-2025")
+    ingest([write_ledger(ledger_rows, tmp_path / "all.parquet")], tmp_path / "lake")
+    screen_lake(tmp_path / "lake", policy, tmp_path / "out", scheduler="none")
+    before = (tmp_path / "out" / "summary.json").read_text()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("worker lost")
+
+    monkeypatch.setattr(lake_screen, "scan", broken)
+    with pytest.raises(RuntimeError):
+        screen_lake(tmp_path / "lake", policy, tmp_path / "out", scheduler="none", incremental=False)
+    assert (tmp_path / "out" / "summary.json").read_text() == before
+    assert pq.read_table(tmp_path / "out" / "decisions.parquet").num_rows == len(ledger_rows)
+
+
+def test_local_dask_cluster_equals_one_process(ledger_rows, tmp_path):
+    pytest.importorskip("distributed")
+    policy = load_policy("ai-diffusion-2025", OVERRIDES["ai-diffusion-2025"])
+    ingest([write_ledger(ledger_rows, tmp_path / "all.parquet")], tmp_path / "lake")
+    one = screen_lake(tmp_path / "lake", policy, tmp_path / "one", scheduler="none", incremental=False)
+    dask = screen_lake(tmp_path / "lake", policy, tmp_path / "dask", scheduler="local", workers=2, incremental=False)
+    assert columns(pq.read_table(tmp_path / "dask" / "decisions.parquet")) == \
+        columns(pq.read_table(tmp_path / "one" / "decisions.parquet"))
+    assert dask.summary["allocation_headroom"] == one.summary["allocation_headroom"]
+    assert dask.scan.carry.equals(one.scan.carry)
