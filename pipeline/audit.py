@@ -23,7 +23,7 @@ from pipeline.decide import (
     REVIEW,
 )
 from pipeline.enrich import codes_and_values, present
-from pipeline.ingest import read_ledgers
+from pipeline.ingest import Ledger, read_ledgers
 from pipeline.policy import Policy
 from pipeline.reference import CSL_PATH
 from pipeline.screen import ScreenResult, screen_ledger
@@ -184,6 +184,23 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     os.replace(partial, path)
 
 
+def read_history(paths: Sequence[str | Path], as_of: dt.date | None = None) -> Ledger:
+    """Validated rows of ledger files, or of a ledger lake given as a single folder.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        Ledger files, or one lake folder (see ``chipscreen ingest``).
+    as_of : date, optional
+        Only rows dated up to this day.
+    """
+    if len(paths) == 1 and Path(paths[0]).is_dir():
+        from pipeline.lake import Lake
+
+        return Lake.open(paths[0]).ledger(as_of=as_of)
+    return read_ledgers(paths, as_of=as_of)
+
+
 def audit_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | Path | None = None, *,
                   as_of: dt.date | None = None, csl_path: str | Path = CSL_PATH,
                   progress: Callable[[str], None] | None = None) -> AuditResult:
@@ -192,7 +209,7 @@ def audit_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | Pa
     Writes the screening outputs plus ``discrepancies.parquet``, ``discrepancies.csv`` and
     ``report.html`` to ``out_dir``; ``summary.json`` gains a ``discrepancies`` section.
     """
-    ledger = read_ledgers(paths, as_of=as_of)
+    ledger = read_history(paths, as_of=as_of)
     screening = screen_ledger(ledger, policy, out_dir, as_of=as_of, csl_path=csl_path, progress=progress)
     found = discrepancies(screening)
     status_codes, status_values = codes_and_values(ledger.rows.column("status"))
@@ -262,7 +279,7 @@ def diff_ledgers(paths: Sequence[str | Path], first: Policy, second: Policy, out
     """
     if first.id == second.id and first.overrides == second.overrides:
         raise ValueError("diff needs two different rule sets (or the same one with different --set overrides)")
-    ledger = read_ledgers(paths, as_of=as_of)
+    ledger = read_history(paths, as_of=as_of)
     out = Path(out_dir) if out_dir is not None else None
     labels = [first.id, second.id] if first.id != second.id else [f"{first.id}-a", f"{second.id}-b"]
     runs = [screen_ledger(ledger, policy, out / label if out else None, as_of=as_of, csl_path=csl_path,

@@ -118,7 +118,8 @@ def screen(
 
 @app.command()
 def audit(
-    ledgers: list[Path] = typer.Argument(..., help="Ledger files with recorded_authorization on shipped rows."),
+    ledgers: list[Path] = typer.Argument(..., help="Ledger files with recorded_authorization on shipped rows, "
+                                         "or one ledger lake folder."),
     policy: str = typer.Option(..., "--policy", "-p", help="Rule set to replay the history under."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     set_: list[str] = typer.Option([], "--set", help="Override a policy parameter: KEY=VALUE (repeatable)."),
@@ -134,7 +135,7 @@ def audit(
         rules = load_policy(policy, set_)
         with _stages(quiet) as progress:
             result = audit_ledgers(ledgers, rules, out, as_of=as_of_date, csl_path=csl, progress=progress)
-    except (PolicyError, LedgerReadError, OverflowError) as error:
+    except (PolicyError, LedgerReadError, OverflowError, RuntimeError) as error:
         _fail(str(error))
     found = result.summary["discrepancies"]
     if not quiet:
@@ -151,7 +152,7 @@ def audit(
 
 @app.command()
 def diff(
-    ledgers: list[Path] = typer.Argument(..., help="Ledger files."),
+    ledgers: list[Path] = typer.Argument(..., help="Ledger files, or one ledger lake folder."),
     policy: list[str] = typer.Option(..., "--policy", "-p", help="Two rule sets: --policy A --policy B."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     set_: list[str] = typer.Option([], "--set", help="Override for the second rule set: KEY=VALUE (repeatable)."),
@@ -169,7 +170,7 @@ def diff(
         first, second = load_policy(policy[0]), load_policy(policy[1], set_)
         with _stages(quiet) as progress:
             result = diff_ledgers(ledgers, first, second, out, as_of=as_of_date, csl_path=csl, progress=progress)
-    except (PolicyError, LedgerReadError, OverflowError, ValueError) as error:
+    except (PolicyError, LedgerReadError, OverflowError, ValueError, RuntimeError) as error:
         _fail(str(error))
     if not quiet:
         labels = result.summary["policies"]
@@ -339,6 +340,43 @@ def ingest(
     state = (f"generation {report.generation}, {len(report.partitions_written)} partition(s) written"
              if report.committed else f"unchanged (generation {report.generation})")
     console.print(f"lake {lake}: {state} in {report.seconds:.1f} s")
+
+
+PREFECT_QUIET = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                 "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
+"""Prefect settings for an offline, embedded run (each is kept when already set)."""
+
+
+@app.command()
+def nightly(
+    ledgers: Optional[list[Path]] = typer.Argument(None, help="Tonight's ledger files (none: screen what is new)."),
+    lake: Path = typer.Option(..., "--lake", help="Ledger lake folder (created when absent)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Published results: switched to the new run when it succeeds."),
+    policy: str = typer.Option("post-rescission-2025", "--policy", "-p", help="Rule-set id."),
+    set_: list[str] = typer.Option([], "--set", help="Override a policy parameter: KEY=VALUE (repeatable)."),
+    csl_source: Optional[Path] = typer.Option(None, "--csl-source", help="A newly downloaded screening list to use."),
+    inbox: Optional[Path] = typer.Option(None, "--inbox", help="Also ingest every ledger file in this folder."),
+    scheduler: str = typer.Option("local", "--scheduler", help="`local` (Dask LocalCluster), `none` or an address."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="LocalCluster worker processes."),
+) -> None:
+    """Run the nightly Prefect flow once, embedded (no server): ingest, refresh, screen, publish."""
+    import os
+
+    for key, value in PREFECT_QUIET.items():
+        os.environ.setdefault(key, value)
+    from flows.nightly import nightly_screen
+
+    try:
+        load_policy(policy, set_)
+        summary = nightly_screen([str(p) for p in ledgers or []], str(lake), str(out), policy=policy,
+                                 overrides=list(set_), csl_source=str(csl_source) if csl_source else None,
+                                 scheduler=scheduler, workers=workers, inbox=str(inbox) if inbox else None)
+    except (PolicyError, LedgerReadError, OverflowError, RuntimeError, ValueError) as error:
+        _fail(str(error))
+    run = summary["lake"]
+    console.print(f"nightly: {run['run']} ({run['why']}); {summary['rows']['screened_this_run']:,} rows screened, "
+                  f"{summary['decisions'].get('DENIED', 0):,} denied, {summary['decisions'].get('REVIEW', 0):,} "
+                  f"held for review → {out}")
 
 
 # --- restricted-party matching (issue 4) -------------------------------------------------------------

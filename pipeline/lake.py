@@ -603,7 +603,8 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
                         writers[month] = pq.ParquetWriter(
                             staging / f"spill-{month}.parquet", spill_schema, compression="none",
                             use_dictionary=list(CATEGORICAL_COLUMNS), write_statistics=False)
-                    writers[month].write_table(table.slice(begin, end - begin))
+                    # Only the dictionary values this month uses: a batch's dictionary can be large.
+                    writers[month].write_table(_canonical(table.slice(begin, end - begin), sort=False))
                 reasons_parts.append(reasons)
                 id_parts.append(id_hash)
                 row_parts.append(row_hash)
@@ -911,8 +912,9 @@ def _write_partition(lake_dir: Path, key: str, old: dict | None, spill: Path | N
             "rows": table.num_rows, "sha256": sha, "ingested_at": stamp}
 
 
-def _canonical(table: pa.Table) -> pa.Table:
-    """One chunk per column; each dictionary reduced to the values in use, sorted, so equal rows give equal bytes."""
+def _canonical(table: pa.Table, sort: bool = True) -> pa.Table:
+    """One chunk per column; each dictionary reduced to the values in use (and sorted, so that equal
+    rows give equal bytes)."""
     table = table.unify_dictionaries().combine_chunks()
     columns = {}
     for name, column in zip(table.column_names, table.columns):
@@ -923,7 +925,7 @@ def _canonical(table: pa.Table) -> pa.Table:
             used[codes] = True  # -1 marks the null slot (last)
             kept = np.flatnonzero(used[:-1])
             values = chunk.dictionary.take(pa.array(kept))
-            order = pc.sort_indices(values).to_numpy()
+            order = pc.sort_indices(values).to_numpy() if sort else np.arange(len(kept))
             mapping = np.full(len(chunk.dictionary) + 1, -1, dtype=np.int32)
             mapping[kept[order]] = np.arange(len(kept), dtype=np.int32)
             new_codes = mapping[codes]

@@ -133,7 +133,7 @@ def _lake_counts(lake: Lake, quarantine: pa.Table, screened: int, as_of: dt.date
 
 def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None = None, *,
                 scheduler: str = "local", workers: int | None = None, as_of: dt.date | None = None,
-                incremental: bool = True, csl_path: str | Path = CSL_PATH,
+                incremental: bool = True, csl_path: str | Path = CSL_PATH, publish: bool = True,
                 progress: Callable[[str], None] | None = None) -> LakeRun:
     """Screen a lake under one rule set, from its checkpoint where one fits.
 
@@ -152,6 +152,9 @@ def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None
     incremental : bool
         Use and update the checkpoint (default); False screens everything and rewrites it.
     csl_path : path
+    publish : bool
+        Write into a run folder and switch ``out_dir`` to it at the end (default); False writes
+        straight into ``out_dir`` (a run folder the caller publishes, see :mod:`pipeline.publish`).
     progress : callable, optional
         Called with a message per step.
 
@@ -225,8 +228,8 @@ def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None
                        tail_keys(lake)).save(folder, print_, lake.generation)
         return LakeRun(todo, result, summary, out)
 
-    if out_dir is None:
-        return finish(None)
+    if out_dir is None or not publish:
+        return finish(Path(out_dir) if out_dir is not None else None)
     with run_folder(out_dir) as out:
         outcome = finish(out)
     outcome.out_dir = Path(out_dir)

@@ -41,13 +41,7 @@ def run_folder(out: str | Path) -> Iterator[Path]:
         If ``out`` is a file.
     """
     out = Path(out).absolute()
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder")
-    runs = runs_folder(out)
-    runs.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    run = Path(tempfile.mkdtemp(prefix=f"{stamp}-", dir=runs))
-    run.chmod(0o755)
+    run = new_run(out)
     try:
         yield run
     except BaseException:
@@ -56,8 +50,28 @@ def run_folder(out: str | Path) -> Iterator[Path]:
     publish(run, out)
 
 
+def new_run(out: str | Path) -> Path:
+    """Create a fresh run folder for destination ``out`` (publish it with :func:`publish`).
+
+    Raises
+    ------
+    FileExistsError
+        If ``out`` is a file.
+    """
+    out = Path(out).absolute()
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    runs = runs_folder(out)
+    runs.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    run = Path(tempfile.mkdtemp(prefix=f"{stamp}-", dir=runs))
+    run.chmod(0o755)
+    return run
+
+
 def publish(run: Path, out: Path) -> None:
     """Make ``out`` point at ``run`` atomically and remove the runs it no longer needs."""
+    out = Path(out).absolute()
     runs = runs_folder(out)
     if out.exists() and not out.is_symlink():  # a folder written before runs were published this way
         os.rename(out, runs / f"replaced-{run.name}")

@@ -96,3 +96,44 @@ def load_catalog(path: Path = CATALOG_PATH) -> pd.DataFrame:
 def load_countries(path: Path = COUNTRIES_PATH) -> pd.DataFrame:
     """Read the ISO 3166-1 alpha-2 country list (``alpha2``, ``name``)."""
     return pd.read_csv(path, comment="#", dtype=str, keep_default_na=False)
+
+
+def refresh_screening_list(source: str | Path, folder: str | Path) -> Path:
+    """Check a newly downloaded Consolidated Screening List and keep a copy named by its hash.
+
+    Parameters
+    ----------
+    source : path
+        The new file (CSV, optionally gzip-compressed).
+    folder : path
+        Where screening-list versions are kept (e.g. ``<lake>/reference``).
+
+    Returns
+    -------
+    Path
+        The kept copy, ``csl-<sha256 prefix>.csv[.gz]``; an identical earlier copy is reused.
+
+    Raises
+    ------
+    pipeline.parties.ScreeningListError
+        If the file does not read as a screening list (the previous version stays in use).
+    """
+    import hashlib
+    import os
+    import shutil
+
+    from pipeline.parties import load_screening_list
+
+    source = Path(source)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    suffix = ".csv.gz" if source.name.endswith(".gz") else ".csv"
+    folder = Path(folder)
+    kept = folder / f"csl-{digest}{suffix}"
+    if kept.exists():
+        return kept
+    load_screening_list(source)  # raises on a file that is not a screening list
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = kept.with_name(kept.name + ".partial")
+    shutil.copyfile(source, partial)
+    os.replace(partial, kept)
+    return kept

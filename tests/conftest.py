@@ -45,3 +45,11 @@ def ledger_file(tmp_path):
     def make(rows, name="ledger.parquet"):
         return write_ledger(rows, tmp_path / name)
     return make
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """A two-worker Dask LocalCluster (processes) shared by the distributed tests."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        yield cluster

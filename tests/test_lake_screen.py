@@ -107,12 +107,12 @@ def test_a_failed_run_leaves_the_published_results(ledger_rows, tmp_path, monkey
     assert pq.read_table(tmp_path / "out" / "decisions.parquet").num_rows == len(ledger_rows)
 
 
-def test_local_dask_cluster_equals_one_process(ledger_rows, tmp_path):
-    pytest.importorskip("distributed")
+def test_dask_cluster_equals_one_process(ledger_rows, tmp_path, dask_cluster):
     policy = load_policy("ai-diffusion-2025", OVERRIDES["ai-diffusion-2025"])
     ingest([write_ledger(ledger_rows, tmp_path / "all.parquet")], tmp_path / "lake")
     one = screen_lake(tmp_path / "lake", policy, tmp_path / "one", scheduler="none", incremental=False)
-    dask = screen_lake(tmp_path / "lake", policy, tmp_path / "dask", scheduler="local", workers=2, incremental=False)
+    dask = screen_lake(tmp_path / "lake", policy, tmp_path / "dask", scheduler=dask_cluster.scheduler_address,
+                       incremental=False)
     assert columns(pq.read_table(tmp_path / "dask" / "decisions.parquet")) == \
         columns(pq.read_table(tmp_path / "one" / "decisions.parquet"))
     assert dask.summary["allocation_headroom"] == one.summary["allocation_headroom"]

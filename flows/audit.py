@@ -1,0 +1,72 @@
+"""The audit flow: replay a lake under a rule set as of a date, publish the report as an artifact."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Optional
+
+from prefect import flow, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
+
+from flows.artifacts import _cell, run_markdown
+from flows.nightly import publish_run
+from pipeline.audit import audit_ledgers
+from pipeline.policy import load_policy
+from pipeline.publish import new_run
+from pipeline.reference import CSL_PATH
+
+
+@task(name="replay and audit")
+def replay(lake: str, policy_id: str, overrides: list[str], as_of: Optional[str], run_dir: str, csl: str) -> dict:
+    """Recompute the lake's rows as of a date and list the discrepancies."""
+    import datetime as dt
+
+    day = dt.date.fromisoformat(as_of) if as_of else None
+    result = audit_ledgers([lake], load_policy(policy_id, overrides), run_dir, as_of=day, csl_path=csl)
+    return result.summary
+
+
+@flow(name="audit")
+def audit(lake: str, out: str, policy: str = "ai-diffusion-2025", as_of: Optional[str] = None,
+          overrides: Optional[list[str]] = None, csl: str = str(CSL_PATH)) -> dict:
+    """Replay a ledger lake under ``policy`` as of ``as_of`` and publish the audit.
+
+    Parameters
+    ----------
+    lake : str
+        The ledger lake folder.
+    out : str
+        Where the audit is published (``report.html``, ``discrepancies.parquet``, ...).
+    policy : str
+        Rule-set id.
+    as_of : str, optional
+        ``YYYY-MM-DD``: only rows dated up to this day.
+    overrides : list of str, optional
+    csl : str
+        Screening-list file.
+
+    Returns
+    -------
+    dict
+        The audit's ``summary.json``.
+    """
+    run_dir = new_run(out)
+    try:
+        summary = replay(lake, policy, overrides or [], as_of, str(run_dir), csl)
+        published = Path(publish_run(str(run_dir), out))
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    found = summary["discrepancies"]
+    kinds = "\n".join(f"| {_cell(kind)} | {count:,} |" for kind, count in found["by_kind"].items())
+    create_markdown_artifact(
+        key="audit", description="chipscreen audit report",
+        markdown=run_markdown(
+            f"Audit: {found['rows_with_discrepancies']:,} of {found['shipped_rows']:,} shipped rows with discrepancies",
+            summary, published,
+            f"As of **{_cell(as_of or 'the last row')}**. Full report: "
+            f"[report.html]({(published / 'report.html').absolute().as_uri()})\n\n"
+            "| discrepancy | rows |\n|---|---|\n" + kinds))
+    create_link_artifact(key="audit-report", link=(published / "report.html").absolute().as_uri(),
+                         link_text="audit report.html", description="The self-contained audit report")
+    return summary
