@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -41,7 +42,9 @@ CHECKPOINTS = "checkpoints"
 
 def fingerprint(policy: Policy, csl_path: Path) -> dict:
     """Everything screening results depend on besides the rows."""
+    reviews = policy.get("parties").get("reviews_file")
     return {"policy": policy.id, "policy_sha256": file_digest(policy.path), "overrides": list(policy.overrides),
+            "reviews_sha256": file_digest(Path(reviews)) if reviews else None,
             "screening_list_sha256": file_digest(csl_path), "catalog_sha256": file_digest(CATALOG_PATH),
             "countries_sha256": file_digest(COUNTRIES_PATH), "code_version": __version__}
 
@@ -74,6 +77,8 @@ class Checkpoint:
         ``(ship_date, shipment_id)`` of the last screened row.
     tail_keys : ndarray of uint64
         Sorted content keys of the last partition's rows.
+    names : pandas.DataFrame or None
+        Party results of the consignee names screened so far (a later night screens only new names).
     """
 
     partitions: list[dict]
@@ -81,6 +86,7 @@ class Checkpoint:
     tallies: list[Tally]
     position: tuple[dt.date, str] | None
     tail_keys: np.ndarray
+    names: pd.DataFrame | None = None
 
     def carry_before(self, index: int) -> Carry:
         """Totals of the partitions before ``index``."""
@@ -98,8 +104,9 @@ class Checkpoint:
         piece = contributions.column("partition").to_numpy()
         carries = [Carry.from_table(contributions.filter(pa.array(piece == i))) for i in range(len(meta["partitions"]))]
         position = meta["position"]
+        names = pd.read_parquet(folder / "names.parquet") if (folder / "names.parquet").is_file() else None
         return cls(meta["partitions"], carries, [Tally.from_dict(t) for t in meta["tallies"]],
-                   (dt.date.fromisoformat(position[0]), position[1]) if position else None, tail)
+                   (dt.date.fromisoformat(position[0]), position[1]) if position else None, tail, names)
 
     def save(self, folder: Path, print_: dict, generation: int) -> None:
         """Write the checkpoint into ``folder``, replacing the one there in one step."""
@@ -112,6 +119,8 @@ class Checkpoint:
                 pq.write_table(Carry.empty().to_table().append_column("partition", pa.array([], pa.int32())),
                                run / "contributions.parquet")
             pq.write_table(pa.table({"key": pa.array(self.tail_keys, pa.uint64())}), run / "tail.parquet")
+            if self.names is not None:
+                self.names.to_parquet(run / "names.parquet", index=False)
             (run / "checkpoint.json").write_text(json.dumps({
                 "fingerprint": print_, "lake_generation": generation, "partitions": self.partitions,
                 "position": [self.position[0].isoformat(), self.position[1]] if self.position else None,

@@ -429,19 +429,38 @@ def review_party(
     analyst: str = typer.Option(..., "--analyst", help="Who decides."),
     reason: str = typer.Option(..., "--reason", help="Why."),
     csl: Path = typer.Option(CSL_PATH, "--csl", help="Consolidated Screening List CSV."),
+    only_this_entry: bool = typer.Option(False, "--only-this-entry", help="Record the decision for this entry "
+                                         "alone, not for the other entries listed under the same name."),
 ) -> None:
-    """Record an analyst's decision on a party match (appended, with the entry's fingerprint)."""
+    """Record an analyst's decision on a party match (appended, with each entry's fingerprint).
+
+    The lists publish some parties as many entries under one name (one per address, or on
+    several lists): the decision covers every entry whose listed name normalizes the same, each
+    recorded with its own fingerprint, unless --only-this-entry.
+    """
     from pipeline.parties import PartyScreen
     from pipeline.review import DECISIONS, Review, append_review
 
     if decision not in DECISIONS:
         _fail(f"--decision must be one of {DECISIONS}")
-    fingerprint = PartyScreen.from_path(csl).fingerprints().get(entry_id)
-    if fingerprint is None:
+    screen = PartyScreen.from_path(csl)
+    fingerprints = screen.fingerprints()
+    if entry_id not in fingerprints:
         _fail(f"no entry {entry_id!r} in {csl}")
+    entries = screen.entries
+    chosen = [entry_id]
+    if not only_this_entry:
+        from pipeline.parties import normalize_name
+
+        listed = entries["listed_name"].map(normalize_name)
+        name = listed[entries["entry_id"] == entry_id].iloc[0]
+        chosen = list(dict.fromkeys([entry_id] + entries.loc[listed == name, "entry_id"].tolist()))
     when = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-    append_review(reviews, Review(party, entry_id, decision, analyst, when, reason, fingerprint))
-    console.print(f"{decision} {party!r} / {entry_id} recorded in {reviews}")
+    for entry in chosen:
+        append_review(reviews, Review(party, entry, decision, analyst, when, reason, fingerprints[entry]))
+    console.print(f"{decision} {party!r} / {entry_id}" + (f" and {len(chosen) - 1} other entries listed under the "
+                                                          "same name" if len(chosen) > 1 else "")
+                  + f" recorded in {reviews}")
 
 
 def main() -> None:  # pragma: no cover - console entry

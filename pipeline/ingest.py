@@ -9,6 +9,7 @@ Accepted rows come back in screening order, ``(ship_date, shipment_id)``.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +98,15 @@ class Ledger:
 
 
 # ----------------------------------------------------------------------------------------- reading
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def ledger_format(path: Path) -> str:
     """``parquet``, ``csv`` or ``jsonl`` from the file name."""
     name = path.name.lower()

@@ -31,7 +31,6 @@ as read.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -50,7 +49,7 @@ from kernels.identifiers import hash_strings
 from pipeline.ingest import (CATEGORICAL_COLUMNS, LEDGER_COLUMNS, REASON_CONFLICT, REASON_EXACT_DUPLICATE,
                              REASON_MALFORMED, REQUIRED_COLUMNS, SCREENING_COLUMNS, Ledger, LedgerReadError,
                              _as_text, _categorical, _REASON_TEXTS, _validate, ledger_format, read_ledger_file,
-                             reason_code)
+                             file_digest, reason_code)
 
 LAKE_FORMAT = "chipscreen-lake"
 LAKE_VERSION = 1
@@ -308,15 +307,6 @@ def _row_hashes(table: pa.Table) -> np.ndarray:
     return out
 
 
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # ---------------------------------------------------------------------------------- input files
 @dataclass
 class _Source:
@@ -353,7 +343,7 @@ def _open_source(path: Path, start: int) -> _Source:
     kind = ledger_format(path)
     if not path.is_file():
         raise LedgerReadError(f"{path}: no such ledger file")
-    return _Source(path=path, format=kind, sha256=file_sha256(path), bytes=path.stat().st_size, start=start)
+    return _Source(path=path, format=kind, sha256=file_digest(path), bytes=path.stat().st_size, start=start)
 
 
 def _batches(source: _Source) -> Iterator[pa.Table]:
@@ -711,7 +701,7 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
         (lake_dir / "quarantine").mkdir(exist_ok=True)
         _write_parquet(fresh, lake_dir / relative)
         quarantine_entries.append({"path": relative, "rows": fresh.num_rows, "generation": generation,
-                                   "sha256": file_sha256(lake_dir / relative)})
+                                   "sha256": file_digest(lake_dir / relative)})
     lake_reasons = dict(manifest["counts"]["by_reason"])
     for reason, count in pd.Series(fresh.column("reason").to_pylist(), dtype=object).value_counts().items():
         lake_reasons[reason] = lake_reasons.get(reason, 0) + int(count)
@@ -794,7 +784,7 @@ def _match_lake(lake_dir: Path, manifest: dict, reasons: np.ndarray, id_hash: np
     accepted = np.flatnonzero(reasons == 0)
     if not len(accepted):
         return {}, 0
-    lake_hash, lake_rows, lake_shipped, owners, starts = [], [], [], [], [0]
+    lake_hash, lake_rows, lake_shipped, starts = [], [], [], [0]
     for number, part in enumerate(manifest["partitions"]):
         index = pq.read_table(lake_dir / part["index"], columns=["id_hash", "row_hash", "shipped"])
         lake_hash.append(index.column("id_hash").to_numpy())
@@ -901,7 +891,7 @@ def _write_partition(lake_dir: Path, key: str, old: dict | None, spill: Path | N
     folder.mkdir(parents=True, exist_ok=True)
     staged = lake_dir / STAGING / f"rows-{key}.parquet"
     _write_parquet(_canonical(table), staged)
-    sha = file_sha256(staged)
+    sha = file_digest(staged)
     rows_path, index_path = folder / f"rows-{sha[:16]}.parquet", folder / f"ids-{sha[:16]}.parquet"
     _write_parquet(index.combine_chunks(), index_path)
     os.replace(staged, rows_path)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -30,7 +31,7 @@ from pipeline.policy import Policy
 from pipeline.publish import run_folder
 from pipeline.reference import CSL_PATH
 from pipeline.scale import ScanResult, TablePiece, scan, scan_dask
-from pipeline.screen import ScreenResult, build_summary
+from pipeline.screen import ScreenResult, build_summary, remember_names, remembered_names
 from pipeline.tally import Tally
 
 SCHEDULERS = ("local", "none")
@@ -178,6 +179,10 @@ def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None
     if todo.after is not None:  # an append: the partition's earlier rows are in the checkpoint too
         base = base.plus(checkpoint.contributions[todo.start])
     report(f"{todo.mode}: {todo.why}; {len(pieces)} piece(s) to screen")
+    known_names = checkpoint.names if checkpoint is not None else None
+    if known_names is not None:  # names screened on earlier nights are not matched again
+        remember_names(policy, csl_path, known_names)
+    names: list = []
 
     def run(out: Path | None) -> ScanResult:
         if not pieces and not parts:
@@ -186,10 +191,16 @@ def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None
             nothing = TablePiece(lake.read(parts[-1]).slice(0, 0), "nothing new")
             return scan([nothing], policy, out, carry=base, csl_path=csl_path)
         if scheduler == "none":
-            return scan(pieces, policy, out, carry=base, csl_path=csl_path,
-                        progress=lambda done, total: report(f"screened {done}/{total} pieces"))
+            result = scan(pieces, policy, out, carry=base, csl_path=csl_path,
+                          progress=lambda done, total: report(f"screened {done}/{total} pieces"))
+            names.append(remembered_names(policy, csl_path))
+            return result
         with dask_client(scheduler, workers=workers) as client:
-            return scan_dask(pieces, policy, client, out, carry=base, csl_path=csl_path, progress=report)
+            if known_names is not None:
+                client.run(remember_names, policy, csl_path, known_names)
+            result = scan_dask(pieces, policy, client, out, carry=base, csl_path=csl_path, progress=report)
+            names.extend(client.run(remembered_names, policy, csl_path).values())
+            return result
 
     def finish(out: Path | None) -> LakeRun:
         result = run(out)
@@ -224,8 +235,11 @@ def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None
             write_report(screen_report(ScreenResult(None, quarantine, summary, tally=whole)), out / "report.html")
             (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
         if use_checkpoint and todo.mode != "unchanged":
+            known = [frame for frame in names + [known_names] if frame is not None]
+            merged = (pd.concat(known, ignore_index=True).drop_duplicates("name", ignore_index=True)
+                      if known else None)
             Checkpoint(summary_partitions(parts), contributions, history, last_position(lake),
-                       tail_keys(lake)).save(folder, print_, lake.generation)
+                       tail_keys(lake), merged).save(folder, print_, lake.generation)
         return LakeRun(todo, result, summary, out)
 
     if out_dir is None or not publish:

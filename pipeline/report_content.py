@@ -5,27 +5,25 @@ over time, tables and provenance. Rendering (HTML, SVG, escaping) lives in :mod:
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from pipeline.decide import DECISIONS
-from pipeline.screen import ScreenResult
+from pipeline.screen import ScreenResult, file_digest
 
 TABLE_ROWS = 500
 """Rows shown in a report table; the full data is in the Parquet and CSV outputs."""
 CHART_SERIES = 6
 
 
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _input_sha256(item: dict) -> str:
+    """An input's SHA-256: as recorded when it was read (lake ingests), else of the file now."""
+    if item.get("sha256"):
+        return item["sha256"]
+    path = Path(item["path"])
+    return file_digest(path) if path.is_file() else "unavailable (file moved or removed)"
 
 
 def provenance(summary: dict) -> dict:
@@ -33,7 +31,7 @@ def provenance(summary: dict) -> dict:
     return {
         "rule set": summary["policy"],
         "reference data": summary["reference"],
-        "inputs": [{**item, "sha256": file_sha256(item["path"])} for item in summary["inputs"]],
+        "inputs": [{**item, "sha256": _input_sha256(item)} for item in summary["inputs"]],
         "as of": summary.get("as_of") or "all rows",
         "code version": summary["code_version"],
         "backend": summary["backend"],

@@ -5,7 +5,6 @@ Writes ``decisions.parquet``, ``quarantine.parquet`` and ``summary.json`` (DESIG
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import time
@@ -25,7 +24,7 @@ from pipeline import __version__
 from pipeline.carry import Carry
 from pipeline.decide import AUTHORIZATIONS, DECISIONS, Decisions, decide
 from pipeline.enrich import Features, build_features, codes_and_values
-from pipeline.ingest import Ledger, read_ledgers
+from pipeline.ingest import Ledger, file_digest, read_ledgers
 from pipeline.parties import PartyScreen
 from pipeline.policy import Policy
 from pipeline.reference import CATALOG_PATH, CSL_PATH
@@ -72,15 +71,6 @@ class _Timer:
         start = time.perf_counter()
         yield
         self.timings[name] = round(time.perf_counter() - start, 4)
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _labels(codes: np.ndarray, names: Sequence[str | None]) -> pa.DictionaryArray:
@@ -222,6 +212,35 @@ _NAME_RESULTS: dict[tuple, tuple] = {}
 process: the pieces of one run (and the runs of one worker) share most consignee names."""
 
 
+def _names_key(policy: Policy, csl_path: Path) -> tuple:
+    settings = policy.get("parties")
+    reviews = settings.get("reviews_file")
+    return (str(Path(csl_path).resolve()), json.dumps(settings, sort_keys=True, default=str),
+            file_digest(Path(reviews)) if reviews else None)
+
+
+def remembered_names(policy: Policy, csl_path: Path) -> pd.DataFrame | None:
+    """The party results this process keeps for ``policy`` and list (to store with a checkpoint)."""
+    return _NAME_RESULTS.get(_names_key(policy, csl_path), (None, None))[1]
+
+
+def remember_names(policy: Policy, csl_path: Path, results: pd.DataFrame) -> None:
+    """Add party results screened earlier (e.g. by an earlier night) to what this process keeps.
+
+    ``results`` must come from the same list and ``[parties]`` settings (checkpoints are keyed so).
+    """
+    key = _names_key(policy, csl_path)
+    position, known = _NAME_RESULTS.get(key, ({}, None))
+    names = [None if pd.isna(n) else n for n in results["name"].tolist()]
+    fresh = [i for i, n in enumerate(names) if n not in position]
+    if not fresh:
+        return
+    add = results.iloc[fresh].reset_index(drop=True)
+    start = 0 if known is None else len(known)
+    position.update({names[i]: start + j for j, i in enumerate(fresh)})
+    _NAME_RESULTS[key] = (position, add if known is None else pd.concat([known, add], ignore_index=True))
+
+
 def screened_names(screen: PartyScreen, names: Sequence[str | None], policy: Policy, csl_path: Path) -> pd.DataFrame:
     """Party results of distinct names, in their order, screening only names not seen before.
 
@@ -239,10 +258,7 @@ def screened_names(screen: PartyScreen, names: Sequence[str | None], policy: Pol
     pandas.DataFrame
         As :meth:`pipeline.parties.PartyScreen.screen_policy` returns for ``names``.
     """
-    settings = policy.get("parties")
-    reviews = settings.get("reviews_file")
-    key = (str(csl_path), json.dumps(settings, sort_keys=True, default=str),
-           file_digest(Path(reviews)) if reviews else None)
+    key = _names_key(policy, csl_path)
     position, known = _NAME_RESULTS.get(key, ({}, None))
     new = [n for n in dict.fromkeys(names) if n not in position]
     if new or known is None:

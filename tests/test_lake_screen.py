@@ -7,6 +7,8 @@ import pytest
 
 from conftest import shipment, write_ledger
 from pipeline import lake_screen
+from pipeline import screen as screen_module
+from pipeline.parties import PartyScreen
 from pipeline.lake import ingest
 from pipeline.lake_screen import screen_lake
 from pipeline.policy import load_policy
@@ -43,16 +45,24 @@ def test_lake_screen_equals_screening_the_files(ledger_rows, policy_id, tmp_path
     assert run.plan.mode == "full" and len(run.scan.pieces) > 3
 
 
-def test_nightly_rows_after_the_checkpoint_are_screened_alone(ledger_rows, tmp_path):
+def test_nightly_rows_after_the_checkpoint_are_screened_alone(ledger_rows, tmp_path, monkeypatch):
     policy = load_policy("ai-diffusion-2025", OVERRIDES["ai-diffusion-2025"])
     history, tonight = split(ledger_rows, "2027-09-10")
     assert history and tonight
+    tonight[0]["consignee_name"] = "Brand New Compute Ltd"  # one name the history never saw
     lake = tmp_path / "lake"
     ingest([write_ledger(history, tmp_path / "history.parquet")], lake)
     first = screen_lake(lake, policy, tmp_path / "out", scheduler="none")
     assert first.plan.mode == "full"
     ingest([write_ledger(tonight, tmp_path / "tonight.parquet")], lake)
+    screen_module._NAME_RESULTS.clear()  # as in tomorrow's fresh process
+    matched = []
+    original = PartyScreen.screen_policy
+    monkeypatch.setattr(PartyScreen, "screen_policy",
+                        lambda self, names, policy: matched.extend(names) or original(self, names, policy))
     second = screen_lake(lake, policy, tmp_path / "out", scheduler="none")
+    seen = {r["consignee_name"] for r in history}
+    assert set(matched) == {r["consignee_name"] for r in tonight} - seen == {"Brand New Compute Ltd"}
     assert second.plan.mode == "incremental"
     assert second.scan.rows == len(tonight)  # only the new rows were read and screened
     expected = screen_ledgers([write_ledger(ledger_rows, tmp_path / "all.parquet")], policy)
@@ -88,6 +98,7 @@ def test_replay_as_of_a_date(ledger_rows, tmp_path):
     run = screen_lake(tmp_path / "lake", policy, tmp_path / "out", scheduler="none", as_of=day)
     expected = screen_ledgers([path], policy, as_of=day)
     assert columns(pq.read_table(tmp_path / "out" / "decisions.parquet")) == columns(expected.decisions)
+    assert run.plan.mode == "full" and run.summary["as_of"] == "2026-07-01"
     assert not (tmp_path / "lake" / "checkpoints").exists()  # replays leave the checkpoint alone
 
 

@@ -12,7 +12,6 @@ from pipeline.matching import (
     KIND_NUMBER,
     KIND_WORD,
     NameMatcher,
-    TokenArrays,
     candidate_pairs,
     country_adjusted,
     naive_top_match,

@@ -78,8 +78,8 @@ def test_untrusted_strings_are_escaped_everywhere():
         "table": rest.split('id="top"')[1].split("</table>")[0],
         "provenance": rest.split('id="provenance"')[1].split("</section>")[0],
     }
-    for name, html in sections.items():
-        assert XSS_ESCAPED in html, name
+    for name, fragment in sections.items():
+        assert XSS_ESCAPED in fragment, name
     assert "AT&amp;T &quot;quoted&quot; &#x27;single&#x27;" in sections["headline"]
     assert "Acme &amp; Sons" in sections["table"]
     assert "<title>chipscreen audit — ai-diffusion-2025</title>" in document

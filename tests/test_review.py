@@ -1,7 +1,6 @@
 """Reviewed party decisions: file checks, honouring clears and confirms, re-opening on list changes."""
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -124,3 +123,38 @@ def test_review_party_command_and_policy_wiring(tmp_path, screen):
     unknown = CliRunner().invoke(app, ["review-party", "--reviews", str(path), "--party", NAME, "--entry", "nope",
                                        "--decision", "clear", "--analyst", "ana", "--reason", "x"])
     assert unknown.exit_code == 1 and "no entry" in unknown.output
+
+
+def test_a_cleared_party_ships_and_the_decisions_say_why(screen, tmp_path):
+    """End to end: the analyst's clear, recorded with the CLI, turns DENIED into a decision naming the review."""
+    from conftest import shipment, write_ledger
+    import pyarrow.parquet as pq
+
+    ledger = write_ledger([shipment("S1", consignee_name=NAME, destination_country="IN"),
+                           shipment("S2", consignee_name="Nimbus Compute Pvt", destination_country="IN")],
+                          tmp_path / "ledger.parquet")
+    runner = CliRunner()
+    first = runner.invoke(app, ["screen", str(ledger), "-p", "post-rescission-2025", "-o", str(tmp_path / "before"), "-q"])
+    assert first.exit_code == 0, first.output
+    before = pq.read_table(tmp_path / "before" / "decisions.parquet").to_pylist()
+    assert before[0]["decision"] in ("DENIED", "REVIEW") and before[0]["reasons"].startswith("PARTY")
+    reviews = tmp_path / "reviews.csv"
+    out = tmp_path / "before"
+    for _ in range(8):  # the analyst clears the name each run holds, until none is left
+        matches = pq.read_table(out / "parties.parquet").to_pandas()
+        if pq.read_table(out / "decisions.parquet").to_pylist()[0]["decision"] not in ("DENIED", "REVIEW"):
+            break
+        chosen = matches[(matches["name"] == NAME) & matches["chosen"]]["entry_id"].tolist()
+        assert len(chosen) == 1  # parties.parquet names the entry that hit
+        recorded = runner.invoke(app, ["review-party", "--reviews", str(reviews), "--party", NAME, "--entry", chosen[0],
+                                       "--decision", "clear", "--analyst", "ana", "--reason", "other company"])
+        assert recorded.exit_code == 0, recorded.output
+        out = tmp_path / f"after-{len(read_reviews(reviews))}"
+        second = runner.invoke(app, ["screen", str(ledger), "-p", "post-rescission-2025", "-o", str(out), "-q",
+                                     "--reviews", str(reviews)])
+        assert second.exit_code == 0, second.output
+    assert len({r.entry_id for r in read_reviews(reviews)}) > 5  # names listed as many entries are covered at once
+    after = pq.read_table(out / "decisions.parquet").to_pylist()
+    assert after[0]["decision"] not in ("DENIED", "REVIEW")
+    assert "PARTY_CLEARED" in after[0]["reasons"]
+    assert after[1]["reasons"] == before[1]["reasons"]
