@@ -19,6 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,16 +65,47 @@ def _row_keys(lake: Lake, partition: Partition) -> np.ndarray:
 
 
 @dataclass
+class CheckpointPart:
+    """One partition as a checkpoint keeps it: its manifest facts, contribution and tally.
+
+    ``contribution`` and ``tally`` are read from ``stored`` (a file stem of an earlier
+    checkpoint) on first use; a new part holds them in memory until saved.
+    """
+
+    key: str
+    sha256: str
+    rows: int
+    contribution_: Carry | None = None
+    tally_: Tally | None = None
+    stored: Path | None = None
+
+    @property
+    def contribution(self) -> Carry:
+        """What the partition's rows added to the per-key totals."""
+        if self.contribution_ is None:
+            self.contribution_ = Carry.read(self.stored.with_suffix(".carry.parquet"))
+        return self.contribution_
+
+    @property
+    def tally(self) -> Tally:
+        """The counts of the partition's rows."""
+        if self.tally_ is None:
+            self.tally_ = Tally.from_dict(json.loads(self.stored.with_suffix(".tally.json").read_text()))
+        return self.tally_
+
+
+@dataclass
 class Checkpoint:
-    """Per-partition totals and tallies of a screened lake.
+    """Per-partition totals and tallies of a screened lake, and their sums up to its last row.
 
     Attributes
     ----------
-    partitions : list of dict
-        ``key``, ``sha256``, ``rows`` of each screened partition, in time order.
-    contributions : list of Carry
-        What each partition's rows added to the per-key totals.
-    tallies : list of Tally
+    parts : list of CheckpointPart
+        The screened partitions, in time order (read lazily: an append needs only the last).
+    end : Carry
+        Totals after the last row.
+    total : Tally
+        Merged tally of all partitions.
     position : tuple (date, str) or None
         ``(ship_date, shipment_id)`` of the last screened row.
     tail_keys : ndarray of uint64
@@ -81,52 +114,83 @@ class Checkpoint:
         Party results of the consignee names screened so far (a later night screens only new names).
     """
 
-    partitions: list[dict]
-    contributions: list[Carry]
-    tallies: list[Tally]
+    parts: list[CheckpointPart]
+    end: Carry
+    total: Tally
     position: tuple[dt.date, str] | None
     tail_keys: np.ndarray
     names: pd.DataFrame | None = None
 
+    @property
+    def partitions(self) -> list[dict]:
+        """``key``, ``sha256``, ``rows`` of each screened partition."""
+        return [{"key": p.key, "sha256": p.sha256, "rows": p.rows} for p in self.parts]
+
     def carry_before(self, index: int) -> Carry:
         """Totals of the partitions before ``index``."""
-        return Carry.empty().plus(*self.contributions[:index]) if index else Carry.empty()
+        if index >= len(self.parts):
+            return self.end
+        return Carry.empty().plus(*[p.contribution for p in self.parts[:index]]) if index else Carry.empty()
+
+    def tally_before(self, index: int) -> Tally | None:
+        """Merged tally of the partitions before ``index`` (None when there are none)."""
+        if index >= len(self.parts) and self.parts:
+            return self.total
+        return Tally.merge([p.tally for p in self.parts[:index]]) if index else None
 
     @classmethod
     def load(cls, folder: Path) -> "Checkpoint | None":
         """The checkpoint in ``folder``, or None when there is none (or it cannot be read)."""
         try:
             meta = json.loads((folder / "checkpoint.json").read_text())
-            contributions = pq.read_table(folder / "contributions.parquet")
+            end = Carry.read(folder / "end.parquet")
+            total = Tally.from_dict(json.loads((folder / "total.json").read_text()))
             tail = pq.read_table(folder / "tail.parquet").column("key").to_numpy().astype(np.uint64)
-        except (OSError, ValueError):
+        except (OSError, ValueError, KeyError):
             return None
-        piece = contributions.column("partition").to_numpy()
-        carries = [Carry.from_table(contributions.filter(pa.array(piece == i))) for i in range(len(meta["partitions"]))]
+        parts = [CheckpointPart(p["key"], p["sha256"], p["rows"], stored=folder / "parts" / p["stem"])
+                 for p in meta["partitions"]]
         position = meta["position"]
         names = pd.read_parquet(folder / "names.parquet") if (folder / "names.parquet").is_file() else None
-        return cls(meta["partitions"], carries, [Tally.from_dict(t) for t in meta["tallies"]],
-                   (dt.date.fromisoformat(position[0]), position[1]) if position else None, tail, names)
+        return cls(parts, end, total, (dt.date.fromisoformat(position[0]), position[1]) if position else None,
+                   tail, names)
 
     def save(self, folder: Path, print_: dict, generation: int) -> None:
-        """Write the checkpoint into ``folder``, replacing the one there in one step."""
+        """Write the checkpoint into ``folder``, replacing the one there in one step.
+
+        Parts read from an earlier checkpoint are hard-linked, not rewritten.
+        """
         with run_folder(folder) as run:
-            tables = [c.to_table().append_column("partition", pa.array(np.full(len(c), i, np.int32)))
-                      for i, c in enumerate(self.contributions)]
-            if tables:
-                pq.write_table(pa.concat_tables(tables, promote_options="permissive"), run / "contributions.parquet")
-            else:
-                pq.write_table(Carry.empty().to_table().append_column("partition", pa.array([], pa.int32())),
-                               run / "contributions.parquet")
+            (run / "parts").mkdir()
+            entries = []
+            for part in self.parts:
+                if part.stored is not None and part.contribution_ is None and part.tally_ is None:
+                    stem = part.stored.name
+                    for suffix in (".carry.parquet", ".tally.json"):
+                        _link_or_copy(part.stored.with_suffix(suffix), run / "parts" / (stem + suffix))
+                else:
+                    tally = json.dumps(part.tally.to_dict(), separators=(",", ":"))
+                    stem = f"{part.key}-{hashlib.sha256((part.sha256 + tally).encode()).hexdigest()[:12]}"
+                    part.contribution.write(run / "parts" / f"{stem}.carry.parquet")
+                    (run / "parts" / f"{stem}.tally.json").write_text(tally + "\n")
+                entries.append({"key": part.key, "sha256": part.sha256, "rows": part.rows, "stem": stem})
+            self.end.write(run / "end.parquet")
+            (run / "total.json").write_text(json.dumps(self.total.to_dict(), separators=(",", ":")) + "\n")
             pq.write_table(pa.table({"key": pa.array(self.tail_keys, pa.uint64())}), run / "tail.parquet")
             if self.names is not None:
                 self.names.to_parquet(run / "names.parquet", index=False)
             (run / "checkpoint.json").write_text(json.dumps({
-                "fingerprint": print_, "lake_generation": generation, "partitions": self.partitions,
+                "fingerprint": print_, "lake_generation": generation, "partitions": entries,
                 "position": [self.position[0].isoformat(), self.position[1]] if self.position else None,
-                "tallies": [t.to_dict() for t in self.tallies],
                 "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             }, indent=1) + "\n")
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 @dataclass
@@ -202,9 +266,3 @@ def last_position(lake: Lake) -> tuple[dt.date, str] | None:
     rows = lake.read(lake.partitions[-1], columns=["ship_date", "shipment_id"])
     frame = rows.slice(rows.num_rows - 1).to_pylist()[0]
     return frame["ship_date"], str(frame["shipment_id"])
-
-
-def summary_partitions(parts: list[Partition]) -> list[dict]:
-    """The manifest facts a checkpoint keeps per partition."""
-    return [{"key": p.key, "sha256": p.sha256, "rows": p.rows} for p in parts]
-

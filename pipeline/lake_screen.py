@@ -23,8 +23,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.carry import Carry
-from pipeline.checkpoint import (Checkpoint, Plan, after_position, checkpoint_dir, fingerprint, last_position, plan,
-                                 summary_partitions, tail_keys)
+from pipeline.checkpoint import (Checkpoint, CheckpointPart, Plan, after_position, checkpoint_dir, fingerprint,
+                                 last_position, plan, tail_keys)
 from pipeline.lake import Lake, Partition
 from pipeline.parties import PartyScreen
 from pipeline.policy import Policy
@@ -177,7 +177,7 @@ def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None
               for i, p in enumerate(parts) if i >= todo.start]
     base = checkpoint.carry_before(todo.start) if checkpoint is not None else Carry.empty()
     if todo.after is not None:  # an append: the partition's earlier rows are in the checkpoint too
-        base = base.plus(checkpoint.contributions[todo.start])
+        base = checkpoint.end
     report(f"{todo.mode}: {todo.why}; {len(pieces)} piece(s) to screen")
     known_names = checkpoint.names if checkpoint is not None else None
     if known_names is not None:  # names screened on earlier nights are not matched again
@@ -204,19 +204,22 @@ def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None
 
     def finish(out: Path | None) -> LakeRun:
         result = run(out)
-        # The tallies of the whole history: the checkpoint's partitions before the run, then this run's.
-        history = list(checkpoint.tallies[:todo.start]) if checkpoint else []
-        contributions = list(checkpoint.contributions[:todo.start]) if checkpoint else []
-        if todo.after is not None:
-            appended = [result.pieces[0]]
-            history.append(Tally.merge([checkpoint.tallies[todo.start]] + [p.tally for p in appended]))
-            contributions.append(checkpoint.contributions[todo.start].plus(result.pieces[0].contribution))
-            rest = result.pieces[1:]
+        # The whole history: the checkpoint's partitions before the run, then this run's pieces.
+        kept = list(checkpoint.parts[:todo.start]) if checkpoint else []
+        rest = result.pieces
+        if todo.after is not None:  # the appended partition: its earlier rows plus tonight's
+            appended, rest = checkpoint.parts[todo.start], result.pieces[1:]
+            kept.append(CheckpointPart(parts[todo.start].key, parts[todo.start].sha256, parts[todo.start].rows,
+                                       appended.contribution.plus(result.pieces[0].contribution),
+                                       Tally.merge([appended.tally, result.pieces[0].tally])))
+        if todo.after is not None:  # appends happen to the checkpoint's last partition only
+            before = checkpoint.total
         else:
-            rest = result.pieces
-        history += [p.tally for p in rest]
-        contributions += [p.contribution for p in rest]
-        whole = Tally.merge(history) if history else result.tally
+            before = checkpoint.tally_before(todo.start) if checkpoint else None
+        tallies = ([before] if before is not None else []) + [p.tally for p in result.pieces]
+        whole = Tally.merge(tallies) if tallies else Tally.empty()
+        new_parts = kept + [CheckpointPart(parts[i].key, parts[i].sha256, parts[i].rows, p.contribution, p.tally)
+                            for i, p in zip(range(len(kept), len(parts)), rest)]
         quarantine = lake.quarantine()
         summary = build_summary(policy, result.tally if result.pieces else whole, result.carry,
                                 _lake_counts(lake, quarantine, result.rows, as_of), lake.files, {},
@@ -238,8 +241,8 @@ def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None
             known = [frame for frame in names + [known_names] if frame is not None]
             merged = (pd.concat(known, ignore_index=True).drop_duplicates("name", ignore_index=True)
                       if known else None)
-            Checkpoint(summary_partitions(parts), contributions, history, last_position(lake),
-                       tail_keys(lake), merged).save(folder, print_, lake.generation)
+            Checkpoint(new_parts, result.carry, whole, last_position(lake), tail_keys(lake),
+                       merged).save(folder, print_, lake.generation)
         return LakeRun(todo, result, summary, out)
 
     if out_dir is None or not publish:

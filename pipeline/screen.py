@@ -231,7 +231,7 @@ def remember_names(policy: Policy, csl_path: Path, results: pd.DataFrame) -> Non
     """
     key = _names_key(policy, csl_path)
     position, known = _NAME_RESULTS.get(key, ({}, None))
-    names = [None if pd.isna(n) else n for n in results["name"].tolist()]
+    names = results["name"].to_numpy(dtype=object, na_value=None).tolist()
     fresh = [i for i, n in enumerate(names) if n not in position]
     if not fresh:
         return

@@ -74,6 +74,32 @@ def test_nightly_rows_after_the_checkpoint_are_screened_alone(ledger_rows, tmp_p
     assert third.plan.mode == "unchanged" and third.scan.rows == 0
 
 
+def test_nights_in_a_row_and_a_correction_after_them(ledger_rows, tmp_path):
+    """Appends on appends (checkpoint parts reused), then a backdated row: always the whole-ledger result."""
+    policy = load_policy("ai-diffusion-2025", OVERRIDES["ai-diffusion-2025"])
+    lake, out = tmp_path / "lake", tmp_path / "out"
+    nights = [split(ledger_rows, day)[0] for day in ("2026-12-31", "2027-09-10", "2027-12-31")] + [ledger_rows]
+    done = 0
+    for number, rows in enumerate(nights):
+        ingest([write_ledger(rows[done:], tmp_path / f"night{number}.parquet")], lake)
+        run = screen_lake(lake, policy, out, scheduler="none")
+        assert run.plan.mode == ("full" if number == 0 else "incremental") and run.scan.rows == len(rows) - done
+        expected = screen_ledgers([write_ledger(rows, tmp_path / f"upto{number}.parquet")], policy)
+        assert columns(pq.read_table(out / "decisions.parquet")) == \
+            columns(expected.decisions, [i >= done for i in range(len(rows))])
+        assert run.summary["allocation_headroom"] == expected.summary["allocation_headroom"]
+        done = len(rows)
+    late = shipment("ZZ-LATE", "2026-02-03", quantity=3000, destination_country="IN")
+    ingest([write_ledger([late], tmp_path / "late.parquet")], lake)
+    run = screen_lake(lake, policy, out, scheduler="none")
+    assert run.plan.mode == "recompute" and run.scan.pieces[0].name == "2026-02"
+    expected = screen_ledgers([tmp_path / f"upto{len(nights) - 1}.parquet", tmp_path / "late.parquet"], policy)
+    assert run.summary["allocation_headroom"] == expected.summary["allocation_headroom"]
+    assert run.summary["lpp"] == expected.summary["lpp"]
+    again = screen_lake(lake, policy, out, scheduler="none", incremental=False)
+    assert again.scan.carry.equals(run.scan.carry)
+
+
 def test_a_backdated_row_recomputes_from_its_partition(ledger_rows, tmp_path):
     policy = load_policy("ai-diffusion-2025", OVERRIDES["ai-diffusion-2025"])
     lake = tmp_path / "lake"
