@@ -793,9 +793,13 @@ def _match_lake(lake_dir: Path, manifest: dict, reasons: np.ndarray, id_hash: np
         starts.append(starts[-1] + index.num_rows)
     lake_hash, lake_rows = np.concatenate(lake_hash), np.concatenate(lake_rows)
     lake_shipped, starts = np.concatenate(lake_shipped), np.array(starts)
-    order = np.argsort(lake_hash, kind="stable")
-    sorted_hash = lake_hash[order]
     hashes = id_hash[accepted]
+    # Sort the (few) new hashes, not the lake's: keep only lake entries whose hash is among them.
+    sorted_new = np.sort(hashes)
+    at = np.minimum(np.searchsorted(sorted_new, lake_hash), len(sorted_new) - 1)
+    candidates = np.flatnonzero(sorted_new[at] == lake_hash)
+    order = candidates[np.argsort(lake_hash[candidates], kind="stable")]
+    sorted_hash = lake_hash[order]
     low = np.searchsorted(sorted_hash, hashes, "left")
     high = np.searchsorted(sorted_hash, hashes, "right")
     width = high - low

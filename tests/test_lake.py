@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 from conftest import shipment, write_ledger
 from pipeline.cli import app
 from pipeline.generate import generate_ledger
-from pipeline.ingest import REASON_CONFLICT, REASON_EXACT_DUPLICATE, LedgerReadError, read_ledgers
+from pipeline.ingest import REASON_CONFLICT, REASON_EXACT_DUPLICATE, LedgerReadError, file_digest, read_ledgers
 from pipeline.lake import (CRASH_ENV, MANIFEST, STORED_COLUMNS, REASON_ALREADY_SHIPPED, REASON_LAKE_CONFLICT, Lake, LakeError,
-                           file_sha256, ingest)
+                           ingest)
 from pipeline.policy import load_policy
 from pipeline.screen import screen_ledger, screen_ledgers
 
@@ -68,7 +68,7 @@ def test_partitions_and_manifest(tmp_path, ledger_file):
     assert (first.first_date, first.last_date, first.rows) == (dt.date(2025, 1, 5), dt.date(2025, 1, 31), 2)
     assert (second.first_date, second.last_date, second.rows) == (dt.date(2025, 3, 1), dt.date(2025, 3, 2), 3)
     for part in lake.partitions:
-        assert part.sha256 == file_sha256(lake.path / part.path)
+        assert part.sha256 == file_digest(lake.path / part.path)
         assert part.path.startswith(f"partitions/{part.key}/")
         dt.datetime.fromisoformat(part.ingested_at)
     assert lake.read(second).column("shipment_id").to_pylist() == ["S0", "S3", "S4"]
@@ -76,7 +76,7 @@ def test_partitions_and_manifest(tmp_path, ledger_file):
     assert lake.read(second, columns=["shipment_id", "exporter"]).column("exporter").to_pylist() == ["Exporter A"] * 3
     manifest = manifest_of(lake.path)
     assert manifest["generation"] == 1 and manifest["counts"]["rows"] == 5
-    assert manifest["files"][0]["sha256"] == file_sha256(path) and manifest["files"][0]["rows_read"] == 5
+    assert manifest["files"][0]["sha256"] == file_digest(path) and manifest["files"][0]["rows_read"] == 5
     assert {p["key"]: p["rows"] for p in manifest["partitions"]} == {"2025-01": 2, "2025-03": 3}
 
 
@@ -117,7 +117,7 @@ def test_ingesting_again_changes_nothing(tmp_path, generated):
     assert third.counts["accepted"] == 0 and third.counts["duplicates"] == first.counts["accepted"]
     after = manifest_of(tmp_path / "lake")
     assert after["partitions"] == json.loads(before)["partitions"]
-    assert [f["sha256"] for f in after["files"]][-1] == file_sha256(copy)
+    assert [f["sha256"] for f in after["files"]][-1] == file_digest(copy)
 
 
 def test_conflicting_duplicate_is_quarantined_with_reason(tmp_path, ledger_file):
@@ -233,7 +233,7 @@ def test_bad_input_is_quarantined_or_a_clear_error(tmp_path, ledger_file):
     reconcile(report.counts)
     assert report.counts["accepted"] == 1 and report.counts["quarantined"] == 4
     quarantine = Lake.open(tmp_path / "lake").quarantine()
-    assert quarantine.num_rows == 4 and quarantine.column("source_sha256").to_pylist() == [file_sha256(path)] * 4
+    assert quarantine.num_rows == 4 and quarantine.column("source_sha256").to_pylist() == [file_digest(path)] * 4
     assert read_ledgers([path]).counts["by_reason"] == report.counts["by_reason"]
     before = (tmp_path / "lake" / MANIFEST).read_bytes()
     with pytest.raises(LedgerReadError, match="missing.parquet"):

@@ -115,8 +115,14 @@ def test_review_party_command_and_policy_wiring(tmp_path, screen):
     result = CliRunner().invoke(app, ["review-party", "--reviews", str(path), "--party", NAME, "--entry", entry_id,
                                       "--decision", "clear", "--analyst", "ana", "--reason", "not them"])
     assert result.exit_code == 0, result.output
-    [review] = read_reviews(path)
-    assert review.fingerprint == screen.fingerprints()[entry_id] and review.decision == "clear"
+    reviews = read_reviews(path)
+    assert reviews[0].entry_id == entry_id and all(r.decision == "clear" for r in reviews)
+    assert all(r.fingerprint == screen.fingerprints()[r.entry_id] for r in reviews)
+    single = tmp_path / "single.csv"
+    result = CliRunner().invoke(app, ["review-party", "--reviews", str(single), "--party", NAME, "--entry", entry_id,
+                                      "--decision", "clear", "--analyst", "ana", "--reason", "not them",
+                                      "--only-this-entry"])
+    assert result.exit_code == 0 and len(read_reviews(single)) == 1
     policy = load_policy("ai-diffusion-2025", [f"parties.reviews_file={path}"])
     result = screen.screen_policy([NAME], policy)
     assert result["party_entry_id"].iloc[0] != entry_id or result["outcome"].iloc[0] == "cleared"
