@@ -164,7 +164,7 @@ class Checkpoint:
             (run / "parts").mkdir()
             entries = []
             for part in self.parts:
-                if part.stored is not None and part.contribution_ is None and part.tally_ is None:
+                if part.stored is not None:  # unchanged since an earlier checkpoint
                     stem = part.stored.name
                     for suffix in (".carry.parquet", ".tally.json"):
                         _link_or_copy(part.stored.with_suffix(suffix), run / "parts" / (stem + suffix))

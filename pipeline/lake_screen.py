@@ -175,9 +175,10 @@ def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None
     parts = [p for p in lake.partitions if as_of is None or p.first_date <= as_of]
     pieces = [LakePiece(lake, p, todo.after if i == todo.start else None, as_of)
               for i, p in enumerate(parts) if i >= todo.start]
-    base = checkpoint.carry_before(todo.start) if checkpoint is not None else Carry.empty()
     if todo.after is not None:  # an append: the partition's earlier rows are in the checkpoint too
         base = checkpoint.end
+    else:
+        base = checkpoint.carry_before(todo.start) if checkpoint is not None else Carry.empty()
     report(f"{todo.mode}: {todo.why}; {len(pieces)} piece(s) to screen")
     known_names = checkpoint.names if checkpoint is not None else None
     if known_names is not None:  # names screened on earlier nights are not matched again
