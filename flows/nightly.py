@@ -47,11 +47,12 @@ def refresh_reference(lake: str, csl_source: Optional[str]) -> str:
 
 @task(name="screen lake")
 def screen(lake: str, policy_id: str, overrides: list[str], run_dir: str, csl: str, scheduler: str,
-           workers: Optional[int]) -> dict:
+           workers: Optional[int], backend: str = "auto") -> dict:
     """Screen what is new in the lake (the Dask work runs inside this task)."""
     policy = load_policy(policy_id, overrides)
     logger = get_run_logger()
     result = screen_lake(lake, policy, run_dir, scheduler=scheduler, workers=workers, csl_path=csl, publish=False,
+                         backend=backend,
                          progress=lambda message: logger.info(message))
     return result.summary
 
@@ -66,7 +67,8 @@ def publish_run(run_dir: str, out: str) -> str:
 @flow(name="nightly-screen", log_prints=False)
 def nightly_screen(files: list[str], lake: str, out: str, policy: str = "post-rescission-2025",
                    overrides: Optional[list[str]] = None, csl_source: Optional[str] = None,
-                   scheduler: str = "local", workers: Optional[int] = None, inbox: Optional[str] = None) -> dict:
+                   scheduler: str = "local", workers: Optional[int] = None, inbox: Optional[str] = None,
+                   backend: str = "auto") -> dict:
     """Screen tonight's ledger files against the lake's history and publish the results.
 
     Parameters
@@ -89,6 +91,8 @@ def nightly_screen(files: list[str], lake: str, out: str, policy: str = "post-re
     inbox : str, optional
         A folder whose ledger files (``.parquet``, ``.csv``, ``.jsonl``) are ingested too; files
         ingested before add nothing.
+    backend : str
+        ``auto`` (a working GPU, else the CPU), ``numpy`` or ``cupy``.
 
     Returns
     -------
@@ -101,7 +105,7 @@ def nightly_screen(files: list[str], lake: str, out: str, policy: str = "post-re
     csl = refresh_reference(lake, csl_source)
     run_dir = new_run(out)
     try:
-        summary = screen(lake, policy, overrides or [], str(run_dir), csl, scheduler, workers)
+        summary = screen(lake, policy, overrides or [], str(run_dir), csl, scheduler, workers, backend)
         published = publish_run(str(run_dir), out)
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)  # the previous results stay as they were

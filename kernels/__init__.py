@@ -1,6 +1,8 @@
 """Hot loops of screening, written against an array namespace ``xp``.
 
-Kernels import nothing of the pipeline and never import a GPU library at module import time.
+Kernels import nothing of the pipeline and never import a GPU library at module import time:
+CuPy is imported only by :func:`kernels.backend.select_backend` (or when a CuPy array is
+already at hand), so importing the package creates no CUDA context.
 """
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import numpy as np
 
 
 def namespace(array):
-    """Array namespace of ``array``: :mod:`numpy` for NumPy arrays.
+    """Array namespace of ``array``: :mod:`numpy` for NumPy arrays, :mod:`cupy` for CuPy arrays.
 
     Parameters
     ----------
@@ -27,13 +29,17 @@ def namespace(array):
     module = type(array).__module__.split(".")[0]
     if module == "numpy":
         return np
+    if module == "cupy":
+        import sys
+
+        return sys.modules["cupy"]  # a CuPy array exists, so CuPy is imported already
     raise unsupported_namespace(module)
 
 
 def unsupported_namespace(xp) -> NotImplementedError:
     """The error for an array namespace this build has no kernels for."""
     name = getattr(xp, "__name__", str(xp))
-    return NotImplementedError(f"no kernels for array namespace {name!r}; this build runs on numpy")
+    return NotImplementedError(f"no kernels for array namespace {name!r}; kernels run on numpy and cupy")
 
 
 def warm_up() -> None:

@@ -1,6 +1,7 @@
 """Row amounts: unit TPP gathered by SKU code, times quantity, exact int64.
 
-One fused pass (gather, overflow check, multiply) instead of several array passes.
+On NumPy: one fused compiled pass (gather, overflow check, multiply) instead of several array
+passes. On other namespaces (CuPy): the same arithmetic as whole-array steps, same integers out.
 """
 from __future__ import annotations
 
@@ -33,7 +34,22 @@ def _loop():
     return multiply
 
 
-def row_amounts(unit, codes, quantity, *, xp=None):
+def _row_amounts_composed(unit, codes, quantity, xp):
+    """``unit[codes] * quantity`` as array steps; the same checks as the loop, first bad row reported."""
+    unit = xp.asarray(unit, dtype=xp.int64)
+    quantity = xp.asarray(quantity, dtype=xp.int64)
+    per_unit = unit[xp.asarray(codes)]
+    positive = per_unit > 0
+    limit = INT64_MAX // xp.where(positive, per_unit, 1)
+    bad = xp.flatnonzero((quantity <= 0) | (positive & (quantity > limit)))
+    if bad.size:
+        row = int(bad[0])
+        raise AmountOverflowError(f"row {row}: {int(per_unit[row])} x {int(quantity[row])} is not a positive "
+                                  "int64 amount")
+    return per_unit * quantity
+
+
+def row_amounts(unit, codes, quantity, *, xp=None, method: str | None = None):
     """``unit[codes] * quantity`` in int64, raising instead of wrapping.
 
     Parameters
@@ -44,6 +60,10 @@ def row_amounts(unit, codes, quantity, *, xp=None):
         Item code per row, in ``[0, k)``.
     quantity : array of int64, shape (n,)
         Units per row, positive.
+    xp : module, optional
+        Array namespace; inferred from ``codes`` when omitted.
+    method : {None, "loop", "composed"}
+        ``None``: the compiled loop on NumPy, whole-array steps elsewhere.
 
     Returns
     -------
@@ -61,6 +81,10 @@ def row_amounts(unit, codes, quantity, *, xp=None):
     [126656, 9984, 15832]
     """
     xp = xp or namespace(codes)
+    if method not in (None, "loop", "composed"):
+        raise ValueError(f"method must be 'loop' or 'composed', not {method!r}")
+    if method == "composed" or (method is None and xp is not np):
+        return _row_amounts_composed(unit, codes, quantity, xp)
     if xp is not np:
         raise unsupported_namespace(xp)
     unit = np.ascontiguousarray(unit, dtype=np.int64)

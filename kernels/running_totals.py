@@ -8,7 +8,9 @@ earlier chunks, partitions or nights). Everything is exact int64; an overflow ra
 wrapping.
 
 The functions take an array namespace ``xp``. The NumPy path runs a compiled one-pass loop with
-one accumulator per key (no sort). Nothing here imports a GPU library.
+one accumulator per key (no sort). Other namespaces (CuPy) run the sort-and-scan form of
+:mod:`kernels.segmented`, which NumPy can also run (``method="sorted"``) so that CI tests it
+against the loop. Nothing here imports a GPU library.
 """
 from __future__ import annotations
 
@@ -24,7 +26,52 @@ NOT_CANDIDATE = -1
 
 
 class TotalsOverflowError(OverflowError):
-    """A running total or a row amount exceeds the int64 range."""
+    """A running total or a row amount exceeds the int64 range.
+
+    Attributes
+    ----------
+    row : int or None
+        The first row at which it happened, when known.
+    """
+
+    def __init__(self, message: str, row: int | None = None):
+        super().__init__(message)
+        self.row = row
+
+
+METHODS = ("loop", "sorted")
+"""``loop``: the compiled one-pass CPU loop (NumPy only); ``sorted``: stable sort, scan, scatter
+(:mod:`kernels.segmented`; any namespace)."""
+
+
+def _method(method: str | None, xp) -> str:
+    if method is None:
+        return "loop" if xp is np else "sorted"
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    if method == "loop" and xp is not np:
+        raise unsupported_namespace(xp)
+    return method
+
+
+def _sorted_in_slices(keys, amounts, n_keys: int, carry, xp, rows: bool):
+    """The sorted form over slices of at most ``MAX_ROWS_PER_CALL`` rows, carry chained."""
+    from kernels.segmented import MAX_ROWS_PER_CALL, running_totals_sorted
+
+    n = len(keys)
+    if n <= MAX_ROWS_PER_CALL:
+        return running_totals_sorted(keys, amounts, n_keys, carry=carry, xp=xp, rows=rows)
+    parts, totals = [], carry
+    for start in range(0, n, MAX_ROWS_PER_CALL):
+        stop = min(start + MAX_ROWS_PER_CALL, n)
+        try:
+            cumulative, totals = running_totals_sorted(keys[start:stop], amounts[start:stop], n_keys, carry=totals,
+                                                       xp=xp, rows=rows)
+        except TotalsOverflowError as error:
+            raise TotalsOverflowError(f"running total overflows int64 at row {start + error.row}",
+                                      row=start + error.row) from None
+        parts.append(cumulative)
+    return (xp.concatenate(parts) if rows else None), totals
 
 
 @functools.cache
@@ -64,7 +111,7 @@ def _start_totals(n_keys: int, carry, xp):
     return carry.copy()
 
 
-def running_totals(keys, amounts, n_keys: int, *, carry=None, xp=None):
+def running_totals(keys, amounts, n_keys: int, *, carry=None, xp=None, method: str | None = None):
     """Inclusive per-key running sums in row order.
 
     Parameters
@@ -79,6 +126,8 @@ def running_totals(keys, amounts, n_keys: int, *, carry=None, xp=None):
         Totals carried in from earlier rows (chunks, partitions, nights); zeros when omitted.
     xp : module, optional
         Array namespace; inferred from ``keys`` when omitted.
+    method : {None, "loop", "sorted"}
+        Algorithm (:data:`METHODS`); ``None``: ``loop`` on NumPy, ``sorted`` elsewhere.
 
     Returns
     -------
@@ -100,22 +149,22 @@ def running_totals(keys, amounts, n_keys: int, *, carry=None, xp=None):
     ([5, 7, -1, 7], [7, 7])
     """
     xp = xp or namespace(keys)
+    if _method(method, xp) == "sorted":
+        return _sorted_in_slices(keys, amounts, n_keys, carry, xp, rows=True)
     totals = _start_totals(n_keys, carry, xp)
-    if xp is np:
-        out = np.empty(len(keys), dtype=np.int64)
-        overflow_row = _cpu_loop()(np.ascontiguousarray(keys), np.ascontiguousarray(amounts, dtype=np.int64), totals, out)
-        if overflow_row >= 0:
-            raise TotalsOverflowError(f"running total overflows int64 at row {overflow_row}")
-        return out, totals
-    raise unsupported_namespace(xp)
+    out = np.empty(len(keys), dtype=np.int64)
+    overflow_row = _cpu_loop()(np.ascontiguousarray(keys), np.ascontiguousarray(amounts, dtype=np.int64), totals, out)
+    if overflow_row >= 0:
+        raise TotalsOverflowError(f"running total overflows int64 at row {overflow_row}", row=overflow_row)
+    return out, totals
 
 
-def key_totals(keys, amounts, n_keys: int, *, carry=None, xp=None):
+def key_totals(keys, amounts, n_keys: int, *, carry=None, xp=None, method: str | None = None):
     """Per-key totals (pass 1 of a partitioned run): what :func:`running_totals` would end with.
 
     Parameters
     ----------
-    keys, amounts, n_keys, carry, xp
+    keys, amounts, n_keys, carry, xp, method
         As in :func:`running_totals`.
 
     Returns
@@ -129,14 +178,17 @@ def key_totals(keys, amounts, n_keys: int, *, carry=None, xp=None):
     [4, 2]
     """
     xp = xp or namespace(keys)
+    if _method(method, xp) == "sorted":
+        try:
+            return _sorted_in_slices(keys, amounts, n_keys, carry, xp, rows=False)[1]
+        except TotalsOverflowError as error:
+            raise TotalsOverflowError(f"key total overflows int64 at row {error.row}", row=error.row) from None
     totals = _start_totals(n_keys, carry, xp)
-    if xp is np:
-        overflow_row = _cpu_loop()(np.ascontiguousarray(keys), np.ascontiguousarray(amounts, dtype=np.int64), totals,
-                                   np.empty(0, dtype=np.int64))
-        if overflow_row >= 0:
-            raise TotalsOverflowError(f"key total overflows int64 at row {overflow_row}")
-        return totals
-    raise unsupported_namespace(xp)
+    overflow_row = _cpu_loop()(np.ascontiguousarray(keys), np.ascontiguousarray(amounts, dtype=np.int64), totals,
+                               np.empty(0, dtype=np.int64))
+    if overflow_row >= 0:
+        raise TotalsOverflowError(f"key total overflows int64 at row {overflow_row}", row=overflow_row)
+    return totals
 
 
 def over_limit(cumulative, keys, limits, *, xp=None):
@@ -168,5 +220,7 @@ def over_limit(cumulative, keys, limits, *, xp=None):
     """
     xp = xp or namespace(cumulative)
     candidate = keys >= 0
-    limit = xp.asarray(limits, dtype=xp.int64)[xp.where(candidate, keys, 0)]
-    return candidate & (cumulative > limit)
+    limits = xp.asarray(limits, dtype=xp.int64)
+    if not len(limits):  # no keys, so no candidates
+        return candidate
+    return candidate & (cumulative > limits[xp.where(candidate, keys, 0)])

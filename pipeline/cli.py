@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from kernels.backend import BACKENDS
 from pipeline.ingest import LedgerReadError
 from pipeline.policy import PolicyError, list_policies, load_policy
 from pipeline.reference import CSL_PATH
@@ -48,21 +49,21 @@ def _stages(quiet: bool):
         yield lambda name: status.update(f"[cyan]{name}[/]")
 
 
-def _run_screen(ledgers, policy, out, as_of, csl, quiet):
+def _run_screen(ledgers, policy, out, as_of, csl, quiet, backend="numpy"):
     from pipeline.screen import screen_ledgers  # heavy imports only when screening
 
     with _stages(quiet) as progress:
-        return screen_ledgers(ledgers, policy, out, as_of=as_of, csl_path=csl, progress=progress)
+        return screen_ledgers(ledgers, policy, out, as_of=as_of, csl_path=csl, progress=progress, backend=backend)
 
 
-def _run_lake_screen(lake, policy, out, as_of, csl, quiet, scheduler, workers, full) -> dict:
+def _run_lake_screen(lake, policy, out, as_of, csl, quiet, scheduler, workers, full, backend) -> dict:
     from pipeline.lake import LakeError
     from pipeline.lake_screen import screen_lake
 
     with _stages(quiet) as progress:
         try:
             return screen_lake(lake, policy, out, scheduler=scheduler, workers=workers, as_of=as_of,
-                               incremental=not full, csl_path=csl, progress=progress).summary
+                               incremental=not full, csl_path=csl, backend=backend, progress=progress).summary
         except LakeError as error:
             _fail(str(error))
 
@@ -83,9 +84,13 @@ def screen(
     csl: Path = typer.Option(CSL_PATH, "--csl", help="Consolidated Screening List CSV."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display or summary table."),
     reviews: Optional[Path] = typer.Option(None, "--reviews", help="Analysts' reviewed party decisions (CSV)."),
+    backend: str = typer.Option("auto", "--backend", help="Where the running totals run: `auto` (a CUDA GPU "
+                                "when one works, else the CPU), `numpy` or `cupy`. Decisions are the same."),
 ) -> None:
     """Screen ledgers under one rule set; write decisions, quarantine and summary."""
     as_of_date = _parse_date(as_of, "--as-of")
+    if backend not in BACKENDS:
+        _fail(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if reviews is not None:
         from pipeline.review import ReviewFileError, read_reviews
 
@@ -99,9 +104,9 @@ def screen(
     try:
         rules = load_policy(policy, set_)
         if lake is not None:
-            summary = _run_lake_screen(lake, rules, out, as_of_date, csl, quiet, scheduler, workers, full)
+            summary = _run_lake_screen(lake, rules, out, as_of_date, csl, quiet, scheduler, workers, full, backend)
         else:
-            summary = _run_screen(ledgers, rules, out, as_of_date, csl, quiet).summary
+            summary = _run_screen(ledgers, rules, out, as_of_date, csl, quiet, backend).summary
     except (PolicyError, LedgerReadError, OverflowError, RuntimeError) as error:
         _fail(str(error))
     if not quiet:
@@ -361,6 +366,7 @@ def nightly(
     inbox: Optional[Path] = typer.Option(None, "--inbox", help="Also ingest every ledger file in this folder."),
     scheduler: str = typer.Option("local", "--scheduler", help="`local` (Dask LocalCluster), `none` or an address."),
     workers: Optional[int] = typer.Option(None, "--workers", help="LocalCluster worker processes."),
+    backend: str = typer.Option("auto", "--backend", help="`auto` (a working GPU, else the CPU), `numpy` or `cupy`."),
 ) -> None:
     """Run the nightly Prefect flow once, embedded (no server): ingest, refresh, screen, publish."""
     import os
@@ -373,7 +379,8 @@ def nightly(
         load_policy(policy, set_)
         summary = nightly_screen([str(p) for p in ledgers or []], str(lake), str(out), policy=policy,
                                  overrides=list(set_), csl_source=str(csl_source) if csl_source else None,
-                                 scheduler=scheduler, workers=workers, inbox=str(inbox) if inbox else None)
+                                 scheduler=scheduler, workers=workers, inbox=str(inbox) if inbox else None,
+                                 backend=backend)
     except (PolicyError, LedgerReadError, OverflowError, RuntimeError, ValueError) as error:
         _fail(str(error))
     run = summary["lake"]

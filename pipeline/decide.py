@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from kernels.running_totals import NOT_CANDIDATE, over_limit, running_totals
+from kernels.backend import NUMPY, Backend
+from kernels.running_totals import NOT_CANDIDATE
 from pipeline.carry import Carry
 from pipeline.enrich import PARTY_BLOCK, PARTY_CLEARED, PARTY_REVIEW, CountryTable, Features, day_number, membership
 from pipeline.policy import Policy
@@ -382,7 +383,8 @@ def reason_labels(reasons: np.ndarray, party_list: list) -> tuple[np.ndarray, li
 
 
 # -------------------------------------------------------------------------------------- rows
-def decide(features: Features, policy: Policy, carry: Carry | None = None) -> Decisions:
+def decide(features: Features, policy: Policy, carry: Carry | None = None, *,
+           backend: Backend | None = None) -> Decisions:
     """Screen every row under ``policy``.
 
     Parameters
@@ -393,6 +395,9 @@ def decide(features: Features, policy: Policy, carry: Carry | None = None) -> De
     carry : Carry, optional
         Totals of the rows screened before these (earlier chunks, partitions or nights), by key.
         The rows here must all come after those rows in screening order.
+    backend : Backend, optional
+        Where the two accumulators run (:func:`kernels.backend.select_backend`); NumPy when
+        omitted. Every backend gives the same integers.
 
     Returns
     -------
@@ -410,7 +415,10 @@ def decide(features: Features, policy: Policy, carry: Carry | None = None) -> De
     lpp_keys = np.where(rules.lpp_candidate[first], features.party_key * n_years + (features.year - first_year),
                         NOT_CANDIDATE)
     lpp_carry = carry.lpp_for(features.party_key_values, first_year, n_years) if carry is not None else None
-    lpp_cum, lpp_totals = running_totals(lpp_keys, features.tpp, features.n_party_keys * n_years, carry=lpp_carry)
+    accounting = backend or NUMPY
+    amounts = accounting.resident(features.tpp)
+    lpp = accounting.accumulate(lpp_keys, amounts, features.n_party_keys * n_years, carry=lpp_carry)
+    lpp_cum, lpp_totals = lpp.cumulative, lpp.totals
     lpp_over = lpp_cum > rules.lpp_limit if rules.lpp_limit is not None else np.zeros(n, bool)
 
     # Stage 2: allocations; candidacy can depend on the LPP outcome.
@@ -419,9 +427,10 @@ def decide(features: Features, policy: Policy, carry: Carry | None = None) -> De
     caps = np.array([a.cap_tpp for a in rules.allocations], dtype=np.int64)
     labels = [a.label for a in rules.allocations]
     allocation_carry = carry.allocation_for(labels) if carry is not None else None
-    allocation_cum, allocation_totals = running_totals(allocation_keys, features.tpp, len(rules.allocations),
-                                                       carry=allocation_carry)
-    cap_over = over_limit(allocation_cum, allocation_keys, caps)
+    allocation = accounting.accumulate(allocation_keys, amounts, len(rules.allocations), carry=allocation_carry,
+                                       limits=caps)
+    allocation_cum, allocation_totals, cap_over = allocation.cumulative, allocation.totals, allocation.over
+    del amounts
 
     used = np.flatnonzero(lpp_totals)
     party_of, year_of = np.divmod(used, max(n_years, 1))

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from kernels.backend import select_backend
 from pipeline.carry import Carry
 from pipeline.checkpoint import (Checkpoint, CheckpointPart, Plan, after_position, checkpoint_dir, fingerprint,
                                  last_position, plan, tail_keys)
@@ -135,7 +136,7 @@ def _lake_counts(lake: Lake, quarantine: pa.Table, screened: int, as_of: dt.date
 def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None = None, *,
                 scheduler: str = "local", workers: int | None = None, as_of: dt.date | None = None,
                 incremental: bool = True, csl_path: str | Path = CSL_PATH, publish: bool = True,
-                progress: Callable[[str], None] | None = None) -> LakeRun:
+                backend: str = "numpy", progress: Callable[[str], None] | None = None) -> LakeRun:
     """Screen a lake under one rule set, from its checkpoint where one fits.
 
     Parameters
@@ -153,6 +154,9 @@ def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None
     incremental : bool
         Use and update the checkpoint (default); False screens everything and rewrites it.
     csl_path : path
+    backend : str
+        Where the accumulators run: ``numpy``, ``cupy`` or ``auto`` (see :mod:`kernels.backend`);
+        with Dask, ``cupy`` starts a ``LocalCUDACluster``.
     publish : bool
         Write into a run folder and switch ``out_dir`` to it at the end (default); False writes
         straight into ``out_dir`` (a run folder the caller publishes, see :mod:`pipeline.publish`).
@@ -165,6 +169,7 @@ def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None
     """
     report = progress or (lambda message: None)
     started = time.perf_counter()
+    accounting = select_backend(backend)
     lake = Lake.open(lake_dir)
     csl_path = Path(csl_path)
     print_ = fingerprint(policy, csl_path)
@@ -192,14 +197,15 @@ def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None
             nothing = TablePiece(lake.read(parts[-1]).slice(0, 0), "nothing new")
             return scan([nothing], policy, out, carry=base, csl_path=csl_path)
         if scheduler == "none":
-            result = scan(pieces, policy, out, carry=base, csl_path=csl_path,
+            result = scan(pieces, policy, out, carry=base, csl_path=csl_path, backend=accounting,
                           progress=lambda done, total: report(f"screened {done}/{total} pieces"))
             names.append(remembered_names(policy, csl_path))
             return result
-        with dask_client(scheduler, workers=workers) as client:
+        with dask_client(scheduler, backend=accounting.name, workers=workers) as client:
             if known_names is not None:
                 client.run(remember_names, policy, csl_path, known_names)
-            result = scan_dask(pieces, policy, client, out, carry=base, csl_path=csl_path, progress=report)
+            result = scan_dask(pieces, policy, client, out, carry=base, csl_path=csl_path, progress=report,
+                               backend=accounting.name)
             names.extend(client.run(remembered_names, policy, csl_path).values())
             return result
 
@@ -224,7 +230,7 @@ def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None
         quarantine = lake.quarantine()
         summary = build_summary(policy, result.tally if result.pieces else whole, result.carry,
                                 _lake_counts(lake, quarantine, result.rows, as_of), lake.files, {},
-                                csl_path, len(PartyScreen.from_path(csl_path).entries), as_of)
+                                csl_path, len(PartyScreen.from_path(csl_path).entries), as_of, accounting.name)
         summary["allocation_headroom"] = whole.headroom(result.carry)
         summary["lpp"] = whole.lpp(result.carry)
         summary["lake"] = {"path": str(lake.path), "generation": lake.generation, "partitions": len(lake.partitions),

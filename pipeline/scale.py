@@ -23,6 +23,7 @@ from typing import Callable, Protocol, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from kernels.backend import select_backend
 from pipeline.carry import Carry, _allocation_series, _lpp_series, carries_in
 from pipeline.policy import Policy
 from pipeline.reference import CSL_PATH
@@ -126,8 +127,10 @@ def _write_part(table: pa.Table, out_dir: Path, index: int) -> str:
 
 
 def screen_piece(piece: Piece, index: int, policy: Policy, carry: Carry | None, *, csl_path: str | Path = CSL_PATH,
-                 out_dir: str | Path | None = None) -> tuple[PieceOutcome, Carry]:
+                 out_dir: str | Path | None = None, backend=None) -> tuple[PieceOutcome, Carry]:
     """Screen one piece from its carry-in; write its decisions when ``out_dir`` is given.
+
+    ``backend`` (a :class:`kernels.backend.Backend`) runs the accumulators; NumPy when omitted.
 
     Returns
     -------
@@ -137,7 +140,7 @@ def screen_piece(piece: Piece, index: int, policy: Policy, carry: Carry | None, 
         Totals after the piece (keys not in it kept as carried in).
     """
     rows = piece.read()
-    screened = screen_rows(rows, policy, carry=carry, csl_path=csl_path, remember_names=True)
+    screened = screen_rows(rows, policy, carry=carry, csl_path=csl_path, remember_names=True, backend=backend)
     path = None
     if out_dir is not None:
         path = _write_part(screened.decisions_table(policy), Path(out_dir), index)
@@ -146,7 +149,8 @@ def screen_piece(piece: Piece, index: int, policy: Policy, carry: Carry | None, 
 
 
 def scan(pieces: Sequence[Piece], policy: Policy, out_dir: str | Path | None = None, *, carry: Carry | None = None,
-         csl_path: str | Path = CSL_PATH, progress: Callable[[int, int], None] | None = None) -> ScanResult:
+         csl_path: str | Path = CSL_PATH, progress: Callable[[int, int], None] | None = None,
+         backend=None) -> ScanResult:
     """Screen pieces one after another in this process, each from the totals the last one ended with.
 
     Parameters
@@ -161,6 +165,8 @@ def scan(pieces: Sequence[Piece], policy: Policy, out_dir: str | Path | None = N
     csl_path : path
     progress : callable, optional
         Called with (pieces done, pieces) after each piece.
+    backend : Backend, optional
+        Where the accumulators run (:func:`kernels.backend.select_backend`); NumPy when omitted.
 
     Returns
     -------
@@ -169,7 +175,8 @@ def scan(pieces: Sequence[Piece], policy: Policy, out_dir: str | Path | None = N
     start = carry if carry is not None else Carry.empty()
     running, outcomes = start, []
     for index, piece in enumerate(pieces):
-        outcome, after = screen_piece(piece, index, policy, running, csl_path=csl_path, out_dir=out_dir)
+        outcome, after = screen_piece(piece, index, policy, running, csl_path=csl_path, out_dir=out_dir,
+                                      backend=backend)
         outcome.contribution = after.since(running)
         outcomes.append(outcome)
         running = after
@@ -179,18 +186,20 @@ def scan(pieces: Sequence[Piece], policy: Policy, out_dir: str | Path | None = N
 
 
 # ---------------------------------------------------------------------------------------- Dask
-def lpp_contribution(piece: Piece, policy: Policy, csl_path: str | Path) -> Carry:
+def lpp_contribution(piece: Piece, policy: Policy, csl_path: str | Path, backend: str = "numpy") -> Carry:
     """Pass 1: the LPP totals of a piece's own rows (LPP candidacy needs no carry)."""
     rows = piece.read()
-    result = screen_rows(rows, policy, csl_path=csl_path, remember_names=True).result
+    result = screen_rows(rows, policy, csl_path=csl_path, remember_names=True,
+                         backend=select_backend(backend)).result
     return Carry(result.carry.lpp, _allocation_series())
 
 
-def allocation_contribution(piece: Piece, policy: Policy, csl_path: str | Path, lpp_carry: Carry) -> Carry:
+def allocation_contribution(piece: Piece, policy: Policy, csl_path: str | Path, lpp_carry: Carry,
+                            backend: str = "numpy") -> Carry:
     """Pass 1b: the allocation totals of a piece's own rows, given its LPP carry-in."""
     rows = piece.read()
     result = screen_rows(rows, policy, carry=Carry(lpp_carry.lpp, _allocation_series()), csl_path=csl_path,
-                         remember_names=True).result
+                         remember_names=True, backend=select_backend(backend)).result
     return Carry(_lpp_series(), result.carry.allocation)
 
 
@@ -205,16 +214,16 @@ def _nth(carries: tuple[list[Carry], Carry], index: int) -> Carry:
 
 
 def _decide_pass(piece: Piece, index: int, policy: Policy, csl_path: str | Path, out_dir: str | None,
-                 lpp_in: Carry, allocation_in: Carry) -> PieceOutcome:
+                 lpp_in: Carry, allocation_in: Carry, backend: str = "numpy") -> PieceOutcome:
     """Pass 2: screen a piece from its carry-ins and write its decisions."""
     outcome, _ = screen_piece(piece, index, policy, Carry(lpp_in.lpp, allocation_in.allocation),
-                              csl_path=csl_path, out_dir=out_dir)
+                              csl_path=csl_path, out_dir=out_dir, backend=select_backend(backend))
     return outcome
 
 
 def scan_dask(pieces: Sequence[Piece], policy: Policy, client, out_dir: str | Path | None = None, *,
               carry: Carry | None = None, csl_path: str | Path = CSL_PATH,
-              progress: Callable[[str], None] | None = None) -> ScanResult:
+              progress: Callable[[str], None] | None = None, backend: str = "numpy") -> ScanResult:
     """Screen pieces on a Dask cluster in two passes per stage, without a shuffle.
 
     Parameters
@@ -230,6 +239,8 @@ def scan_dask(pieces: Sequence[Piece], policy: Policy, client, out_dir: str | Pa
     csl_path : path
     progress : callable, optional
         Called with the name of each pass.
+    backend : str
+        Backend name each worker selects (``numpy``, ``cupy``, ``auto``).
 
     Returns
     -------
@@ -244,18 +255,19 @@ def scan_dask(pieces: Sequence[Piece], policy: Policy, client, out_dir: str | Pa
     piece_futures = client.scatter(list(pieces)) if pieces and isinstance(pieces[0], TablePiece) else list(pieces)
 
     report("pass 1: LPP totals per piece")
-    lpp_parts = client.map(lpp_contribution, piece_futures, policy=policy, csl_path=csl, pure=False)
+    lpp_parts = client.map(lpp_contribution, piece_futures, policy=policy, csl_path=csl, backend=backend, pure=False)
     lpp_carries = client.submit(_carry_task, base, lpp_parts, pure=False)
     lpp_in = [client.submit(_nth, lpp_carries, i, pure=False) for i in range(n)]
 
     report("pass 1b: allocation totals per piece")
-    allocation_parts = client.map(allocation_contribution, piece_futures, [policy] * n, [csl] * n, lpp_in, pure=False)
+    allocation_parts = client.map(allocation_contribution, piece_futures, [policy] * n, [csl] * n, lpp_in,
+                                  [backend] * n, pure=False)
     allocation_carries = client.submit(_carry_task, base, allocation_parts, pure=False)
     allocation_in = [client.submit(_nth, allocation_carries, i, pure=False) for i in range(n)]
 
     report("pass 2: decisions per piece")
     finals = client.map(_decide_pass, piece_futures, list(range(n)), [policy] * n, [csl] * n, [out] * n,
-                        lpp_in, allocation_in, pure=False)
+                        lpp_in, allocation_in, [backend] * n, pure=False)
     outcomes = client.gather(finals)
     lpp_contributions, allocation_contributions = client.gather(lpp_parts), client.gather(allocation_parts)
     (_, lpp_total), (_, allocation_total) = client.gather([lpp_carries, allocation_carries])

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kernels import warm_up
+from kernels.backend import Backend, select_backend
 from pipeline import __version__
 from pipeline.carry import Carry
 from pipeline.decide import AUTHORIZATIONS, DECISIONS, Decisions, decide
@@ -120,7 +121,7 @@ def decisions_table(rows: pa.Table, policy: Policy, result: Decisions, parties: 
 
 
 def build_summary(policy: Policy, tally: Tally, carry: Carry, counts: dict, inputs: list[dict], timings: dict,
-                  csl_path: Path, party_entries: int, as_of: dt.date | None) -> dict:
+                  csl_path: Path, party_entries: int, as_of: dt.date | None, backend: str = BACKEND) -> dict:
     """The content of ``summary.json``.
 
     Parameters
@@ -139,6 +140,8 @@ def build_summary(policy: Policy, tally: Tally, carry: Carry, counts: dict, inpu
     party_entries : int
         Searchable entries of the screening list.
     as_of : date or None
+    backend : str
+        Where the accumulators ran (``numpy`` or ``cupy``).
     """
     return {
         "policy": {"id": policy.id, "title": policy.params.get("title"), "version": policy.params.get("version"),
@@ -156,7 +159,7 @@ def build_summary(policy: Policy, tally: Tally, carry: Carry, counts: dict, inpu
         "allocation_headroom": tally.headroom(carry),
         "lpp": tally.lpp(carry),
         "tpp_total": tally.tpp_total,
-        "backend": BACKEND,
+        "backend": backend,
         "code_version": __version__,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "timings_s": timings,
@@ -272,7 +275,8 @@ def screened_names(screen: PartyScreen, names: Sequence[str | None], policy: Pol
 
 
 def screen_rows(rows: pa.Table, policy: Policy, *, carry: Carry | None = None, csl_path: str | Path = CSL_PATH,
-                timer: _Timer | None = None, remember_names: bool = False) -> ScreenedRows:
+                timer: _Timer | None = None, remember_names: bool = False,
+                backend: Backend | None = None) -> ScreenedRows:
     """Screen validated rows (a whole ledger, or one piece of it after ``carry``).
 
     Parameters
@@ -288,6 +292,8 @@ def screen_rows(rows: pa.Table, policy: Policy, *, carry: Carry | None = None, c
     remember_names : bool
         Keep party results per name for later pieces in this process (:func:`screened_names`);
         the results then carry no per-name candidate lists (``attrs["matches"]``).
+    backend : Backend, optional
+        Where the accumulators run; NumPy when omitted.
 
     Returns
     -------
@@ -303,13 +309,13 @@ def screen_rows(rows: pa.Table, policy: Policy, *, carry: Carry | None = None, c
                        else helper.submit(screen.screen_policy, names, policy))
             features = build_features(rows, policy, pending.result, name_codes)
     with timer.stage("decide"):
-        result = decide(features, policy, carry)
+        result = decide(features, policy, carry, backend=backend)
     return ScreenedRows(rows, features, result, name_codes)
 
 
 def screen_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | Path | None = None, *,
                    as_of: dt.date | None = None, csl_path: str | Path = CSL_PATH,
-                   progress: Callable[[str], None] | None = None) -> ScreenResult:
+                   progress: Callable[[str], None] | None = None, backend: str | Backend = BACKEND) -> ScreenResult:
     """Screen ledger files under one rule set and write the outputs.
 
     Parameters
@@ -327,11 +333,20 @@ def screen_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | P
         Consolidated Screening List file.
     progress : callable, optional
         Called with the name of each stage.
+    backend : {"numpy", "auto", "cupy"} or Backend
+        Where the accumulators run (:func:`kernels.backend.select_backend`); ``auto`` uses a GPU
+        when one works. Decisions are the same on every backend.
 
     Returns
     -------
     ScreenResult
+
+    Raises
+    ------
+    kernels.backend.BackendUnavailableError
+        ``cupy`` was asked for and no CUDA device works (raised before the ledger is read).
     """
+    backend = select_backend(backend)
     timer = _Timer(progress)
     with ThreadPoolExecutor(max_workers=1) as helper:
         # Loads the screening list and the compiled kernels (both cached per process) while the
@@ -340,24 +355,29 @@ def screen_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | P
         with timer.stage("ingest"):
             ledger = read_ledgers(paths, as_of=as_of)
         preparing.result()
-    return screen_ledger(ledger, policy, out_dir, as_of=as_of, csl_path=csl_path, timer=timer)
+    return screen_ledger(ledger, policy, out_dir, as_of=as_of, csl_path=csl_path, timer=timer, backend=backend)
 
 
 def screen_ledger(ledger: Ledger, policy: Policy, out_dir: str | Path | None = None, *,
                   as_of: dt.date | None = None, csl_path: str | Path = CSL_PATH,
-                  progress: Callable[[str], None] | None = None, timer: _Timer | None = None) -> ScreenResult:
+                  progress: Callable[[str], None] | None = None, timer: _Timer | None = None,
+                  backend: str | Backend = BACKEND) -> ScreenResult:
     """Screen validated ledger rows under one rule set (see :func:`screen_ledgers`).
 
-    One ledger can be screened under several rule sets without reading it again.
+    One ledger can be screened under several rule sets without reading it again. On a GPU the
+    accumulators take the rows in time-ordered chunks sized from free device memory, with
+    per-key carry-in (:meth:`kernels.backend.Backend.accumulate`), so any ledger that fits in
+    host memory runs; larger ones go through :func:`pipeline.scale.scan`.
     """
+    backend = select_backend(backend)
     timer = timer or _Timer(progress)
-    piece = screen_rows(ledger.rows, policy, csl_path=csl_path, timer=timer)
+    piece = screen_rows(ledger.rows, policy, csl_path=csl_path, timer=timer, backend=backend)
     with timer.stage("assemble"):
         table = piece.decisions_table(policy)
         tally = Tally.of(ledger.rows, piece.result, piece.features.tpp)
     result, screen = piece.result, PartyScreen.from_path(Path(csl_path))
     summary = build_summary(policy, tally, result.carry, ledger.counts, ledger.files, timer.timings, Path(csl_path),
-                            len(screen.entries), as_of)
+                            len(screen.entries), as_of, backend=backend.name)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
