@@ -261,7 +261,8 @@ def peer_quality(block: float, review: float) -> dict:
                 "balanced_accuracy": round((tpr + tnr) / 2, 4)}
 
     companies = peers["candidate_schema"].isin(["Company", "Organization", "LegalEntity"])
-    return {"command": " ".join(["chipscreen"] + command[3:]), "overall": balanced(peers),
+    return {"command": "chipscreen match-names --pairs PAIRS.csv --out SCORED.csv (the peer query,candidate pairs)",
+            "overall": balanced(peers),
             "companies": balanced(peers[companies]), "persons": balanced(peers[peers["candidate_schema"] == "Person"]),
             "reference_logic_v2_overall": 0.767}
 
