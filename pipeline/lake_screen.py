@@ -125,12 +125,13 @@ class LakeRun:
 
 
 def _lake_counts(lake: Lake, quarantine: pa.Table, screened: int, as_of: dt.date | None) -> dict:
+    """Rows of the lake: read = accepted + quarantined + after ``as_of``; and those screened now."""
     in_lake = sum(p.rows for p in lake.partitions)
     reasons = quarantine.column("reason").to_pylist() if quarantine.num_rows else []
-    by_reason = {r: reasons.count(r) for r in sorted(set(reasons))}
-    return {"rows_read": in_lake + quarantine.num_rows, "accepted": in_lake, "quarantined": quarantine.num_rows,
-            "excluded_after_as_of": 0 if as_of is None else None, "screened_this_run": screened,
-            "by_reason": by_reason}
+    excluded = in_lake - screened if as_of is not None else 0  # a replay screens every row up to the date
+    return {"rows_read": in_lake + quarantine.num_rows, "accepted": in_lake - excluded,
+            "quarantined": quarantine.num_rows, "excluded_after_as_of": excluded, "screened_this_run": screened,
+            "by_reason": {r: reasons.count(r) for r in sorted(set(reasons))}}
 
 
 def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None = None, *,
@@ -214,15 +215,13 @@ def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None
         # The whole history: the checkpoint's partitions before the run, then this run's pieces.
         kept = list(checkpoint.parts[:todo.start]) if checkpoint else []
         rest = result.pieces
-        if todo.after is not None:  # the appended partition: its earlier rows plus tonight's
-            appended, rest = checkpoint.parts[todo.start], result.pieces[1:]
+        if todo.after is None:
+            before = checkpoint.tally_before(todo.start) if checkpoint else None
+        else:  # an append to the checkpoint's last partition: its rows so far, then tonight's
+            appended, rest, before = checkpoint.parts[todo.start], result.pieces[1:], checkpoint.total
             kept.append(CheckpointPart(parts[todo.start].key, parts[todo.start].sha256, parts[todo.start].rows,
                                        appended.contribution.plus(result.pieces[0].contribution),
                                        Tally.merge([appended.tally, result.pieces[0].tally])))
-        if todo.after is not None:  # appends happen to the checkpoint's last partition only
-            before = checkpoint.total
-        else:
-            before = checkpoint.tally_before(todo.start) if checkpoint else None
         tallies = ([before] if before is not None else []) + [p.tally for p in result.pieces]
         whole = Tally.merge(tallies) if tallies else Tally.empty()
         new_parts = kept + [CheckpointPart(parts[i].key, parts[i].sha256, parts[i].rows, p.contribution, p.tally)

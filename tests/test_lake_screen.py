@@ -154,3 +154,12 @@ def test_dask_cluster_equals_one_process(ledger_rows, tmp_path, dask_cluster):
         columns(pq.read_table(tmp_path / "one" / "decisions.parquet"))
     assert dask.summary["allocation_headroom"] == one.summary["allocation_headroom"]
     assert dask.scan.carry.equals(one.scan.carry)
+
+
+def test_replay_counts_reconcile(ledger_rows, tmp_path):
+    ingest([write_ledger(ledger_rows, tmp_path / "all.parquet")], tmp_path / "lake")
+    run = screen_lake(tmp_path / "lake", load_policy("ai-diffusion-2025"), None, scheduler="none",
+                      as_of=dt.date(2026, 7, 1))
+    rows = run.summary["rows"]
+    assert rows["rows_read"] == rows["accepted"] + rows["quarantined"] + rows["excluded_after_as_of"] == 400
+    assert rows["accepted"] == rows["screened_this_run"] == run.scan.rows > 0 and rows["excluded_after_as_of"] > 0
