@@ -15,19 +15,17 @@ in screening order, so the folder reads as one table.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from kernels.backend import select_backend
 from pipeline.carry import Carry, _allocation_series, _lpp_series, carries_in
 from pipeline.policy import Policy
 from pipeline.reference import CSL_PATH
-from pipeline.screen import STATISTICS_COLUMNS, screen_rows
+from pipeline.screen import screen_rows, write_output
 from pipeline.tally import Tally
 
 DECISIONS_DIR = "decisions.parquet"
@@ -118,11 +116,7 @@ def _write_part(table: pa.Table, out_dir: Path, index: int) -> str:
     relative = _part_path(index)
     path = out_dir / relative
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    dictionary = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
-    pq.write_table(table, partial, use_dictionary=dictionary,
-                   write_statistics=[c for c in STATISTICS_COLUMNS if c in table.column_names])
-    os.replace(partial, path)
+    write_output(table, path)
     return relative
 
 

@@ -171,7 +171,8 @@ STATISTICS_COLUMNS = ["ship_date", "status", "destination_country", "decision", 
 statistics on the high-cardinality columns cost more to write than they save."""
 
 
-def _publish(table: pa.Table, path: Path) -> None:
+def write_output(table: pa.Table, path: Path) -> None:
+    """Write a table as Parquet under ``path`` in one step (a ``.partial`` file renamed into place)."""
     partial = path.with_name(path.name + ".partial")
     # Dictionary-encode only what already is a dictionary: trying it on ids and totals is wasted work.
     dictionary = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
@@ -382,8 +383,8 @@ def screen_ledger(ledger: Ledger, policy: Policy, out_dir: str | Path | None = N
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         with timer.stage("write"):
-            _publish(table, out / "decisions.parquet")
-            _publish(ledger.quarantine, out / "quarantine.parquet")
+            write_output(table, out / "decisions.parquet")
+            write_output(ledger.quarantine, out / "quarantine.parquet")
             from pipeline.parties import write_party_matches
 
             write_party_matches(piece.features.parties, out / "parties.parquet")

@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 
 import fake_cupy
 from conftest import shipment, write_ledger
-from kernels import backend as backend_module
 from kernels.amounts import AmountOverflowError, row_amounts
 from kernels.backend import (NUMPY, Backend, BackendUnavailableError, probe_cupy, reset_probe, rows_per_chunk,
                              select_backend)
