@@ -16,9 +16,10 @@ from prefect.artifacts import create_markdown_artifact
 from flows.artifacts import run_markdown
 from pipeline.lake import ingest
 from pipeline.lake_screen import screen_lake
+from pipeline.parties import refresh_screening_list
 from pipeline.policy import load_policy
 from pipeline.publish import new_run, publish
-from pipeline.reference import CSL_PATH, refresh_screening_list
+from pipeline.reference import CSL_PATH
 
 
 @task(name="ingest ledger files")

@@ -9,6 +9,23 @@ from __future__ import annotations
 import numpy as np
 
 
+INT64_MAX = np.iinfo(np.int64).max
+
+
+class TotalsOverflowError(OverflowError):
+    """A running total or a row amount exceeds the int64 range.
+
+    Attributes
+    ----------
+    row : int or None
+        The first row at which it happened, when known.
+    """
+
+    def __init__(self, message: str, row: int | None = None):
+        super().__init__(message)
+        self.row = row
+
+
 def namespace(array):
     """Array namespace of ``array``: :mod:`numpy` for NumPy arrays, :mod:`cupy` for CuPy arrays.
 

@@ -18,25 +18,10 @@ import functools
 
 import numpy as np
 
-from kernels import namespace, unsupported_namespace
+from kernels import INT64_MAX, TotalsOverflowError, namespace, unsupported_namespace  # noqa: F401 (re-exported)
 
-INT64_MAX = np.iinfo(np.int64).max
 NOT_CANDIDATE = -1
 """Key code of a row that does not enter the accumulator; its running total is ``-1``."""
-
-
-class TotalsOverflowError(OverflowError):
-    """A running total or a row amount exceeds the int64 range.
-
-    Attributes
-    ----------
-    row : int or None
-        The first row at which it happened, when known.
-    """
-
-    def __init__(self, message: str, row: int | None = None):
-        super().__init__(message)
-        self.row = row
 
 
 METHODS = ("loop", "sorted")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.running_totals import INT64_MAX, TotalsOverflowError
+from kernels import INT64_MAX, TotalsOverflowError
 
 MAX_ROWS_PER_CALL = 1 << 30
 """Rows per composed call: under 2**31, so the cumsums of 32-bit halves cannot wrap."""

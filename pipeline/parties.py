@@ -693,3 +693,42 @@ def write_party_matches(parties: pd.DataFrame, path: str | Path) -> None:
 @lru_cache(maxsize=8)
 def _screen_for(path: Path) -> PartyScreen:
     return PartyScreen(load_screening_list(path))
+
+
+def refresh_screening_list(source: str | Path, folder: str | Path) -> Path:
+    """Check a newly downloaded Consolidated Screening List and keep a copy named by its hash.
+
+    Parameters
+    ----------
+    source : path
+        The new file (CSV, optionally gzip-compressed).
+    folder : path
+        Where screening-list versions are kept (e.g. ``<lake>/reference``).
+
+    Returns
+    -------
+    Path
+        The kept copy, ``csl-<sha256 prefix>.csv[.gz]``; an identical earlier copy is reused.
+
+    Raises
+    ------
+    pipeline.parties.ScreeningListError
+        If the file does not read as a screening list (the previous version stays in use).
+    """
+    import hashlib
+    import os
+    import shutil
+
+    source = Path(source)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    suffix = ".csv.gz" if source.name.endswith(".gz") else ".csv"
+    folder = Path(folder)
+    kept = folder / f"csl-{digest}{suffix}"
+    if kept.exists():
+        return kept
+    load_screening_list(source)  # raises on a file that is not a screening list
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = kept.with_name(kept.name + ".partial")
+    shutil.copyfile(source, partial)
+    os.replace(partial, kept)
+    return kept

@@ -84,3 +84,21 @@ def test_overrides_keep_types_and_reject_unknown_keys():
         load_policy("no-such-rules")
     with pytest.raises(PolicyError, match="ends before"):
         load_policy("ai-diffusion-2025", ["allocation.window_end=2024-01-01"])
+
+
+def test_a_refreshed_screening_list_is_checked_and_kept_by_hash(tmp_path):
+    import shutil
+
+    from pipeline.parties import ScreeningListError, refresh_screening_list
+    from pipeline.reference import CSL_PATH
+
+    source = tmp_path / "download.csv"
+    shutil.copyfile(CSL_PATH, source)
+    kept = refresh_screening_list(source, tmp_path / "reference")
+    assert kept.read_bytes() == CSL_PATH.read_bytes() and kept.name.startswith("csl-")
+    assert refresh_screening_list(source, tmp_path / "reference") == kept  # the same file again: reused
+    broken = tmp_path / "broken.csv"
+    broken.write_text("name,address\nAcme,Nowhere\n")
+    with pytest.raises(ScreeningListError):
+        refresh_screening_list(broken, tmp_path / "reference")
+    assert [p.name for p in (tmp_path / "reference").iterdir()] == [kept.name]
