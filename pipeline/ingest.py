@@ -125,17 +125,21 @@ def _read_parquet(path: Path) -> tuple[pa.Table, list[str]]:
     return pq.read_table(path, columns=present, read_dictionary=dictionary), unread
 
 
-def _read_csv(path: Path, malformed: list) -> pa.Table:
+def csv_options(malformed: list) -> dict:
+    """Arrow CSV options for ledgers: every ledger column as text, blank as null, malformed lines
+    skipped and recorded in ``malformed`` as ``(line number, text)``."""
     def invalid_row(row):
         malformed.append((row.number, row.text))
         return "skip"
 
-    convert = pacsv.ConvertOptions(
-        column_types={c: pa.string() for c in LEDGER_COLUMNS},
-        null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True,
-    )
-    return pacsv.read_csv(path, parse_options=pacsv.ParseOptions(invalid_row_handler=invalid_row),
-                          convert_options=convert)
+    return {"parse_options": pacsv.ParseOptions(invalid_row_handler=invalid_row),
+            "convert_options": pacsv.ConvertOptions(column_types={c: pa.string() for c in LEDGER_COLUMNS},
+                                                    null_values=[""], strings_can_be_null=True,
+                                                    quoted_strings_can_be_null=True)}
+
+
+def _read_csv(path: Path, malformed: list) -> pa.Table:
+    return pacsv.read_csv(path, **csv_options(malformed))
 
 
 def _read_jsonl(path: Path) -> pa.Table:

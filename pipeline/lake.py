@@ -43,13 +43,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from kernels.identifiers import hash_strings
 from pipeline.ingest import (CATEGORICAL_COLUMNS, LEDGER_COLUMNS, REASON_CONFLICT, REASON_EXACT_DUPLICATE,
                              REASON_MALFORMED, REQUIRED_COLUMNS, SCREENING_COLUMNS, Ledger, LedgerReadError,
-                             _as_text, _categorical, _REASON_TEXTS, _validate, ledger_format, read_ledger_file,
-                             file_digest, reason_code)
+                             _as_text, _categorical, _REASON_TEXTS, _validate, csv_options, file_digest,
+                             ledger_format, read_ledger_file, reason_code)
 
 LAKE_FORMAT = "chipscreen-lake"
 LAKE_VERSION = 1
@@ -59,6 +60,8 @@ LOCK = ".ingest.lock"
 CRASH_ENV = "CHIPSCREEN_INGEST_CRASH_AFTER"
 """Test hook: exit the process abruptly (``os._exit(1)``) once this many partitions are written."""
 BATCH_ROWS = 1 << 20
+CSV_BLOCK_BYTES = 64 << 20
+"""Bytes of CSV text parsed at a time: CSV ledgers stream like Parquet ones."""
 """Rows validated at a time while streaming a Parquet ledger."""
 
 STORED_COLUMNS = SCREENING_COLUMNS + tuple(c for c in LEDGER_COLUMNS if c not in SCREENING_COLUMNS)
@@ -347,7 +350,7 @@ def _open_source(path: Path, start: int) -> _Source:
 
 
 def _batches(source: _Source) -> Iterator[pa.Table]:
-    """The file's rows as read, a batch at a time (Parquet streams; CSV and JSON Lines are read whole)."""
+    """The file's rows as read, a batch at a time (Parquet and CSV stream; JSON Lines is read whole)."""
     if source.format == "parquet":
         parquet, present = _parquet_columns(source.path)
         meta = parquet.metadata
@@ -358,6 +361,9 @@ def _batches(source: _Source) -> Iterator[pa.Table]:
                 yield pa.Table.from_batches([batch])
         except pa.ArrowException as error:
             raise LedgerReadError(f"{source.path}: cannot read as parquet: {error}") from None
+        return
+    if source.format == "csv":
+        yield from _csv_batches(source.path, source.malformed)
         return
     whole = read_ledger_file(source.path)
     if whole.unread:
@@ -373,10 +379,34 @@ def _as_read(table: pa.Table) -> dict[str, pa.ChunkedArray]:
                    else pa.chunked_array([pa.nulls(table.num_rows, pa.string())])) for name in LEDGER_COLUMNS}
 
 
+def _csv_batches(path: Path, malformed: list) -> Iterator[pa.Table]:
+    """A CSV ledger's rows as read (text), :data:`CSV_BLOCK_BYTES` at a time; bad lines go to ``malformed``."""
+    try:
+        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                                **csv_options(malformed))
+        names = reader.schema.names
+        missing = [c for c in REQUIRED_COLUMNS if c not in names]
+        if missing:
+            raise LedgerReadError(f"{path}: missing required column(s): {', '.join(missing)}")
+        present = [c for c in LEDGER_COLUMNS if c in names]
+        for batch in reader:
+            yield pa.Table.from_batches([batch]).select(present)
+    except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError) as error:
+        raise LedgerReadError(f"{path}: cannot read as csv: {error}") from None
+
+
 def _rows_as_read(source: _Source, local: np.ndarray) -> pa.Table:
     """Rows of one file by position (sorted), every ledger column as text."""
     if source.whole is not None:
         return source.whole.rows_as_read(local)
+    if source.format == "csv":  # read the file again, keeping only the rows asked for
+        pieces, offset = [], 0
+        for batch in _csv_batches(source.path, []):
+            wanted = local[(local >= offset) & (local < offset + batch.num_rows)] - offset
+            if len(wanted):
+                pieces.append(pa.table(_as_read(batch.take(pa.array(wanted)))))
+            offset += batch.num_rows
+        return pa.concat_tables(pieces)
     parquet, present = _parquet_columns(source.path)
     group = np.searchsorted(source.row_groups, local, side="right") - 1
     pieces = []
