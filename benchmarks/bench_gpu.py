@@ -10,6 +10,10 @@
    ``--screen-rows``, with ``--backend`` and with ``--backend numpy``; DuckDB SQL computing the
    same decisions from the same file (when the ``duckdb`` module is importable). Decision counts
    are checked equal.
+3. Pairwise name scoring: ``--pairs`` blocked (consignee, listed name) pairs of synthetic consignee
+   names against the real screening list, scored by the vectorised form
+   (:func:`kernels.similarity.pair_similarity`) on the backend, on data already there and host to
+   host, and by the Numba loop on the CPU (all cores). Scores are checked equal within 1e-6.
 
 The result JSON (device, commit, date, every timing) is rewritten after each measurement, so a
 run cut short keeps what it measured. ``--backend numpy`` runs everything on the CPU: a dry run
@@ -20,6 +24,7 @@ Usage::
     python benchmarks/bench_gpu.py --kernel-rows 10000000,100000000,1000000000 \\
         --screen-rows 10000000,100000000 --results "$OUT"
     python benchmarks/bench_gpu.py --backend numpy --kernel-rows 100000 --screen-rows 100000   # dry run
+    python benchmarks/bench_gpu.py --kernel-rows '' --screen-rows '' --pairs 10000000 --results "$OUT"
 """
 from __future__ import annotations
 
@@ -254,6 +259,86 @@ def ledger_file(work: Path, rows: int, seed: int) -> Path:
     return path
 
 
+def blocked_pairs(count: int, seed: int):
+    """At least ``count`` blocked pairs of synthetic consignee names (``bench_parties``) against the
+    real list, cut to ``count``: ``(matcher, queries, pair_query, pair_listed)``."""
+    from bench_parties import synthetic_names
+    from pipeline.matching import TokenArrays, candidate_pairs
+    from pipeline.parties import PartyScreen, normalize_name
+
+    matcher = PartyScreen.from_path().matcher
+    names = max(count // 80, 100)
+    while True:
+        queries = matcher.encode([normalize_name(name) for name in synthetic_names(names, seed=seed)])
+        pair_query, pair_listed = candidate_pairs(queries, matcher.table)
+        if len(pair_query) >= count or names >= 50 * count:
+            break
+        names = int(names * 1.3 * count / max(len(pair_query), 1)) + 1
+    keep = min(count, len(pair_query))
+    return matcher, TokenArrays(queries.tokens, queries.offsets), pair_query[:keep], pair_listed[:keep]
+
+
+def pairwise_stage(backend: Backend, count: int, repeats: int, seed: int) -> dict:
+    """Pairs per second of the vectorised pair scoring on ``backend`` against the Numba loop on the CPU."""
+    import numba
+
+    from kernels.similarity import pair_similarity
+    from pipeline.matching import ALPHA, MIN_TOKEN_SIMILARITY, SWAP_PENALTY, _score_pairs_on, score_pairs
+
+    print(f"  pairwise scoring, {count:,} pairs: building pairs ...", flush=True)
+    matcher, queries, pair_query, pair_listed = blocked_pairs(count, seed)
+    listed, table = matcher.listed_arrays, matcher.table
+    chars, offsets, weights, kinds, _, _ = table.arrays()
+    count = len(pair_query)
+    out = {"pairs": count, "queries": int(len(queries.offsets) - 1), "listed_names": len(matcher.listed),
+           "cpu_threads": numba.get_num_threads()}
+
+    print("  numba (CPU) ...", flush=True)
+    score_pairs(queries, listed, pair_query[:1000], pair_listed[:1000], table)  # load the compiled loop
+    cpu_times, expected = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        expected = score_pairs(queries, listed, pair_query, pair_listed, table)
+        cpu_times.append(time.perf_counter() - start)
+    out["numba_cpu"] = {"seconds": cpu_times, "pairs_per_s": count / min(cpu_times)}
+
+    print(f"  {backend.name}, host to host ...", flush=True)
+    host = lambda: _score_pairs_on(backend, queries, listed, pair_query, pair_listed, chars, offsets,  # noqa: E731
+                                   weights, kinds, ALPHA, MIN_TOKEN_SIMILARITY)
+    host()  # compile the device kernels and warm the allocator
+    times, got = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        got = host()
+        times.append(time.perf_counter() - start)
+    out["host_to_host"] = {"seconds": times, "pairs_per_s": count / min(times)}
+
+    print(f"  {backend.name}, on device ...", flush=True)
+    arrays = [backend.to_device(np.ascontiguousarray(a)) for a in (queries.tokens, queries.offsets, listed.tokens,
+                                                                   listed.offsets, pair_query, pair_listed, chars,
+                                                                   offsets, weights, kinds)]
+    resident = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        pair_similarity(*arrays, alpha=ALPHA, min_token_similarity=MIN_TOKEN_SIMILARITY, swap_penalty=SWAP_PENALTY,
+                        xp=backend.xp)
+        synchronize(backend)
+        resident.append(time.perf_counter() - start)
+    out["device_resident"] = {"seconds": resident, "pairs_per_s": count / min(resident)}
+    del arrays
+    if backend.xp is not np:
+        backend.xp.get_default_memory_pool().free_all_blocks()
+
+    difference = np.abs(got - expected)
+    out["max_abs_difference"] = float(difference.max(initial=0.0))
+    out["exactly_equal_share"] = float((got == expected).mean()) if count else 1.0
+    assert out["max_abs_difference"] <= 1e-6, out["max_abs_difference"]
+    out["checked_equal_within"] = 1e-6
+    out["speedup_host_to_host_vs_numba"] = min(cpu_times) / min(times)
+    out["speedup_device_resident_vs_numba"] = min(cpu_times) / min(resident)
+    return out
+
+
 def _sizes(text: str) -> list[int]:
     return [int(float(part)) for part in text.split(",") if part.strip()]
 
@@ -268,6 +353,9 @@ def main(argv: list[str] | None = None) -> dict:
                         help="Comma-separated sizes for the kernel stage ('' to skip).")
     parser.add_argument("--screen-rows", default="10000000,100000000",
                         help="Comma-separated ledger sizes for the whole job ('' to skip).")
+    parser.add_argument("--pairs", default=None,
+                        help="Comma-separated pair counts for the pairwise-scoring stage ('' to skip; default "
+                             "10000000 on a GPU, 20000 with --backend numpy).")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--screen-repeats", type=int, default=1)
     parser.add_argument("--policy", default="ai-diffusion-2025")
@@ -289,6 +377,7 @@ def main(argv: list[str] | None = None) -> dict:
               "device": backend.device,
               "peak_bandwidth_gbs": peak, "measured_copy_gbs": copy_gbs,
               "device_rows_per_chunk": backend.rows_per_chunk(), "kernel_stage": [], "whole_job": [],
+              "pairwise": [],
               "note": "Kernel stage on synthetic keys; device_resident counts only the fewest bytes the kernels "
                       f"must move ({KERNEL_BYTES_PER_ROW} per row) against the datasheet peak and a measured "
                       "device copy. Whole job: the CLI in a fresh process per run, Parquet in, Parquet out."}
@@ -314,6 +403,10 @@ def main(argv: list[str] | None = None) -> dict:
         job = whole_job(backend, ledger, args.policy, args.work, args.screen_repeats, not args.no_duckdb)
         result["whole_job"].append(job)
         save()
+    pairs = args.pairs if args.pairs is not None else ("20000" if backend.xp is np else "10000000")
+    for count in _sizes(pairs):
+        result["pairwise"].append(pairwise_stage(backend, count, args.repeats, args.seed))
+        save()
 
     print(f"\n{'stage':<34}{'rows':>14}{'rows/s':>14}{'GB/s':>9}{'x numpy':>9}{'x duckdb':>9}")
     for k in result["kernel_stage"]:
@@ -327,6 +420,12 @@ def main(argv: list[str] | None = None) -> dict:
         duck = f"{j['speedup_vs_duckdb']:>9.1f}" if "speedup_vs_duckdb" in j else f"{'-':>9}"
         print(f"{'screen (CLI, fresh process)':<34}{j['rows']:>14,}{j[backend.name]['rows_per_s']:>14,.0f}{'':>9}"
               f"{j['speedup_vs_numpy']:>9.1f}{duck}")
+    for p in result["pairwise"]:
+        print(f"{'pair scores, on device':<34}{p['pairs']:>14,}{p['device_resident']['pairs_per_s']:>14,.0f}{'':>9}"
+              f"{p['speedup_device_resident_vs_numba']:>9.1f}")
+        print(f"{'pair scores, host to host':<34}{p['pairs']:>14,}{p['host_to_host']['pairs_per_s']:>14,.0f}{'':>9}"
+              f"{p['speedup_host_to_host_vs_numba']:>9.1f}")
+        print(f"{'pair scores, numba (CPU)':<34}{p['pairs']:>14,}{p['numba_cpu']['pairs_per_s']:>14,.0f}")
     print(f"wrote {path}")
     return result
 

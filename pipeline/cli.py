@@ -84,8 +84,9 @@ def screen(
     csl: Path = typer.Option(CSL_PATH, "--csl", help="Consolidated Screening List CSV."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display or summary table."),
     reviews: Optional[Path] = typer.Option(None, "--reviews", help="Analysts' reviewed party decisions (CSV)."),
-    backend: str = typer.Option("auto", "--backend", help="Where the running totals run: `auto` (a CUDA GPU "
-                                "when one works, else the CPU), `numpy` or `cupy`. Decisions are the same."),
+    backend: str = typer.Option("auto", "--backend", help="Where the running totals and fuzzy party scores run: "
+                                "`auto` (a CUDA GPU when one works, else the CPU), `numpy` or `cupy`. Decisions "
+                                "are the same."),
 ) -> None:
     """Screen ledgers under one rule set; write decisions, quarantine and summary."""
     as_of_date = _parse_date(as_of, "--as-of")
@@ -398,12 +399,22 @@ def match_names(
     block: Optional[float] = typer.Option(None, "--block", min=0.0, max=1.0, help="Block threshold (default: the policy's)."),
     review: Optional[float] = typer.Option(None, "--review", min=0.0, max=1.0, help="Review threshold (default: the policy's)."),
     csl: Path = typer.Option(CSL_PATH, "--csl", help="Consolidated Screening List CSV (token weights)."),
+    backend: str = typer.Option("auto", "--backend", help="Where the pairs are scored: `auto` (a CUDA GPU when "
+                                "one works, else the CPU), `numpy` or `cupy`. Scores are the same."),
 ) -> None:
     """Score name pairs: write each with `score` in [0, 1] and `outcome` (block, review or clear)."""
     import numpy as np
     import pandas as pd
 
+    from kernels.backend import BackendUnavailableError, select_backend
     from pipeline.parties import PartyScreen, ScreeningListError
+
+    if backend not in BACKENDS:
+        _fail(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    try:
+        scorer = select_backend(backend)
+    except BackendUnavailableError as error:
+        _fail(str(error))
 
     try:
         rules = load_policy(policy)
@@ -420,7 +431,8 @@ def match_names(
     if review_score > block_score:
         _fail(f"review threshold {review_score} is above block threshold {block_score}")
     try:
-        scores = PartyScreen.from_path(csl).pair_scores(frame["query"].tolist(), frame["candidate"].tolist())
+        scores = PartyScreen.from_path(csl).pair_scores(frame["query"].tolist(), frame["candidate"].tolist(),
+                                                        backend=scorer)
     except ScreeningListError as error:
         _fail(str(error))
     frame["score"] = np.round(scores, 6)

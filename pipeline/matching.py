@@ -15,8 +15,9 @@ differ only in spacing ("Ramimakhlouf", "Rami Makhlouf") are also compared with 
 Blocking: every informative token of a listed name yields keys (its first and last three letters,
 or the whole token when short); a query is compared only with the listed names that share one of
 its keys, skipping keys shared by more than :data:`MAX_KEY_POSTINGS` names unless the query has
-no rarer key. The pairs are then scored by :func:`score_pairs`, a function of flat arrays that a
-vectorized (GPU) implementation can replace one for one.
+no rarer key. The pairs are then scored by :func:`score_pairs`, a function of flat arrays: a
+Numba loop on the CPU, or with a CuPy backend the vectorized form of the same computation
+(:func:`kernels.similarity.pair_similarity`), equal to it bit for bit on NumPy.
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+
+from kernels.backend import Backend, select_backend
 
 MIN_TOKEN_SIMILARITY = 0.7
 """Token pairs less similar than this count as unpaired."""
@@ -358,8 +361,8 @@ class TokenArrays:
 
 
 def score_pairs(queries: TokenArrays, listed: TokenArrays, pair_query: np.ndarray, pair_listed: np.ndarray,
-                table: TokenTable, alpha: float = ALPHA, min_token_similarity: float = MIN_TOKEN_SIMILARITY
-                ) -> np.ndarray:
+                table: TokenTable, alpha: float = ALPHA, min_token_similarity: float = MIN_TOKEN_SIMILARITY,
+                backend: str | Backend | None = None) -> np.ndarray:
     """Similarity in [0, 1] of each pair ``(queries[pair_query[p]], listed[pair_listed[p]])``.
 
     Parameters
@@ -372,23 +375,50 @@ def score_pairs(queries: TokenArrays, listed: TokenArrays, pair_query: np.ndarra
         The vocabulary: characters, weights and kinds of the tokens.
     alpha, min_token_similarity : float
         See :data:`ALPHA` and :data:`MIN_TOKEN_SIMILARITY`.
+    backend : {"auto", "numpy", "cupy"} or Backend, optional
+        Where to score (:func:`kernels.backend.select_backend`). ``None`` or a NumPy backend:
+        the Numba loop, in parallel over pairs; a CuPy backend: the vectorized form
+        (:func:`kernels.similarity.pair_similarity`) on the GPU.
 
     Returns
     -------
     ndarray of float64
-        One score per pair; symmetric formulas aside, equal names score 1.0.
+        One score per pair (on the host); symmetric formulas aside, equal names score 1.0.
 
     Notes
     -----
-    Pure function of arrays, run in parallel over pairs (Numba). A vectorized implementation
-    (e.g. a CuPy kernel) can replace it with the same signature.
+    Pure function of arrays. The vectorized form performs the same floating-point operations in
+    the same order: on NumPy its scores equal the Numba ones bit for bit.
     """
     chars, offsets, weights, kinds, _, _ = table.arrays()
+    if backend is not None:
+        backend = select_backend(backend)
+        if backend.xp is not np:
+            return _score_pairs_on(backend, queries, listed, pair_query, pair_listed, chars, offsets, weights,
+                                   kinds, alpha, min_token_similarity)
     max_chars = int(max(_max_name_chars(queries, offsets), _max_name_chars(listed, offsets), 1))
     return _score_pairs(queries.tokens, queries.offsets, listed.tokens, listed.offsets,
                         np.asarray(pair_query, np.int64), np.asarray(pair_listed, np.int64), chars, offsets,
                         weights, kinds, float(alpha), float(min_token_similarity), max_chars,
                         numba.get_num_threads())
+
+
+GPU_BYTES_PER_CELL = 96
+"""Device bytes one padded cell of :func:`kernels.similarity.pair_similarity` may take at its peak
+(token-pair keys, similarities and values; the OSA diagonals); counted at about 64, rounded up."""
+
+
+def _score_pairs_on(backend: Backend, queries: TokenArrays, listed: TokenArrays, pair_query, pair_listed, chars,
+                    offsets, weights, kinds, alpha, min_token_similarity) -> np.ndarray:
+    """:func:`score_pairs` by the vectorized form on ``backend``; steps sized from its free memory."""
+    from kernels.similarity import MAX_CELLS, pair_similarity
+
+    free = backend.free_bytes()
+    cells = MAX_CELLS if free is None else int(min(max(free * 0.5 // GPU_BYTES_PER_CELL, 1 << 20), 1 << 26))
+    scores = pair_similarity(queries.tokens, queries.offsets, listed.tokens, listed.offsets, pair_query, pair_listed,
+                             chars, offsets, weights, kinds, alpha=alpha, min_token_similarity=min_token_similarity,
+                             swap_penalty=SWAP_PENALTY, xp=backend.xp, max_cells=cells)
+    return backend.to_host(scores)
 
 
 def _max_name_chars(names: TokenArrays, offsets: np.ndarray) -> int:
@@ -531,8 +561,8 @@ class NameMatcher:
         """Token arrays of normalized query names (new tokens join the vocabulary)."""
         return TokenArrays(*_csr([self.table.encode(name) for name in names]))
 
-    def top_matches(self, names: Sequence[str], k: int = 5, floor: float = 0.5, chunk: int = 50_000
-                    ) -> tuple[np.ndarray, np.ndarray]:
+    def top_matches(self, names: Sequence[str], k: int = 5, floor: float = 0.5, chunk: int = 50_000,
+                    backend: str | Backend | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` best listed names for each normalized query name.
 
         Parameters
@@ -545,6 +575,8 @@ class NameMatcher:
             Scores below this are dropped.
         chunk : int
             Queries per blocking and scoring batch (bounds memory).
+        backend : {"auto", "numpy", "cupy"} or Backend, optional
+            Where the pairs are scored (:func:`score_pairs`); blocking runs on the CPU.
 
         Returns
         -------
@@ -560,19 +592,19 @@ class NameMatcher:
         for start in range(0, len(names), chunk):
             queries = self.encode(names[start:start + chunk])
             pair_query, pair_listed = candidate_pairs(queries, self.table)
-            scores = score_pairs(queries, self.listed_arrays, pair_query, pair_listed, self.table)
+            scores = score_pairs(queries, self.listed_arrays, pair_query, pair_listed, self.table, backend=backend)
             part, part_scores = _top_k(pair_query, pair_listed, scores, len(queries.offsets) - 1, k, floor)
             best[start:start + chunk] = part
             best_scores[start:start + chunk] = part_scores
         return best, best_scores
 
-    def score(self, left: Sequence[str], right: Sequence[str]) -> np.ndarray:
-        """Scores of aligned pairs of normalized names (no blocking)."""
+    def score(self, left: Sequence[str], right: Sequence[str], backend: str | Backend | None = None) -> np.ndarray:
+        """Scores of aligned pairs of normalized names (no blocking); ``backend`` as in :func:`score_pairs`."""
         if len(left) != len(right):
             raise ValueError("left and right must have the same length")
         a, b = self.encode(left), self.encode(right)
         index = np.arange(len(left), dtype=np.int64)
-        return score_pairs(a, b, index, index, self.table)
+        return score_pairs(a, b, index, index, self.table, backend=backend)
 
     def explain(self, query: str, listed: str) -> tuple[float, str]:
         """Score and token pairing of one normalized pair (see :func:`explain_pair`)."""

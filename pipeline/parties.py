@@ -451,11 +451,12 @@ class PartyScreen:
         """The screen for a CSL file, loaded once per resolved path and process."""
         return _screen_for(Path(path).resolve())
 
-    def pair_scores(self, queries: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+    def pair_scores(self, queries: Sequence[str], candidates: Sequence[str], backend=None) -> np.ndarray:
         """Similarity in [0, 1] of aligned (query, candidate) name pairs, with this list's token weights.
 
         Equal normalized names score 1.0 and an empty name 0.0; the rest are scored by
-        :meth:`pipeline.matching.NameMatcher.score` (no blocking, no countries).
+        :meth:`pipeline.matching.NameMatcher.score` (no blocking, no countries), on ``backend``
+        (``"auto"``, ``"numpy"``, ``"cupy"`` or a :class:`kernels.backend.Backend`; default the CPU).
 
         Examples
         --------
@@ -468,13 +469,14 @@ class PartyScreen:
             raise ValueError("queries and candidates must have the same length")
         left = [normalize_name(name) for name in queries]
         right = [normalize_name(name) for name in candidates]
-        scores = self.matcher.score(left, right) if left else np.zeros(0)
+        scores = self.matcher.score(left, right, backend=backend) if left else np.zeros(0)
         scores[[a == b and a != "" for a, b in zip(left, right)]] = 1.0
         scores[[a == "" or b == "" for a, b in zip(left, right)]] = 0.0
         return scores
 
-    def screen_policy(self, names: Sequence[str], policy) -> pd.DataFrame:
-        """:meth:`screen` with the lists, thresholds and reviewed decisions of a rule set's ``[parties]``."""
+    def screen_policy(self, names: Sequence[str], policy, backend=None) -> pd.DataFrame:
+        """:meth:`screen` with the lists, thresholds and reviewed decisions of a rule set's ``[parties]``;
+        fuzzy scores on ``backend`` (as in :meth:`screen`)."""
         params = policy.get("parties")
         reviews = None
         if params.get("reviews_file"):
@@ -484,12 +486,13 @@ class PartyScreen:
         return self.screen(names, params["deny_lists"], params["review_lists"],
                            block_score=params["block_score"], review_score=params["review_score"],
                            country_bonus=params.get("country_bonus", 0.0),
-                           country_penalty=params.get("country_penalty", 0.0), reviews=reviews)
+                           country_penalty=params.get("country_penalty", 0.0), reviews=reviews,
+                           backend=backend)
 
     def screen(self, names: Sequence[str], deny_lists: Iterable[str] = (), review_lists: Iterable[str] = (), *,
                block_score: float = DEFAULT_BLOCK_SCORE, review_score: float = DEFAULT_REVIEW_SCORE,
                countries: Sequence[str | None] | None = None, country_bonus: float = 0.0,
-               country_penalty: float = 0.0, reviews=None, fuzzy: bool = True) -> pd.DataFrame:
+               country_penalty: float = 0.0, reviews=None, fuzzy: bool = True, backend=None) -> pd.DataFrame:
         """Screen distinct consignee names.
 
         Parameters
@@ -509,6 +512,9 @@ class PartyScreen:
             Analysts' decisions to honour.
         fuzzy : bool
             Run the fuzzy stage after the exact one.
+        backend : {"auto", "numpy", "cupy"} or Backend, optional
+            Where the fuzzy pairs are scored (:func:`pipeline.matching.score_pairs`); the CPU
+            when omitted or NumPy. Scores are the same on every backend.
 
         Returns
         -------
@@ -552,7 +558,7 @@ class PartyScreen:
         text_row = {text: i for i, text in enumerate(self._texts)}
         if fuzzy and self._texts and n:
             floor = max(0.0, min(0.5, review_score - country_bonus))
-            top, top_scores = self.matcher.top_matches(normalized, k=TOP_MATCHES, floor=floor)
+            top, top_scores = self.matcher.top_matches(normalized, k=TOP_MATCHES, floor=floor, backend=backend)
         else:
             top, top_scores = np.full((n, 1), -1, np.int64), np.zeros((n, 1))
         exact = np.array([text_row.get(text, -1) if text else -1 for text in normalized], np.int64)

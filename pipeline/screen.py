@@ -245,7 +245,8 @@ def remember_names(policy: Policy, csl_path: Path, results: pd.DataFrame) -> Non
     _NAME_RESULTS[key] = (position, add if known is None else pd.concat([known, add], ignore_index=True))
 
 
-def screened_names(screen: PartyScreen, names: Sequence[str | None], policy: Policy, csl_path: Path) -> pd.DataFrame:
+def screened_names(screen: PartyScreen, names: Sequence[str | None], policy: Policy, csl_path: Path,
+                   backend: Backend | None = None) -> pd.DataFrame:
     """Party results of distinct names, in their order, screening only names not seen before.
 
     Parameters
@@ -256,6 +257,8 @@ def screened_names(screen: PartyScreen, names: Sequence[str | None], policy: Pol
         Its ``[parties]`` section (lists, thresholds, reviewed decisions) keys the results.
     csl_path : path
         The screening list behind ``screen``.
+    backend : Backend, optional
+        Where fuzzy pairs are scored; the CPU when omitted (the scores are the same).
 
     Returns
     -------
@@ -266,7 +269,7 @@ def screened_names(screen: PartyScreen, names: Sequence[str | None], policy: Pol
     position, known = _NAME_RESULTS.get(key, ({}, None))
     new = [n for n in dict.fromkeys(names) if n not in position]
     if new or known is None:
-        found = screen.screen_policy(new, policy)
+        found = screen.screen_policy(new, policy, backend=backend)
         found.attrs.clear()  # the per-name candidate lists stay with single-process runs
         start = 0 if known is None else len(known)
         position.update({n: start + i for i, n in enumerate(new)})
@@ -294,7 +297,7 @@ def screen_rows(rows: pa.Table, policy: Policy, *, carry: Carry | None = None, c
         Keep party results per name for later pieces in this process (:func:`screened_names`);
         the results then carry no per-name candidate lists (``attrs["matches"]``).
     backend : Backend, optional
-        Where the accumulators run; NumPy when omitted.
+        Where the accumulators and the fuzzy party scoring run; NumPy when omitted.
 
     Returns
     -------
@@ -306,8 +309,8 @@ def screen_rows(rows: pa.Table, policy: Policy, *, carry: Carry | None = None, c
         screen = PartyScreen.from_path(Path(csl_path))
         # Party screening (Python) runs in a thread while the row features (NumPy, Arrow) are built.
         with ThreadPoolExecutor(max_workers=1) as helper:
-            pending = (helper.submit(screened_names, screen, names, policy, Path(csl_path)) if remember_names
-                       else helper.submit(screen.screen_policy, names, policy))
+            pending = (helper.submit(screened_names, screen, names, policy, Path(csl_path), backend)
+                       if remember_names else helper.submit(screen.screen_policy, names, policy, backend=backend))
             features = build_features(rows, policy, pending.result, name_codes)
     with timer.stage("decide"):
         result = decide(features, policy, carry, backend=backend)

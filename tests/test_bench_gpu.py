@@ -17,6 +17,16 @@ def test_dry_run_writes_a_result(tmp_path):
     stage = written["kernel_stage"][0]
     assert stage["rows"] == 20000 and stage["checked_equal"] and stage["device_resident"]["achieved_gbs"] > 0
     assert result["kernel_stage"][0]["candidates"]["lpp"] > 0
+    assert written["pairwise"][0]["pairs"] == 20000  # the dry run's default pair count
+
+
+def test_dry_run_measures_pairwise_scoring(tmp_path):
+    result = bench_gpu.main(["--backend", "numpy", "--kernel-rows", "", "--screen-rows", "", "--pairs", "3000",
+                             "--repeats", "1", "--results", str(tmp_path), "--commit", "abc"])
+    (stage,) = result["pairwise"]
+    assert stage["pairs"] == 3000 and stage["queries"] > 0 and stage["max_abs_difference"] == 0.0
+    assert stage["numba_cpu"]["pairs_per_s"] > 0 and stage["device_resident"]["pairs_per_s"] > 0
+    assert json.loads(next(tmp_path.glob("screen-gpu-numpy-*.json")).read_text())["pairwise"][0]["pairs"] == 3000
 
 
 def test_peak_bandwidth_lookup():

@@ -59,7 +59,8 @@ def test_nightly_rows_after_the_checkpoint_are_screened_alone(ledger_rows, tmp_p
     matched = []
     original = PartyScreen.screen_policy
     monkeypatch.setattr(PartyScreen, "screen_policy",
-                        lambda self, names, policy: matched.extend(names) or original(self, names, policy))
+                        lambda self, names, policy, **options: matched.extend(names)
+                        or original(self, names, policy, **options))
     second = screen_lake(lake, policy, tmp_path / "out", scheduler="none")
     seen = {r["consignee_name"] for r in history}
     assert set(matched) == {r["consignee_name"] for r in tonight} - seen == {"Brand New Compute Ltd"}
