@@ -245,7 +245,7 @@ def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None
             (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
         if use_checkpoint and todo.mode != "unchanged":
             known = [frame for frame in names + [known_names] if frame is not None]
-            merged = (pd.concat(known, ignore_index=True).drop_duplicates("name", ignore_index=True)
+            merged = (pd.concat(known, ignore_index=True).drop_duplicates(["name", "query_country"], ignore_index=True)
                       if known else None)
             Checkpoint(new_parts, result.carry, whole, last_position(lake), tail_keys(lake),
                        merged).save(folder, print_, lake.generation)

@@ -474,9 +474,10 @@ class PartyScreen:
         scores[[a == "" or b == "" for a, b in zip(left, right)]] = 0.0
         return scores
 
-    def screen_policy(self, names: Sequence[str], policy, backend=None) -> pd.DataFrame:
+    def screen_policy(self, names: Sequence[str], policy, backend=None,
+                      countries: Sequence[str | None] | None = None) -> pd.DataFrame:
         """:meth:`screen` with the lists, thresholds and reviewed decisions of a rule set's ``[parties]``;
-        fuzzy scores on ``backend`` (as in :meth:`screen`)."""
+        fuzzy scores on ``backend`` and moved by ``countries`` (as in :meth:`screen`)."""
         params = policy.get("parties")
         reviews = None
         if params.get("reviews_file"):
@@ -487,7 +488,7 @@ class PartyScreen:
                            block_score=params["block_score"], review_score=params["review_score"],
                            country_bonus=params.get("country_bonus", 0.0),
                            country_penalty=params.get("country_penalty", 0.0), reviews=reviews,
-                           backend=backend)
+                           backend=backend, countries=countries)
 
     def screen(self, names: Sequence[str], deny_lists: Iterable[str] = (), review_lists: Iterable[str] = (), *,
                block_score: float = DEFAULT_BLOCK_SCORE, review_score: float = DEFAULT_REVIEW_SCORE,

@@ -236,17 +236,47 @@ def remember_names(policy: Policy, csl_path: Path, results: pd.DataFrame) -> Non
     key = _names_key(policy, csl_path)
     position, known = _NAME_RESULTS.get(key, ({}, None))
     names = results["name"].to_numpy(dtype=object, na_value=None).tolist()
-    fresh = [i for i, n in enumerate(names) if n not in position]
+    countries = (results["query_country"].to_numpy(dtype=object, na_value=None).tolist()
+                 if "query_country" in results.columns else [None] * len(names))
+    pairs = list(zip(names, countries))
+    fresh = [i for i, pair in enumerate(pairs) if pair not in position]
     if not fresh:
         return
     add = results.iloc[fresh].reset_index(drop=True)
     start = 0 if known is None else len(known)
-    position.update({names[i]: start + j for j, i in enumerate(fresh)})
+    position.update({pairs[i]: start + j for j, i in enumerate(fresh)})
     _NAME_RESULTS[key] = (position, add if known is None else pd.concat([known, add], ignore_index=True))
 
 
+def consignees(rows: pa.Table, policy: Policy) -> tuple[np.ndarray, list, list | None]:
+    """The distinct consignees party screening sees, and each row's code among them.
+
+    A consignee is its name; when the rule set moves fuzzy scores by country
+    (``parties.country_bonus`` / ``country_penalty``), it is the name with the row's destination,
+    so a row's party result never depends on which other rows are screened with it.
+
+    Returns
+    -------
+    codes : ndarray of int32
+        Consignee code per row.
+    names : list of str or None
+    countries : list of str, or None when countries do not move scores
+    """
+    name_codes, names = codes_and_values(rows.column("consignee_name"))
+    settings = policy.get("parties")
+    if not (settings.get("country_bonus") or settings.get("country_penalty")):
+        return name_codes, list(names), None
+    dest_codes, destinations = codes_and_values(rows.column("destination_country"))
+    width = len(destinations) + 1  # code -1: no destination
+    pair_codes, pairs = pd.factorize(name_codes.astype(np.int64) * width + (dest_codes.astype(np.int64) + 1))
+    name_of, dest_of = np.divmod(np.asarray(pairs, dtype=np.int64), width)
+    names_array = np.asarray(list(names), dtype=object)
+    dest_array = np.asarray([None] + list(destinations), dtype=object)
+    return pair_codes.astype(np.int32), names_array[name_of].tolist(), dest_array[dest_of].tolist()
+
+
 def screened_names(screen: PartyScreen, names: Sequence[str | None], policy: Policy, csl_path: Path,
-                   backend: Backend | None = None) -> pd.DataFrame:
+                   backend: Backend | None = None, countries: Sequence[str | None] | None = None) -> pd.DataFrame:
     """Party results of distinct names, in their order, screening only names not seen before.
 
     Parameters
@@ -259,23 +289,30 @@ def screened_names(screen: PartyScreen, names: Sequence[str | None], policy: Pol
         The screening list behind ``screen``.
     backend : Backend, optional
         Where fuzzy pairs are scored; the CPU when omitted (the scores are the same).
+    countries : sequence of str or None, optional
+        Country of each name (see :func:`consignees`); part of what is remembered.
 
     Returns
     -------
     pandas.DataFrame
-        As :meth:`pipeline.parties.PartyScreen.screen_policy` returns for ``names``.
+        As :meth:`pipeline.parties.PartyScreen.screen_policy` returns for ``names``, plus
+        ``query_country``.
     """
     key = _names_key(policy, csl_path)
     position, known = _NAME_RESULTS.get(key, ({}, None))
-    new = [n for n in dict.fromkeys(names) if n not in position]
+    wanted = list(zip(names, countries if countries is not None else [None] * len(names)))
+    new = [pair for pair in dict.fromkeys(wanted) if pair not in position]
     if new or known is None:
-        found = screen.screen_policy(new, policy, backend=backend)
+        new_countries = [c for _, c in new]
+        found = screen.screen_policy([n for n, _ in new], policy, backend=backend,
+                                     countries=new_countries if countries is not None else None)
         found.attrs.clear()  # the per-name candidate lists stay with single-process runs
+        found["query_country"] = pd.Series(new_countries, dtype="str")
         start = 0 if known is None else len(known)
-        position.update({n: start + i for i, n in enumerate(new)})
+        position.update({pair: start + i for i, pair in enumerate(new)})
         known = found if known is None else pd.concat([known, found], ignore_index=True)
         _NAME_RESULTS[key] = (position, known)
-    return known.iloc[[position[n] for n in names]].reset_index(drop=True)
+    return known.iloc[[position[pair] for pair in wanted]].reset_index(drop=True)
 
 
 def screen_rows(rows: pa.Table, policy: Policy, *, carry: Carry | None = None, csl_path: str | Path = CSL_PATH,
@@ -305,12 +342,13 @@ def screen_rows(rows: pa.Table, policy: Policy, *, carry: Carry | None = None, c
     """
     timer = timer or _Timer(None)
     with timer.stage("parties_and_enrich"):
-        name_codes, names = codes_and_values(rows.column("consignee_name"))
+        name_codes, names, countries = consignees(rows, policy)
         screen = PartyScreen.from_path(Path(csl_path))
         # Party screening (Python) runs in a thread while the row features (NumPy, Arrow) are built.
         with ThreadPoolExecutor(max_workers=1) as helper:
-            pending = (helper.submit(screened_names, screen, names, policy, Path(csl_path), backend)
-                       if remember_names else helper.submit(screen.screen_policy, names, policy, backend=backend))
+            pending = (helper.submit(screened_names, screen, names, policy, Path(csl_path), backend, countries)
+                       if remember_names else helper.submit(screen.screen_policy, names, policy, backend=backend,
+                                                            countries=countries))
             features = build_features(rows, policy, pending.result, name_codes)
     with timer.stage("decide"):
         result = decide(features, policy, carry, backend=backend)

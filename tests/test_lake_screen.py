@@ -50,6 +50,7 @@ def test_nightly_rows_after_the_checkpoint_are_screened_alone(ledger_rows, tmp_p
     history, tonight = split(ledger_rows, "2027-09-10")
     assert history and tonight
     tonight[0]["consignee_name"] = "Brand New Compute Ltd"  # one name the history never saw
+    screen_module._NAME_RESULTS.clear()  # what earlier tests screened in this process
     lake = tmp_path / "lake"
     ingest([write_ledger(history, tmp_path / "history.parquet")], lake)
     first = screen_lake(lake, policy, tmp_path / "out", scheduler="none")
@@ -59,11 +60,14 @@ def test_nightly_rows_after_the_checkpoint_are_screened_alone(ledger_rows, tmp_p
     matched = []
     original = PartyScreen.screen_policy
     monkeypatch.setattr(PartyScreen, "screen_policy",
-                        lambda self, names, policy, **options: matched.extend(names)
+                        lambda self, names, policy, **options: matched.extend(zip(names, options["countries"]))
                         or original(self, names, policy, **options))
     second = screen_lake(lake, policy, tmp_path / "out", scheduler="none")
-    seen = {r["consignee_name"] for r in history}
-    assert set(matched) == {r["consignee_name"] for r in tonight} - seen == {"Brand New Compute Ltd"}
+    # Consignees are (name, destination) under this rule set: the country moves fuzzy scores.
+    seen = {(r["consignee_name"], r["destination_country"]) for r in history}
+    new = {(r["consignee_name"], r["destination_country"]) for r in tonight} - seen
+    assert set(matched) == new and ("Brand New Compute Ltd", tonight[0]["destination_country"]) in new
+    assert len(matched) < len({(r["consignee_name"], r["destination_country"]) for r in tonight})
     assert second.plan.mode == "incremental"
     assert second.scan.rows == len(tonight)  # only the new rows were read and screened
     expected = screen_ledgers([write_ledger(ledger_rows, tmp_path / "all.parquet")], policy)

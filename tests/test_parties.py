@@ -287,3 +287,21 @@ def test_screen_empty_and_unknown_codes(screen):
     assert blank["party_match"].isna().all()
     with pytest.raises(ScreeningListError, match="unknown list codes"):
         screen.screen(["x"], ["EL", "NOPE"], [])
+
+
+def test_the_destination_moves_a_fuzzy_score_in_screening(tmp_path):
+    """The same name shipped to the listed party's country scores higher than shipped elsewhere."""
+    from conftest import shipment, write_ledger
+    from pipeline.policy import load_policy
+    from pipeline.screen import screen_ledgers
+
+    name = "Huawie Technologies"  # a fuzzy hit on Huawei entries listed in CN
+    path = write_ledger([shipment("S1", consignee_name=name, destination_country="CN"),
+                         shipment("S2", consignee_name=name, destination_country="DE")], tmp_path / "l.parquet")
+    policy = load_policy("post-rescission-2025")
+    rows = screen_ledgers([path], policy).decisions.to_pylist()
+    bonus, penalty = policy.get("parties.country_bonus"), policy.get("parties.country_penalty")
+    assert rows[0]["party_score"] - rows[1]["party_score"] == pytest.approx(bonus + penalty)
+    flat = screen_ledgers([path], load_policy("post-rescission-2025", ["parties.country_bonus=0",
+                                                                     "parties.country_penalty=0"])).decisions
+    assert len(set(flat.column("party_score").to_pylist())) == 1
