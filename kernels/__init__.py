@@ -26,6 +26,22 @@ class TotalsOverflowError(OverflowError):
         self.row = row
 
 
+def start_totals(n_keys: int, carry, xp):
+    """Per-key totals to start from: a fresh copy of ``carry``, or zeros.
+
+    Raises
+    ------
+    ValueError
+        If ``carry`` does not have one total per key.
+    """
+    if carry is None:
+        return xp.zeros(n_keys, dtype=xp.int64)
+    carry = xp.asarray(carry, dtype=xp.int64)
+    if carry.shape != (n_keys,):
+        raise ValueError(f"carry has shape {carry.shape}, expected ({n_keys},)")
+    return carry.copy()
+
+
 def namespace(array):
     """Array namespace of ``array``: :mod:`numpy` for NumPy arrays, :mod:`cupy` for CuPy arrays.
 

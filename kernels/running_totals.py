@@ -18,7 +18,7 @@ import functools
 
 import numpy as np
 
-from kernels import INT64_MAX, TotalsOverflowError, namespace, unsupported_namespace  # noqa: F401 (re-exported)
+from kernels import INT64_MAX, TotalsOverflowError, namespace, start_totals, unsupported_namespace  # noqa: F401 (re-exported)
 
 NOT_CANDIDATE = -1
 """Key code of a row that does not enter the accumulator; its running total is ``-1``."""
@@ -87,15 +87,6 @@ def _cpu_loop():
     return accumulate
 
 
-def _start_totals(n_keys: int, carry, xp):
-    if carry is None:
-        return xp.zeros(n_keys, dtype=xp.int64)
-    carry = xp.asarray(carry, dtype=xp.int64)
-    if carry.shape != (n_keys,):
-        raise ValueError(f"carry has shape {carry.shape}, expected ({n_keys},)")
-    return carry.copy()
-
-
 def running_totals(keys, amounts, n_keys: int, *, carry=None, xp=None, method: str | None = None):
     """Inclusive per-key running sums in row order.
 
@@ -136,7 +127,7 @@ def running_totals(keys, amounts, n_keys: int, *, carry=None, xp=None, method: s
     xp = xp or namespace(keys)
     if _method(method, xp) == "sorted":
         return _sorted_in_slices(keys, amounts, n_keys, carry, xp, rows=True)
-    totals = _start_totals(n_keys, carry, xp)
+    totals = start_totals(n_keys, carry, xp)
     out = np.empty(len(keys), dtype=np.int64)
     overflow_row = _cpu_loop()(np.ascontiguousarray(keys), np.ascontiguousarray(amounts, dtype=np.int64), totals, out)
     if overflow_row >= 0:
@@ -168,7 +159,7 @@ def key_totals(keys, amounts, n_keys: int, *, carry=None, xp=None, method: str |
             return _sorted_in_slices(keys, amounts, n_keys, carry, xp, rows=False)[1]
         except TotalsOverflowError as error:
             raise TotalsOverflowError(f"key total overflows int64 at row {error.row}", row=error.row) from None
-    totals = _start_totals(n_keys, carry, xp)
+    totals = start_totals(n_keys, carry, xp)
     overflow_row = _cpu_loop()(np.ascontiguousarray(keys), np.ascontiguousarray(amounts, dtype=np.int64), totals,
                                np.empty(0, dtype=np.int64))
     if overflow_row >= 0:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels import INT64_MAX, TotalsOverflowError
+from kernels import INT64_MAX, TotalsOverflowError, start_totals
 
 MAX_ROWS_PER_CALL = 1 << 30
 """Rows per composed call: under 2**31, so the cumsums of 32-bit halves cannot wrap."""
@@ -43,15 +43,6 @@ def stable_argsort(values, xp):
 def _sort_dtype(n_keys: int, xp):
     """The narrowest key dtype for the radix sort: int32 needs half the passes of int64."""
     return xp.int32 if n_keys < 2**31 else xp.int64
-
-
-def _start_totals(n_keys: int, carry, xp):
-    if carry is None:
-        return xp.zeros(n_keys, dtype=xp.int64)
-    carry = xp.asarray(carry, dtype=xp.int64)
-    if carry.shape != (n_keys,):
-        raise ValueError(f"carry has shape {carry.shape}, expected ({n_keys},)")
-    return carry
 
 
 def _exceeds(high, low, limit, xp):
@@ -131,7 +122,7 @@ def running_totals_sorted(keys, amounts, n_keys: int, *, carry=None, xp=np, rows
     n = len(keys)
     if n >= 2**31:
         raise ValueError("at most 2**31 - 1 rows per call; split the rows and chain the carry")
-    start = _start_totals(n_keys, carry, xp)
+    start = start_totals(n_keys, carry, xp)
     keys = xp.asarray(keys)
     amounts = xp.asarray(amounts, dtype=xp.int64)
     candidates = xp.flatnonzero(keys >= 0)
