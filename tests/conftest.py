@@ -53,3 +53,29 @@ def dask_cluster():
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         yield cluster
+
+
+def cupy_or_skip():
+    """The CuPy backend, or a skip saying why no CUDA device works here."""
+    from kernels.backend import probe_cupy, select_backend
+
+    cupy, detail = probe_cupy()
+    if cupy is None:
+        pytest.skip(f"no working CUDA device: {detail}")
+    return select_backend("cupy")
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """Install a NumPy-backed stand-in for CuPy; returns a function that swaps in another."""
+    import sys
+
+    import fake_cupy
+    from kernels.backend import reset_probe
+
+    def install(**options):
+        monkeypatch.setitem(sys.modules, "cupy", fake_cupy.make(**options))
+        reset_probe()
+    install()
+    yield install
+    reset_probe()

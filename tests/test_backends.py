@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import fake_cupy
-from conftest import shipment, write_ledger
+from conftest import cupy_or_skip, shipment, write_ledger
 from kernels.amounts import AmountOverflowError, row_amounts
-from kernels.backend import (NUMPY, Backend, BackendUnavailableError, probe_cupy, reset_probe, rows_per_chunk,
+from kernels.backend import (NUMPY, Backend, BackendUnavailableError, reset_probe, rows_per_chunk,
                              select_backend)
 from kernels.running_totals import TotalsOverflowError, key_totals, over_limit, running_totals
 
@@ -29,23 +29,7 @@ INT64_MAX = np.iinfo(np.int64).max
 @pytest.fixture(scope="module", params=["numpy", "cupy"])
 def device(request):
     """The backend to test on; CuPy cases skip cleanly where no device works."""
-    if request.param == "numpy":
-        return Backend("numpy", np, method="sorted")
-    cupy, detail = probe_cupy()
-    if cupy is None:
-        pytest.skip(f"no working CUDA device: {detail}")
-    return select_backend("cupy")
-
-
-@pytest.fixture
-def fake_gpu(monkeypatch):
-    """Install a NumPy-backed stand-in for CuPy; returns a function that swaps in another."""
-    def install(**options):
-        monkeypatch.setitem(sys.modules, "cupy", fake_cupy.make(**options))
-        reset_probe()
-    install()
-    yield install
-    reset_probe()
+    return Backend("numpy", np, method="sorted") if request.param == "numpy" else cupy_or_skip()
 
 
 def loop(keys, amounts, n_keys, carry=None):

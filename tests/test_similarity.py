@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-import fake_cupy
+from conftest import cupy_or_skip
 from kernels import similarity
-from kernels.backend import Backend, probe_cupy, reset_probe, select_backend
+from kernels.backend import Backend, select_backend
 from pipeline.cli import app
 from pipeline.matching import (ALPHA, MAX_TOKENS, MIN_TOKEN_SIMILARITY, SWAP_PENALTY, NameMatcher, candidate_pairs,
                                score_pairs)
@@ -29,21 +29,7 @@ TOLERANCE = 1e-6
 @pytest.fixture(scope="module", params=["numpy", "cupy"])
 def device(request):
     """The backend to run the vectorised form on; CuPy cases skip where no device works."""
-    if request.param == "numpy":
-        return Backend("numpy", np)
-    cupy, detail = probe_cupy()
-    if cupy is None:
-        pytest.skip(f"no working CUDA device: {detail}")
-    return select_backend("cupy")
-
-
-@pytest.fixture
-def fake_gpu(monkeypatch):
-    """Install a NumPy-backed stand-in for CuPy (as in test_backends.py)."""
-    monkeypatch.setitem(sys.modules, "cupy", fake_cupy.make())
-    reset_probe()
-    yield
-    reset_probe()
+    return Backend("numpy", np) if request.param == "numpy" else cupy_or_skip()
 
 
 @pytest.fixture(scope="module")
@@ -268,23 +254,19 @@ def test_match_names_on_the_fake_device(fake_gpu, tmp_path, monkeypatch):
     assert outputs["cupy"]["outcome"].tolist()[0] == "block" and outputs["cupy"]["outcome"].tolist()[2] == "clear"
 
 
-def test_match_names_backend_errors(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "cupy", fake_cupy.make(devices=0))
-    reset_probe()
+def test_match_names_backend_errors(fake_gpu, tmp_path):
+    fake_gpu(devices=0)
     pairs = tmp_path / "pairs.csv"
     pairs.write_text("query,candidate\nacme,acme\n")
-    try:
-        failed = CliRunner().invoke(app, ["match-names", "--pairs", str(pairs), "--out", str(tmp_path / "o.csv"),
-                                          "--backend", "cupy"])
-        assert failed.exit_code == 1 and "cannot run here" in failed.output
-        auto = CliRunner().invoke(app, ["match-names", "--pairs", str(pairs), "--out", str(tmp_path / "o.csv"),
-                                        "--backend", "auto"])
-        assert auto.exit_code == 0, auto.output
-        wrong = CliRunner().invoke(app, ["match-names", "--pairs", str(pairs), "--out", str(tmp_path / "o.csv"),
-                                         "--backend", "tpu"])
-        assert wrong.exit_code == 1 and "must be one of" in wrong.output
-    finally:
-        reset_probe()
+    failed = CliRunner().invoke(app, ["match-names", "--pairs", str(pairs), "--out", str(tmp_path / "o.csv"),
+                                      "--backend", "cupy"])
+    assert failed.exit_code == 1 and "cannot run here" in failed.output
+    auto = CliRunner().invoke(app, ["match-names", "--pairs", str(pairs), "--out", str(tmp_path / "o.csv"),
+                                    "--backend", "auto"])
+    assert auto.exit_code == 0, auto.output
+    wrong = CliRunner().invoke(app, ["match-names", "--pairs", str(pairs), "--out", str(tmp_path / "o.csv"),
+                                     "--backend", "tpu"])
+    assert wrong.exit_code == 1 and "must be one of" in wrong.output
 
 
 def test_party_screen_on_the_fake_device(fake_gpu, screen):
