@@ -20,10 +20,11 @@ from pipeline.matching import (
     token_kind,
 )
 from pipeline.parties import PartyScreen, ScreeningListError, normalize_name
+from pipeline.policy import load_policy
 from pipeline.reference import CSL_PATH
 
-DENY = ["EL", "DPL", "SDN", "MEU", "DTC", "ISN", "FSE"]
-REVIEW = ["UVL", "SSI", "CMIC", "NS-MBS", "CAP", "PLC"]
+DENY = load_policy("ai-diffusion-2025").get("parties.deny_lists")  # the lists the rule sets name
+REVIEW = load_policy("ai-diffusion-2025").get("parties.review_lists")
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.parties import PartyScreen, normalize_name
+from pipeline.policy import load_policy
 from pipeline.reference import CSL_PATH
 from pipeline.review import (
     REVIEW_COLUMNS,
@@ -17,8 +18,8 @@ from pipeline.review import (
     read_reviews,
 )
 
-DENY = ["EL", "DPL", "SDN", "MEU", "DTC", "ISN", "FSE"]
-REVIEW = ["UVL", "SSI", "CMIC", "NS-MBS", "CAP", "PLC"]
+DENY = load_policy("ai-diffusion-2025").get("parties.deny_lists")  # the lists the rule sets name
+REVIEW = load_policy("ai-diffusion-2025").get("parties.review_lists")
 NAME = "Huawie Technologies"  # a fuzzy hit on the Huawei EL records
 
 
@@ -108,7 +109,6 @@ def test_review_file_round_trip_and_errors(tmp_path, screen):
 
 
 def test_review_party_command_and_policy_wiring(tmp_path, screen):
-    from pipeline.policy import load_policy
 
     path = tmp_path / "reviews.csv"
     entry_id = screen.screen([NAME], DENY, REVIEW)["party_entry_id"].iloc[0]
