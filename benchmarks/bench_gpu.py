@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_screen import commit, machine  # noqa: E402
+from bench_screen import commit, machine, timed  # noqa: E402
 from kernels.backend import NUMPY, Backend, select_backend  # noqa: E402
 
 PEAK_BANDWIDTH_GBS = {  # datasheet HBM bandwidth, GB/s (10**9 bytes), by a substring of the device name
@@ -131,11 +131,7 @@ def device_resident(backend: Backend, data: dict, repeats: int) -> dict | None:
         return lpp, allocation, over
 
     run()  # compile and warm the allocator
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
+    times, _ = timed(run, repeats)
     best = min(times)
     moved = KERNEL_BYTES_PER_ROW * rows
     return {"seconds": times, "rows_per_s": rows / best, "bytes_moved_per_row": KERNEL_BYTES_PER_ROW,
@@ -157,11 +153,7 @@ def kernel_stage(backend: Backend, rows: int, repeats: int, seed: int, peak: flo
         backend.xp.get_default_memory_pool().free_all_blocks()
 
     print("  host to host ...", flush=True)
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = both_accumulators(backend, data, backend.resident(data["amounts"]))
-        times.append(time.perf_counter() - start)
+    times, result = timed(lambda: both_accumulators(backend, data, backend.resident(data["amounts"])), repeats)
     out["host_to_host"] = {"seconds": times, "rows_per_s": rows / min(times),
                            "rows_per_chunk": backend.rows_per_chunk(),
                            "transfer_bytes_per_row": 8 + 8 + 8 + 8 + 8 + 1}
@@ -169,11 +161,7 @@ def kernel_stage(backend: Backend, rows: int, repeats: int, seed: int, peak: flo
         backend.xp.get_default_memory_pool().free_all_blocks()
 
     print("  numpy ...", flush=True)
-    cpu_times, expected = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        expected = both_accumulators(NUMPY, data, data["amounts"])
-        cpu_times.append(time.perf_counter() - start)
+    cpu_times, expected = timed(lambda: both_accumulators(NUMPY, data, data["amounts"]), repeats)
     for mine, theirs in zip(result, expected):
         assert np.array_equal(mine.cumulative, theirs.cumulative) and np.array_equal(mine.totals, theirs.totals)
     assert np.array_equal(result[1].over, expected[1].over)
@@ -295,22 +283,14 @@ def pairwise_stage(backend: Backend, count: int, repeats: int, seed: int) -> dic
 
     print("  numba (CPU) ...", flush=True)
     score_pairs(queries, listed, pair_query[:1000], pair_listed[:1000], table)  # load the compiled loop
-    cpu_times, expected = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        expected = score_pairs(queries, listed, pair_query, pair_listed, table)
-        cpu_times.append(time.perf_counter() - start)
+    cpu_times, expected = timed(lambda: score_pairs(queries, listed, pair_query, pair_listed, table), repeats)
     out["numba_cpu"] = {"seconds": cpu_times, "pairs_per_s": count / min(cpu_times)}
 
     print(f"  {backend.name}, host to host ...", flush=True)
     host = lambda: _score_pairs_on(backend, queries, listed, pair_query, pair_listed, chars, offsets,  # noqa: E731
                                    weights, kinds, ALPHA, MIN_TOKEN_SIMILARITY)
     host()  # compile the device kernels and warm the allocator
-    times, got = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        got = host()
-        times.append(time.perf_counter() - start)
+    times, got = timed(host, repeats)
     out["host_to_host"] = {"seconds": times, "pairs_per_s": count / min(times)}
 
     print(f"  {backend.name}, on device ...", flush=True)
