@@ -125,12 +125,13 @@ class Backend:
         free, _ = self.xp.cuda.runtime.memGetInfo()
         return int(free) + int(self.xp.get_default_memory_pool().free_bytes())
 
-    def rows_per_chunk(self) -> int | None:
-        """Rows per device chunk now (``chunk_rows`` if set, else from free memory); ``None``: no limit."""
+    def rows_per_chunk(self, bytes_per_row: int = DEVICE_BYTES_PER_ROW) -> int | None:
+        """Rows per device chunk now (``chunk_rows`` if set, else from free memory at ``bytes_per_row``
+        device bytes per row); ``None``: no limit."""
         if self.chunk_rows is not None:
             return self.chunk_rows
         free = self.free_bytes()
-        return None if free is None else rows_per_chunk(free)
+        return None if free is None else rows_per_chunk(free, bytes_per_row)
 
     def to_device(self, array):
         """``array`` in this backend's memory (no copy when it is there already)."""

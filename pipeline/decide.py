@@ -4,11 +4,14 @@ Rows are grouped into **profiles**: the distinct combinations of everything the 
 except the running totals (destination, HQ, SKU, party result, license, VEU, and a date class
 that keeps dated group memberships and windows constant). The rules are evaluated once per
 *situation* = (profile, LPP total over its limit?, allocation total over its cap?), a small table.
-Per row there remain only the two running-total kernels and gathers from that table:
+Per row there remain array steps, run on the backend (NumPy or CuPy) by
+:mod:`kernels.situations` in time-ordered chunks with carry:
 
-1. LPP candidates (a property of the profile) accumulate per (consignee, calendar year);
-2. allocation candidates (profile and the LPP outcome) accumulate per allocation key;
-3. the row's situation picks its decision, authorization and reasons.
+1. the profile key of each row and its code (the host builds the situation table from the few
+   distinct keys);
+2. LPP candidates (a property of the profile) accumulate per (consignee, calendar year);
+3. allocation candidates (profile and the LPP outcome) accumulate per allocation key;
+4. the row's situation picks its decision, authorization and reasons.
 """
 from __future__ import annotations
 
@@ -18,8 +21,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from kernels import TotalsOverflowError
 from kernels.backend import NUMPY, Backend
 from kernels.running_totals import NOT_CANDIDATE
+from kernels.situations import (SITUATIONS_PER_PROFILE, SituationTable, evaluate, profile_codes, profile_key,
+                                split_key)
 from pipeline.carry import Carry
 from pipeline.enrich import PARTY_BLOCK, PARTY_CLEARED, PARTY_REVIEW, CountryTable, Features, day_number, membership
 from pipeline.policy import Policy
@@ -134,52 +140,43 @@ def date_boundaries(policy: Policy) -> np.ndarray:
     return np.unique(np.array([day_number(d) for d in days], dtype=np.int64))
 
 
-def build_situations(features: Features, policy: Policy) -> tuple[np.ndarray, Situations]:
-    """Group rows into profiles and lay out the four situations of each.
-
-    Returns
-    -------
-    profile : ndarray of int64
-        Profile index per row.
-    situations : Situations
-        Entry ``4 * profile + 2 * lpp_over + cap_over``.
-    """
-    boundaries = date_boundaries(policy)
-    day_class = np.searchsorted(boundaries, features.day, side="right")
+def profile_sizes(features: Features, boundaries: np.ndarray) -> list[int]:
+    """Number of values of each profile part, in :func:`profile_parts` order."""
     n_countries = len(features.countries.codes)
-    sizes = [n_countries, n_countries + 1, max(len(features.sku_controlled), 1), max(len(features.party_outcome), 1),
-             2, 2, len(boundaries) + 1]
-    parts = [features.destination, features.headquarters + 1, features.sku, features.party,
-             features.has_license, features.has_veu, day_class]
-    key = np.zeros(len(features.day), dtype=np.int64)
-    for size, part in zip(sizes, parts):
-        key *= size
-        key += part
-    profile, keys = pd.factorize(key)
-    keys = np.asarray(keys, dtype=np.int64)
-    decoded = []
-    for size in reversed(sizes):
-        keys, value = np.divmod(keys, size)
-        decoded.append(value)
-    dest, hq, sku, party, lic, veu, cls = reversed(decoded)
+    return [n_countries, n_countries + 1, max(len(features.sku_controlled), 1), max(len(features.party_outcome), 1),
+            2, 2, len(boundaries) + 1]
+
+
+def profile_parts(features: Features, rows: slice, boundaries: np.ndarray, backend: Backend) -> list:
+    """The profile parts of ``rows``, in the backend's memory: destination, HQ (+1), SKU, party
+    class, license, VEU, date class."""
+    to = backend.to_device
+    xp = backend.xp
+    day_class = xp.searchsorted(to(boundaries), to(features.day[rows]), side="right")
+    return [to(features.destination[rows]), to(features.headquarters[rows]) + 1, to(features.sku[rows]),
+            to(features.party[rows]), to(features.has_license[rows]), to(features.has_veu[rows]), day_class]
+
+
+def situations_of(keys: np.ndarray, features: Features, boundaries: np.ndarray) -> Situations:
+    """The four situations of each distinct profile key (see :func:`kernels.situations.profile_key`)."""
+    dest, hq, sku, party, lic, veu, cls = split_key(keys, profile_sizes(features, boundaries))
     # A representative day per date class: classes are the intervals between boundaries.
     starts = np.concatenate([[boundaries[0] - 1 if len(boundaries) else 0], boundaries])
 
     def four(values):  # four situations per profile
-        return np.repeat(values, 4)
+        return np.repeat(values, SITUATIONS_PER_PROFILE)
 
     n = len(dest)
-    situations = Situations(
+    return Situations(
         destination=four(dest.astype(np.int32)), headquarters=four(hq.astype(np.int32) - 1), day=four(starts[cls]),
         controlled=four(features.sku_controlled[sku]) if n else np.zeros(0, bool),
         gp10=four(features.sku_gp10[sku]) if n else np.zeros(0, bool),
         party_outcome=four(features.party_outcome[party]) if n else np.zeros(0, np.int8),
-        party_list=[features.party_list[p] for p in party.tolist() for _ in range(4)],
+        party_list=[features.party_list[p] for p in party.tolist() for _ in range(SITUATIONS_PER_PROFILE)],
         has_license=four(lic.astype(bool)), has_veu=four(veu.astype(bool)),
         lpp_over=np.tile([False, False, True, True], n), cap_over=np.tile([False, True], 2 * n),
         countries=features.countries,
     )
-    return profile, situations
 
 
 # ------------------------------------------------------------------------------------- rules
@@ -383,9 +380,23 @@ def reason_labels(reasons: np.ndarray, party_list: list) -> tuple[np.ndarray, li
 
 
 # -------------------------------------------------------------------------------------- rows
+DECIDE_BYTES_PER_ROW = 384
+"""Device memory one row of a :func:`decide` chunk may take at its peak: the seven profile parts
+and their key, the sort behind :func:`kernels.situations.profile_codes`, codes, consignee keys and
+amounts, two accumulators (:data:`kernels.backend.DEVICE_BYTES_PER_ROW` each, not at once) and
+the outcome arrays. Counted at about 300; rounded up."""
+
+ROW_FIELDS = ("decision", "authorization", "reason", "tier", "lpp_keys", "lpp_cum", "allocation_keys",
+              "allocation_cum", "allocation_over")
+
+
 def decide(features: Features, policy: Policy, carry: Carry | None = None, *,
            backend: Backend | None = None) -> Decisions:
     """Screen every row under ``policy``.
+
+    Rows go through :func:`kernels.situations.evaluate` on the backend in time-ordered chunks
+    (one chunk on the CPU; as many as the device's free memory needs on a GPU), each chunk
+    starting from the per-key totals the previous one ended with.
 
     Parameters
     ----------
@@ -396,56 +407,90 @@ def decide(features: Features, policy: Policy, carry: Carry | None = None, *,
         Totals of the rows screened before these (earlier chunks, partitions or nights), by key.
         The rows here must all come after those rows in screening order.
     backend : Backend, optional
-        Where the two accumulators run (:func:`kernels.backend.select_backend`); NumPy when
-        omitted. Every backend gives the same integers.
+        Where the per-row work runs (:func:`kernels.backend.select_backend`); NumPy when
+        omitted. Every backend and chunk size gives the same integers.
 
     Returns
     -------
     Decisions
         With ``carry`` holding the totals after the last row (keys not seen here kept as carried in).
-    """
-    profile, situations = build_situations(features, policy)
-    rules = (rules_tiered if policy.framework == "tiered" else rules_country_groups)(situations, policy)
-    first = 4 * profile  # the (not over, not over) situation of each row's profile
-    n = len(profile)
+        ``reason_labels`` are sorted, so the codes do not depend on backend or chunks.
 
-    # Stage 1: LPP per (consignee, calendar year).
+    Raises
+    ------
+    kernels.TotalsOverflowError
+        A running total passes int64; ``row`` counts from the first row.
+    """
+    backend = backend or NUMPY
+    xp = backend.xp
+
+    def to(array):
+        return None if array is None else backend.to_device(array)
+
+    rule_set = rules_tiered if policy.framework == "tiered" else rules_country_groups
+    boundaries = date_boundaries(policy).astype(features.day.dtype)
+    sizes = profile_sizes(features, boundaries)
+    n = len(features.day)
     first_year = int(features.year.min()) if n else 0
     n_years = int(features.year.max()) - first_year + 1 if n else 0
-    lpp_keys = np.where(rules.lpp_candidate[first], features.party_key * n_years + (features.year - first_year),
-                        NOT_CANDIDATE)
-    lpp_carry = carry.lpp_for(features.party_key_values, first_year, n_years) if carry is not None else None
-    accounting = backend or NUMPY
-    amounts = accounting.resident(features.tpp)
-    lpp = accounting.accumulate(lpp_keys, amounts, features.n_party_keys * n_years, carry=lpp_carry)
-    lpp_cum, lpp_totals = lpp.cumulative, lpp.totals
-    lpp_over = lpp_cum > rules.lpp_limit if rules.lpp_limit is not None else np.zeros(n, bool)
+    n_lpp_keys = features.n_party_keys * n_years
+    lpp_totals = to(carry.lpp_for(features.party_key_values, first_year, n_years)) if carry is not None else None
+    allocation_totals, allocations, lpp_limit = None, None, None
+    labels: dict[str, int] = {}
+    pieces: dict[str, list] = {name: [] for name in ROW_FIELDS}
+    step = backend.rows_per_chunk(DECIDE_BYTES_PER_ROW) or max(n, 1)
+    for start in range(0, max(n, 1), step):
+        rows = slice(start, min(start + step, n))
+        key = profile_key(profile_parts(features, rows, boundaries, backend), sizes, xp)
+        profile, keys = profile_codes(key, xp)
+        del key
+        situations = situations_of(keys, features, boundaries)
+        rules = rule_set(situations, policy)
+        if allocations is None:  # the same allocation keys in every chunk: they come from the policy
+            allocations, lpp_limit = rules.allocations, rules.lpp_limit
+            if carry is not None:
+                allocation_totals = to(carry.allocation_for([a.label for a in allocations]))
+        label_of, chunk_labels = reason_labels(rules.outcome.reasons, situations.party_list)
+        book = np.array([labels.setdefault(text, len(labels)) for text in chunk_labels], dtype=np.int32)
+        table = SituationTable(
+            lpp_candidate=to(rules.lpp_candidate), allocation_candidate=to(rules.allocation_candidate),
+            allocation_key=to(rules.allocation_key), decision=to(rules.outcome.decision),
+            authorization=to(rules.outcome.authorization), reason=to(book[label_of]),
+            tier=to(rules.tier) if rules.tier is not None else None,
+            caps=to(np.array([a.cap_tpp for a in allocations], dtype=np.int64)), lpp_limit=lpp_limit)
+        lpp_key = to(features.party_key[rows]) * n_years + (to(features.year[rows]) - first_year)
+        try:
+            outcome = evaluate(profile, lpp_key, to(features.tpp[rows]), table, n_lpp_keys=n_lpp_keys,
+                               lpp_carry=lpp_totals, allocation_carry=allocation_totals, xp=xp, method=backend.method)
+        except TotalsOverflowError as error:
+            row = start + error.row if error.row is not None else None
+            raise TotalsOverflowError(f"running total overflows int64 at row {row}", row=row) from None
+        del profile, lpp_key
+        lpp_totals, allocation_totals = outcome.lpp_totals, outcome.allocation_totals
+        for name in ROW_FIELDS:
+            value = getattr(outcome, name)
+            pieces[name].append(None if value is None else backend.to_host(value))
+        del outcome
 
-    # Stage 2: allocations; candidacy can depend on the LPP outcome.
-    after_lpp = first + 2 * lpp_over
-    allocation_keys = np.where(rules.allocation_candidate[after_lpp], rules.allocation_key[first], NOT_CANDIDATE)
-    caps = np.array([a.cap_tpp for a in rules.allocations], dtype=np.int64)
-    labels = [a.label for a in rules.allocations]
-    allocation_carry = carry.allocation_for(labels) if carry is not None else None
-    allocation = accounting.accumulate(allocation_keys, amounts, len(rules.allocations), carry=allocation_carry,
-                                       limits=caps)
-    allocation_cum, allocation_totals, cap_over = allocation.cumulative, allocation.totals, allocation.over
-    del amounts
+    rows_of = {name: (None if parts[0] is None else parts[0] if len(parts) == 1 else np.concatenate(parts))
+               for name, parts in pieces.items()}
+    texts = list(labels)  # in the order first met
+    order = np.argsort(np.array(texts, dtype=object)) if texts else np.zeros(0, np.int64)
+    canonical = np.empty(len(order), dtype=np.int32)
+    canonical[order] = np.arange(len(order), dtype=np.int32)
+    lpp_totals, allocation_totals = backend.to_host(lpp_totals), backend.to_host(allocation_totals)
 
     used = np.flatnonzero(lpp_totals)
     party_of, year_of = np.divmod(used, max(n_years, 1))
     after = Carry.from_arrays(features.party_key_values[party_of], year_of + first_year, lpp_totals[used],
-                              labels, allocation_totals)
+                              [a.label for a in allocations], allocation_totals)
     if carry is not None:
         after = carry.replaced_by(after)
-
-    situation = after_lpp + cap_over
-    label_of, labels = reason_labels(rules.outcome.reasons, situations.party_list)
     return Decisions(
-        decision=rules.outcome.decision[situation], authorization=rules.outcome.authorization[situation],
-        reasons=label_of[situation], reason_labels=labels,
-        tier=rules.tier[first] if rules.tier is not None else None,
-        lpp_cum_tpp=lpp_cum, country_cum_tpp=allocation_cum, lpp_keys=lpp_keys, allocation_keys=allocation_keys,
-        lpp_totals=lpp_totals, allocation_totals=allocation_totals, allocation_over=cap_over,
-        allocations=rules.allocations, lpp_limit=rules.lpp_limit, carry=after,
+        decision=rows_of["decision"], authorization=rows_of["authorization"],
+        reasons=canonical[rows_of["reason"]], reason_labels=[texts[i] for i in order.tolist()],
+        tier=rows_of["tier"], lpp_cum_tpp=rows_of["lpp_cum"], country_cum_tpp=rows_of["allocation_cum"],
+        lpp_keys=rows_of["lpp_keys"], allocation_keys=rows_of["allocation_keys"], lpp_totals=lpp_totals,
+        allocation_totals=allocation_totals, allocation_over=rows_of["allocation_over"],
+        allocations=allocations, lpp_limit=lpp_limit, carry=after,
     )

@@ -345,3 +345,73 @@ def test_the_fake_device_screens_a_lake_incrementally(fake_gpu, tmp_path):
     gpu, cpu = (pq.read_table(tmp_path / f"{n}-out" / "decisions.parquet") for n in ("gpu", "cpu"))
     assert gpu.column("country_cum_tpp").to_pylist() == cpu.column("country_cum_tpp").to_pylist()
     assert gpu.column("decision").cast("string").to_pylist() == cpu.column("decision").cast("string").to_pylist()
+
+
+# ------------------------------------------------------------------------------ decide in chunks
+DECISION_ARRAYS = ("decision", "authorization", "reasons", "tier", "lpp_cum_tpp", "country_cum_tpp", "lpp_keys",
+                   "allocation_keys", "lpp_totals", "allocation_totals", "allocation_over")
+
+
+def features_of(ledger, policy):
+    """Features of the ledger with the party results of the real list."""
+    from pipeline.enrich import build_features
+    from pipeline.parties import PartyScreen
+    from pipeline.screen import CSL_PATH, consignees
+
+    name_codes, names, countries = consignees(ledger.rows, policy)
+    parties = PartyScreen.from_path(CSL_PATH).screen_policy(names, policy, countries=countries)
+    return build_features(ledger.rows, policy, parties, name_codes)
+
+
+@pytest.mark.parametrize("policy_id", sorted(POLICIES))
+def test_decide_in_chunks_gives_the_same_arrays_and_labels(fake_gpu, ledger, policy_id):
+    """Every chunk size, algorithm and namespace (the stand-in numbers profiles by sorting, NumPy by
+    first appearance) gives the same arrays, reason codes included: the labels are canonical."""
+    from pipeline.decide import decide
+    from pipeline.policy import load_policy
+
+    policy = load_policy(policy_id, POLICIES[policy_id])
+    features = features_of(ledger, policy)
+    expected = decide(features, policy)
+    assert expected.reason_labels == sorted(expected.reason_labels) and len(expected.reason_labels) > 3
+    assert expected.allocation_over.any(), "caps must be crossed in some chunk"
+    fake = select_backend("cupy")
+    for backend in (Backend("numpy", np, chunk_rows=1), Backend("numpy", np, chunk_rows=13, method="sorted"),
+                    Backend("cupy", fake.xp, "Fake GPU", chunk_rows=29), fake):
+        got = decide(features, policy, backend=backend)
+        for name in DECISION_ARRAYS:
+            a, b = getattr(got, name), getattr(expected, name)
+            assert (a is None and b is None) or np.array_equal(a, b), (backend, name)
+        assert got.reason_labels == expected.reason_labels
+        assert got.carry.equals(expected.carry)
+        assert [a.label for a in got.allocations] == [a.label for a in expected.allocations]
+
+
+def test_decide_in_chunks_names_the_overflow_row_of_the_whole_input(ledger):
+    from pipeline.decide import decide
+    from pipeline.policy import load_policy
+
+    policy = load_policy("ai-diffusion-2025")
+    features = features_of(ledger, policy)
+    whole = decide(features, policy)
+    keys = whole.allocation_keys
+    first, second = np.flatnonzero(keys == keys[keys >= 0][0])[:2]  # two rows of one allocation key
+    features.tpp = features.tpp.copy()
+    features.tpp[[first, second]] = INT64_MAX // 2 + 1
+    rows = set()
+    for backend in (NUMPY, Backend("numpy", np, chunk_rows=7), Backend("numpy", np, chunk_rows=3, method="sorted")):
+        with pytest.raises(TotalsOverflowError) as error:
+            decide(features, policy, backend=backend)
+        rows.add(error.value.row)
+    assert rows == {second}
+
+
+def test_decide_chunks_from_the_device_memory(fake_gpu):
+    """Free device memory sets decide's chunk: a small device gets more, smaller chunks."""
+    from pipeline.decide import DECIDE_BYTES_PER_ROW
+
+    fake_gpu(free=DECIDE_BYTES_PER_ROW * 100_000)
+    backend = select_backend("cupy")
+    assert backend.rows_per_chunk(DECIDE_BYTES_PER_ROW) == rows_per_chunk(DECIDE_BYTES_PER_ROW * 100_000,
+                                                                          DECIDE_BYTES_PER_ROW)
+    assert backend.rows_per_chunk(DECIDE_BYTES_PER_ROW) < backend.rows_per_chunk()
