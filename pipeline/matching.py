@@ -18,6 +18,10 @@ its keys, skipping keys shared by more than :data:`MAX_KEY_POSTINGS` names unles
 no rarer key. The pairs are then scored by :func:`score_pairs`, a function of flat arrays: a
 Numba loop on the CPU, or with a CuPy backend the vectorized form of the same computation
 (:func:`kernels.similarity.pair_similarity`), equal to it bit for bit on NumPy.
+
+The CPU loop skips work that cannot change a score: a token pair whose character sets alone
+(:func:`_fewest_edits`) put its similarity under :data:`MIN_TOKEN_SIMILARITY` scores 0 without an
+OSA table, and the OSA table stops once its distance can only exceed that threshold.
 """
 from __future__ import annotations
 
@@ -153,6 +157,7 @@ class TokenTable:
         self.postings = np.asarray(pairs_name, np.int32)[order]
         self.posting_offsets = np.searchsorted(keys_sorted, np.arange(len(self._key_ids) + 1)).astype(np.int64)
         self._arrays: tuple | None = None
+        self._masks: np.ndarray | None = None
         self.name_tokens, self.name_offsets = _csr(names)
 
     def encode(self, text: str) -> list[int]:
@@ -199,6 +204,13 @@ class TokenTable:
         self._arrays = (chars, offsets, weights, kinds, key_ids, key_offsets)
         return self._arrays
 
+    def masks(self) -> np.ndarray:
+        """Character mask of each token (uint64; see :func:`_fewest_edits`), for all tokens so far."""
+        chars, offsets = self.arrays()[:2]
+        if self._masks is None or len(self._masks) != len(offsets) - 1:
+            self._masks = _token_masks(chars, offsets)
+        return self._masks
+
 
 def _csr(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     lengths = np.fromiter((len(r) for r in rows), np.int64, len(rows))
@@ -211,13 +223,61 @@ def _csr(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
 # --- the pairwise similarity ------------------------------------------------------------------------
 
 @numba.njit(cache=True, nogil=True)
-def _osa(chars, a0, a1, b0, b1, row0, row1, row2):
-    """Optimal-string-alignment distance (Levenshtein plus adjacent transpositions)."""
+def _char_bit(c):
+    """Bit of a code point in a token's character mask: one each for a-z and 0-9, the rest hashed."""
+    if 97 <= c <= 122:
+        return c - 97
+    if 48 <= c <= 57:
+        return c - 22
+    return 36 + c % 28
+
+
+@numba.njit(cache=True, nogil=True)
+def _token_masks(chars, offsets):
+    """Per token, a 64-bit set of the character bits it contains (:func:`_char_bit`)."""
+    masks = np.zeros(len(offsets) - 1, np.uint64)
+    for t in range(len(offsets) - 1):
+        mask = np.uint64(0)
+        for c in range(offsets[t], offsets[t + 1]):
+            mask |= np.uint64(1) << np.uint64(_char_bit(chars[c]))
+        masks[t] = mask
+    return masks
+
+
+@numba.njit(cache=True, nogil=True)
+def _popcount(x):
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)
+
+
+@numba.njit(cache=True, nogil=True)
+def _fewest_edits(mask_a, mask_b):
+    """A lower bound of the OSA distance of two strings from their character masks.
+
+    Each bit set on one side only stands for a character that the other string lacks, at its own
+    position, so it costs its own edit; one edit mends at most one position on each side.
+    """
+    return max(_popcount(mask_a & ~mask_b), _popcount(mask_b & ~mask_a))
+
+
+@numba.njit(cache=True, nogil=True)
+def _osa(chars, a0, a1, b0, b1, row0, row1, row2, cap):
+    """Optimal-string-alignment distance (Levenshtein plus adjacent transpositions), exact when it
+    is at most ``cap``; otherwise some value above ``cap``.
+
+    Stops once two rows in a row are all above ``cap``: a cell comes from the row above (+0 or +1),
+    its left neighbour (+1) or, by a transposition, two rows up (+1), so no later row can get back
+    to ``cap`` (the distance is in the last row).
+    """
     la, lb = a1 - a0, b1 - b0
+    previous_low = 0  # row 0 is 0, 1, ..., lb
     for j in range(lb + 1):
         row1[j] = j
     for i in range(1, la + 1):
         row2[0] = i
+        low = i
         ca = chars[a0 + i - 1]
         for j in range(1, lb + 1):
             cb = chars[b0 + j - 1]
@@ -226,14 +286,18 @@ def _osa(chars, a0, a1, b0, b1, row0, row1, row2):
             if i > 1 and j > 1 and ca == chars[b0 + j - 2] and chars[a0 + i - 2] == cb:
                 best = min(best, row0[j - 2] + 1)
             row2[j] = best
+            low = min(low, best)
         for j in range(lb + 1):
             row0[j] = row1[j]
             row1[j] = row2[j]
+        if low > cap and previous_low > cap:
+            return cap + 1
+        previous_low = low
     return row1[lb]
 
 
 @numba.njit(cache=True, nogil=True)
-def _token_similarity(ta, tb, chars, offsets, kinds, min_sim, row0, row1, row2):
+def _token_similarity(ta, tb, chars, offsets, kinds, masks, min_sim, row0, row1, row2):
     if ta == tb:
         return 1.0
     if kinds[ta] == 1 or kinds[tb] == 1:
@@ -243,13 +307,21 @@ def _token_similarity(ta, tb, chars, offsets, kinds, min_sim, row0, row1, row2):
     longer = max(la, lb)
     if min(la, lb) < 4 or abs(la - lb) > (1.0 - min_sim) * longer:
         return 0.0
-    sim = 1.0 - _osa(chars, a0, a1, b0, b1, row0, row1, row2) / longer
+    if 1.0 - _fewest_edits(masks[ta], masks[tb]) / longer < min_sim:  # then so is the true similarity
+        return 0.0
+    # A distance above the cap gives a similarity below min_sim (by at least 1 / longer).
+    cap = int((1.0 - min_sim) * longer) + 1
+    distance = _osa(chars, a0, a1, b0, b1, row0, row1, row2, cap)
+    if distance > cap:
+        return 0.0
+    sim = 1.0 - distance / longer
     return sim if sim >= min_sim else 0.0
 
 
 @numba.njit(cache=True, nogil=True)
-def _joined_similarity(q_tok, t_tok, chars, offsets, buf_a, buf_b, row0, row1, row2):
-    """Similarity of the two names with spaces removed (for glued or split words)."""
+def _joined_similarity(q_tok, t_tok, chars, offsets, masks, buf_a, buf_b, row0, row1, row2):
+    """Similarity of the two names with spaces removed (for glued or split words); 0 where it is
+    below 0.9, the least that counts."""
     la = 0
     for t in q_tok:
         for c in range(offsets[t], offsets[t + 1]):
@@ -263,14 +335,23 @@ def _joined_similarity(q_tok, t_tok, chars, offsets, buf_a, buf_b, row0, row1, r
     longer = max(la, lb)
     if longer == 0 or abs(la - lb) > 0.1 * longer + 1:
         return 0.0
+    mask_a, mask_b = np.uint64(0), np.uint64(0)
+    for t in q_tok:
+        mask_a |= masks[t]
+    for t in t_tok:
+        mask_b |= masks[t]
+    if 1.0 - _fewest_edits(mask_a, mask_b) / longer < 0.9:
+        return 0.0
     joined = np.empty(la + lb, np.int32)
     joined[:la] = buf_a[:la]
     joined[la:] = buf_b[:lb]
-    return 1.0 - _osa(joined, 0, la, la, la + lb, row0, row1, row2) / longer
+    cap = int(0.1 * longer) + 1  # above it the similarity is below 0.9: too low to count
+    distance = _osa(joined, 0, la, la, la + lb, row0, row1, row2, cap)
+    return 0.0 if distance > cap else 1.0 - distance / longer
 
 
 @numba.njit(cache=True, nogil=True)
-def _pair_score(q_tok, t_tok, chars, offsets, weights, kinds, alpha, min_sim, pair_of_query, sim_of_query,
+def _pair_score(q_tok, t_tok, chars, offsets, weights, kinds, masks, alpha, min_sim, pair_of_query, sim_of_query,
                 sim, row0, row1, row2, buf_a, buf_b):
     """Score one pair; ``pair_of_query[i]`` gets the listed-token position paired with query token i."""
     m, n = len(q_tok), len(t_tok)
@@ -278,24 +359,23 @@ def _pair_score(q_tok, t_tok, chars, offsets, weights, kinds, alpha, min_sim, pa
         pair_of_query[i] = -1
         sim_of_query[i] = 0.0
         for j in range(n):
-            sim[i, j] = _token_similarity(q_tok[i], t_tok[j], chars, offsets, kinds, min_sim, row0, row1, row2)
-    used_q = np.zeros(m, np.bool_)
-    used_t = np.zeros(n, np.bool_)
+            sim[i, j] = _token_similarity(q_tok[i], t_tok[j], chars, offsets, kinds, masks, min_sim, row0, row1,
+                                          row2)
+    used_t = 0  # bit j: listed token j is paired (at most MAX_TOKENS tokens); query: pair_of_query >= 0
     matched = 0.0
     while True:
         best, bi, bj = 0.0, -1, -1
         for i in range(m):
-            if used_q[i]:
+            if pair_of_query[i] >= 0:
                 continue
             for j in range(n):
-                if not used_t[j]:
+                if not (used_t >> j) & 1:
                     value = sim[i, j] * (1.0 + weights[t_tok[j]])
                     if value > best:
                         best, bi, bj = value, i, j
         if bi < 0:
             break
-        used_q[bi] = True
-        used_t[bj] = True
+        used_t |= 1 << bj
         pair_of_query[bi] = bj
         sim_of_query[bi] = sim[bi, bj]
         matched += sim[bi, bj] * weights[t_tok[bj]]
@@ -316,7 +396,7 @@ def _pair_score(q_tok, t_tok, chars, offsets, weights, kinds, alpha, min_sim, pa
     unpaired = min((w_listed - paired) / w_listed, (w_query - paired) / w_query)
     score = alpha * matched / w_listed + (1.0 - alpha) * matched / w_query - SWAP_PENALTY * max(unpaired, 0.0)
     if m != n and score < 1.0:
-        joined = _joined_similarity(q_tok, t_tok, chars, offsets, buf_a, buf_b, row0, row1, row2)
+        joined = _joined_similarity(q_tok, t_tok, chars, offsets, masks, buf_a, buf_b, row0, row1, row2)
         if joined >= 0.9 and joined > score:
             score = joined
     return min(max(score, 0.0), 1.0)
@@ -324,7 +404,7 @@ def _pair_score(q_tok, t_tok, chars, offsets, weights, kinds, alpha, min_sim, pa
 
 @numba.njit(cache=True, parallel=True)
 def _score_pairs(q_tokens, q_offsets, t_tokens, t_offsets, pair_query, pair_listed, chars, offsets, weights,
-                 kinds, alpha, min_sim, max_chars, n_threads):
+                 kinds, masks, alpha, min_sim, max_chars, n_threads):
     n_pairs = len(pair_query)
     out = np.empty(n_pairs, np.float64)
     n_chunks = max(1, min(n_pairs, n_threads * 8))
@@ -341,8 +421,8 @@ def _score_pairs(q_tokens, q_offsets, t_tokens, t_offsets, pair_query, pair_list
         for p in range(chunk * size, min(n_pairs, (chunk + 1) * size)):
             q, t = pair_query[p], pair_listed[p]
             out[p] = _pair_score(q_tokens[q_offsets[q]:q_offsets[q + 1]], t_tokens[t_offsets[t]:t_offsets[t + 1]],
-                                 chars, offsets, weights, kinds, alpha, min_sim, pair_of_query, sim_of_query, sim,
-                                 row0, row1, row2, buf_a, buf_b)
+                                 chars, offsets, weights, kinds, masks, alpha, min_sim, pair_of_query,
+                                 sim_of_query, sim, row0, row1, row2, buf_a, buf_b)
     return out
 
 
@@ -399,8 +479,8 @@ def score_pairs(queries: TokenArrays, listed: TokenArrays, pair_query: np.ndarra
     max_chars = int(max(_max_name_chars(queries, offsets), _max_name_chars(listed, offsets), 1))
     return _score_pairs(queries.tokens, queries.offsets, listed.tokens, listed.offsets,
                         np.asarray(pair_query, np.int64), np.asarray(pair_listed, np.int64), chars, offsets,
-                        weights, kinds, float(alpha), float(min_token_similarity), max_chars,
-                        numba.get_num_threads())
+                        weights, kinds, table.masks(), float(alpha), float(min_token_similarity),
+                        max_chars, numba.get_num_threads())
 
 
 GPU_BYTES_PER_CELL = 96
@@ -447,7 +527,8 @@ def explain_pair(query: Sequence[int], listed: Sequence[int], table: TokenTable,
     pair_of_query = np.empty(MAX_TOKENS, np.int64)
     sim_of_query = np.empty(MAX_TOKENS, np.float64)
     scratch = [np.empty(longest + 1, np.int64) for _ in range(3)]
-    score = _pair_score(q, t, chars, offsets, weights, kinds, float(alpha), float(min_token_similarity),
+    score = _pair_score(q, t, chars, offsets, weights, kinds, table.masks(), float(alpha),
+                        float(min_token_similarity),
                         pair_of_query, sim_of_query, np.empty((MAX_TOKENS, MAX_TOKENS)), *scratch,
                         np.empty(longest, np.int32), np.empty(longest, np.int32))
     items = []

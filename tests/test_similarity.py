@@ -276,3 +276,21 @@ def test_party_screen_on_the_fake_device(fake_gpu, screen):
     on_cpu = screen.screen(names, deny, review)
     pd.testing.assert_frame_equal(on_gpu, on_cpu)
     pd.testing.assert_frame_equal(on_gpu.attrs["matches"].frame, on_cpu.attrs["matches"].frame)
+
+
+# ------------------------------------------------------------------------------ the CPU scorer's shortcuts
+@settings(max_examples=300, deadline=None)
+@given(a=st.text("abcdé1 ", max_size=14), b=st.text("abcdé1 ", max_size=14), cap=st.integers(0, 6))
+def test_cpu_shortcuts_bound_the_osa_distance(a, b, cap):
+    """The character-mask bound never exceeds the distance, and the capped distance is exact up
+    to the cap and above it otherwise: so skipping on them changes no score."""
+    from pipeline.matching import _fewest_edits, _osa, _token_masks
+
+    chars = np.array([ord(c) for c in a + b], np.int32)
+    offsets = np.array([0, len(a), len(a) + len(b)], np.int64)
+    masks = _token_masks(chars, offsets)
+    true = reference_osa(a, b)
+    assert _fewest_edits(masks[0], masks[1]) <= true
+    rows = [np.empty(len(b) + 1, np.int64) for _ in range(3)]
+    got = _osa(chars, 0, len(a), len(a), len(a) + len(b), *rows, cap)
+    assert got == true if true <= cap else got > cap
