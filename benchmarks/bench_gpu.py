@@ -214,15 +214,14 @@ def whole_job(backend: Backend, ledger: Path, policy_id: str, work: Path, repeat
         out["duckdb"] = f"not run: {error}"
         print(f"  duckdb: not run ({error})", flush=True)
         return out
-    from pipeline.enrich import codes_and_values
-    from pipeline.parties import PartyScreen
-    from pipeline.policy import load_policy
-    from pipeline.reference import load_catalog
     import pyarrow.parquet as pq
 
+    from bench_screen import peer_parties
+    from pipeline.policy import load_policy
+    from pipeline.reference import load_catalog
+
     policy = load_policy(policy_id)
-    _, names = codes_and_values(pq.read_table(ledger, columns=["consignee_name"]).column("consignee_name"))
-    parties = PartyScreen.from_path().screen_policy(names, policy)
+    parties = peer_parties(pq.read_table(ledger, columns=["consignee_name", "destination_country"]), policy)
     duck = [screen_sql_parquet(ledger, work / "duckdb.parquet", policy.params, load_catalog(), parties)
             for _ in range(repeats)]
     counts = dict(duckdb.sql(f"select decision, count(*) from read_parquet('{work / 'duckdb.parquet'}') "

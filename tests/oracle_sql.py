@@ -15,6 +15,10 @@ API
 ``screen_sql_parquet(ledger_path, out_path, policy, catalog, parties, con=None) -> float``
     The same from a Parquet file to a Parquet file, entirely inside DuckDB; returns seconds.
 
+``parties`` has one row per consignee name (``name``, ``normalized``, ``party_list``,
+``outcome``); with a ``destination`` column, one per (name, destination), matched to the rows
+with that destination (a rule set whose party scores depend on the destination country).
+
 Notes
 -----
 Exact integers: ``tpp`` is a BIGINT product (DuckDB raises on overflow); running sums are
@@ -189,7 +193,7 @@ def _reference_tables(policy: dict, catalog: pd.DataFrame, parties: pd.DataFrame
         )
 
     cols = {}
-    for name in ("name", "normalized", "party_list", "outcome"):
+    for name in ("name", "destination", "normalized", "party_list", "outcome"):
         if name in parties.columns:
             arr = pa.array(parties[name], from_pandas=True)
             cols[name] = arr.cast(pa.string()) if arr.type != pa.string() else arr
@@ -234,6 +238,7 @@ base AS (
   LEFT JOIN {n['alias']} a1 ON a1.src = l.destination_country
   LEFT JOIN {n['alias']} a2 ON a2.src = l.consignee_hq_country
   LEFT JOIN {n['par']} p ON p.name = l.consignee_name
+    AND (p.destination IS NULL OR p.destination = l.destination_country)
 )"""
 
     if fw == "tiered":

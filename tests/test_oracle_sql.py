@@ -344,3 +344,17 @@ def test_unknown_sku_rejected():
     ledger, parties = make([row("u1", "2025-03-01", "IN", cid="c", sku="NO-SUCH-SKU")])
     with pytest.raises(ValueError):
         screen_sql(ledger, policy, load_catalog(), parties)
+
+
+def test_party_results_per_destination():
+    """With a ``destination`` column the oracle takes each row's party result for its own
+    destination (a rule set whose fuzzy scores move with the country)."""
+    policy = load_policy("ai-diffusion-2025")
+    ledger = pa.Table.from_pylist([row("s1", "2025-03-01", "IN", cid="c1", name="NEARCO"),
+                                   row("s2", "2025-03-02", "DE", cid="c2", name="NEARCO")], schema=SCHEMA)
+    parties = pd.DataFrame({"name": ["NEARCO", "NEARCO"], "destination": ["IN", "DE"],
+                            "normalized": ["NEARCO", "NEARCO"], "party_list": ["EL", None],
+                            "outcome": ["block", None]})
+    out = {r["shipment_id"]: r for r in screen_sql(ledger, policy, load_catalog(), parties).to_pylist()}
+    assert out["s1"]["decision"] == "DENIED" and out["s1"]["reasons"].startswith("PARTY:EL")
+    assert out["s2"]["decision"] == "AUTHORIZED" and "PARTY" not in out["s2"]["reasons"]
