@@ -286,8 +286,9 @@ def pairwise_stage(backend: Backend, count: int, repeats: int, seed: int) -> dic
     out["numba_cpu"] = {"seconds": cpu_times, "pairs_per_s": count / min(cpu_times)}
 
     print(f"  {backend.name}, host to host ...", flush=True)
+    masks = table.masks()
     host = lambda: _score_pairs_on(backend, queries, listed, pair_query, pair_listed, chars, offsets,  # noqa: E731
-                                   weights, kinds, ALPHA, MIN_TOKEN_SIMILARITY)
+                                   weights, kinds, ALPHA, MIN_TOKEN_SIMILARITY, masks)
     host()  # compile the device kernels and warm the allocator
     times, got = timed(host, repeats)
     out["host_to_host"] = {"seconds": times, "pairs_per_s": count / min(times)}
@@ -295,12 +296,12 @@ def pairwise_stage(backend: Backend, count: int, repeats: int, seed: int) -> dic
     print(f"  {backend.name}, on device ...", flush=True)
     arrays = [backend.to_device(np.ascontiguousarray(a)) for a in (queries.tokens, queries.offsets, listed.tokens,
                                                                    listed.offsets, pair_query, pair_listed, chars,
-                                                                   offsets, weights, kinds)]
+                                                                   offsets, weights, kinds, masks)]
     resident = []
     for _ in range(repeats):
         start = time.perf_counter()
-        pair_similarity(*arrays, alpha=ALPHA, min_token_similarity=MIN_TOKEN_SIMILARITY, swap_penalty=SWAP_PENALTY,
-                        xp=backend.xp)
+        pair_similarity(*arrays[:-1], alpha=ALPHA, min_token_similarity=MIN_TOKEN_SIMILARITY,
+                        swap_penalty=SWAP_PENALTY, xp=backend.xp, masks=arrays[-1])
         synchronize(backend)
         resident.append(time.perf_counter() - start)
     out["device_resident"] = {"seconds": resident, "pairs_per_s": count / min(resident)}

@@ -45,7 +45,7 @@ _WIDTHS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 
 def pair_similarity(q_tokens, q_offsets, t_tokens, t_offsets, pair_query, pair_listed, chars, char_offsets,
                     weights, kinds, *, alpha: float, min_token_similarity: float, swap_penalty: float, xp=np,
-                    max_cells: int = MAX_CELLS):
+                    max_cells: int = MAX_CELLS, masks=None):
     """Similarity in [0, 1] of each pair ``(query pair_query[p], listed name pair_listed[p])``.
 
     Parameters
@@ -68,6 +68,9 @@ def pair_similarity(q_tokens, q_offsets, t_tokens, t_offsets, pair_query, pair_l
         :mod:`numpy` or :mod:`cupy`; host arrays are moved to it.
     max_cells : int
         Bound on the padded cells of one step (memory).
+    masks : array of uint64, optional
+        Character mask per token (:func:`char_masks`): token pairs and glued names whose
+        characters alone keep them under their threshold skip the OSA distance. Same scores.
 
     Returns
     -------
@@ -82,6 +85,7 @@ def pair_similarity(q_tokens, q_offsets, t_tokens, t_offsets, pair_query, pair_l
         "weights": xp.asarray(weights).astype(xp.float64), "kinds": xp.asarray(kinds).astype(xp.int8),
         "alpha": float(alpha), "min_sim": float(min_token_similarity), "swap": float(swap_penalty),
         "max_cells": int(max_cells), "xp": xp,
+        "masks": xp.asarray(masks).astype(xp.uint64) if masks is not None else None,
     }
     pair_query = xp.asarray(pair_query).astype(i64)
     pair_listed = xp.asarray(pair_listed).astype(i64)
@@ -152,7 +156,7 @@ def _score_batch(ctx, pq, pl, m, n, gm, gn):
     unique, inverse = xp.unique(xp.concatenate([g[4] for g in groups]), return_inverse=True)
     inverse = inverse.reshape(-1)
     token_sim = token_similarities(xp, unique // n_tokens, unique % n_tokens, ctx["chars"], offsets, ctx["kinds"],
-                                   ctx["min_sim"], ctx["max_cells"])
+                                   ctx["min_sim"], ctx["max_cells"], ctx["masks"])
     start = 0
     for rows, q, t, cells, keys in groups:
         sim = xp.zeros(cells.shape, dtype=xp.float64)
@@ -162,8 +166,48 @@ def _score_batch(ctx, pq, pl, m, n, gm, gn):
     return out
 
 
-def token_similarities(xp, a, b, chars, offsets, kinds, min_sim: float, max_cells: int = MAX_CELLS):
+def char_masks(chars, offsets) -> np.ndarray:
+    """Per token, the set of its characters as 64 bits (on the host): one bit each for ``a``-``z``
+    and ``0``-``9``, the other code points hashed onto the remaining 28.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> char_masks(np.array([ord(c) for c in "abba0"], np.int32), np.array([0, 4, 5])).tolist()
+    [3, 67108864]
+    """
+    chars = np.asarray(chars, dtype=np.int64)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    bits = np.where((chars >= 97) & (chars <= 122), chars - 97,
+                    np.where((chars >= 48) & (chars <= 57), chars - 22, 36 + chars % 28))
+    values = np.left_shift(np.uint64(1), bits.astype(np.uint64))
+    lengths = np.diff(offsets)
+    masks = np.zeros(len(lengths), dtype=np.uint64)
+    filled = np.flatnonzero(lengths > 0)
+    if len(filled):
+        masks[filled] = np.bitwise_or.reduceat(values, offsets[filled])[: len(filled)] if len(values) else 0
+    return masks
+
+
+def _popcount(xp, x):
+    x = x - ((x >> 1) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> 2) & np.uint64(0x3333333333333333))
+    x = (x + (x >> 4)) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return ((x * np.uint64(0x0101010101010101)) >> 56).astype(xp.int64)
+
+
+def fewest_edits(xp, mask_a, mask_b):
+    """Lower bound of the OSA distance of strings with character masks ``mask_a`` and ``mask_b``
+    (:func:`char_masks`): a character one side lacks costs its own edit, and one edit mends at
+    most one position on each side."""
+    return xp.maximum(_popcount(xp, mask_a & ~mask_b), _popcount(xp, mask_b & ~mask_a))
+
+
+def token_similarities(xp, a, b, chars, offsets, kinds, min_sim: float, max_cells: int = MAX_CELLS, masks=None):
     """Similarity of token ``a[k]`` (query) to token ``b[k]`` (listed), as the CPU's token rule.
+
+    ``masks`` (:func:`char_masks`, in ``xp``) lets pairs whose characters alone rule them out skip
+    the OSA distance; the result is the same.
 
     Returns
     -------
@@ -178,6 +222,8 @@ def token_similarities(xp, a, b, chars, offsets, kinds, min_sim: float, max_cell
     out = xp.where(a == b, 1.0, 0.0)
     fuzzy = ((a != b) & (kinds[a] != 1) & (kinds[b] != 1) & (xp.minimum(la, lb) >= 4)
              & ~(xp.abs(la - lb) > (1.0 - min_sim) * longer))
+    if masks is not None:  # the bound puts the similarity under min_sim: so is the true one
+        fuzzy &= ~(1.0 - fewest_edits(xp, masks[a], masks[b]) / xp.maximum(longer, 1) < min_sim)
     which = xp.flatnonzero(fuzzy)
     if len(which):
         starts_a, starts_b = offsets[a[which]], offsets[b[which]]
@@ -353,6 +399,15 @@ def _group_scores(ctx, q, t, sim):
     lb = xp.where(valid_t, char_len[xp.maximum(t, 0)], 0).sum(axis=1)
     longer = xp.maximum(la, lb)
     glued = ok & (m != n) & (score < 1.0) & (longer > 0) & ~(xp.abs(la - lb) > JOINED_LENGTH_SLACK * longer + 1)
+    masks = ctx["masks"]
+    if masks is not None:  # names whose characters alone keep them under the glued threshold
+        mask_q = xp.zeros(count, dtype=xp.uint64)
+        mask_t = xp.zeros(count, dtype=xp.uint64)
+        for i in range(width_q):
+            mask_q |= xp.where(valid_q[:, i], masks[xp.maximum(q[:, i], 0)], np.uint64(0))
+        for j in range(width_t):
+            mask_t |= xp.where(valid_t[:, j], masks[xp.maximum(t[:, j], 0)], np.uint64(0))
+        glued &= ~(1.0 - fewest_edits(xp, mask_q, mask_t) / xp.maximum(longer, 1) < JOINED_MIN_SIMILARITY)
     which = xp.flatnonzero(glued)
     if len(which):
         q_sel, t_sel = q[which], t[which]

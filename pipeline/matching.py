@@ -20,7 +20,7 @@ Numba loop on the CPU, or with a CuPy backend the vectorized form of the same co
 (:func:`kernels.similarity.pair_similarity`), equal to it bit for bit on NumPy.
 
 The CPU loop skips work that cannot change a score: a token pair whose character sets alone
-(:func:`_fewest_edits`) put its similarity under :data:`MIN_TOKEN_SIMILARITY` scores 0 without an
+(:func:`_fewest_edits`, :func:`kernels.similarity.char_masks`) put its similarity under :data:`MIN_TOKEN_SIMILARITY` scores 0 without an
 OSA table, and the OSA table stops once its distance can only exceed that threshold.
 """
 from __future__ import annotations
@@ -32,6 +32,7 @@ import numba
 import numpy as np
 
 from kernels.backend import Backend, select_backend
+from kernels.similarity import char_masks
 
 MIN_TOKEN_SIMILARITY = 0.7
 """Token pairs less similar than this count as unpaired."""
@@ -205,10 +206,10 @@ class TokenTable:
         return self._arrays
 
     def masks(self) -> np.ndarray:
-        """Character mask of each token (uint64; see :func:`_fewest_edits`), for all tokens so far."""
+        """Character mask of each token (:func:`kernels.similarity.char_masks`), for all tokens so far."""
         chars, offsets = self.arrays()[:2]
         if self._masks is None or len(self._masks) != len(offsets) - 1:
-            self._masks = _token_masks(chars, offsets)
+            self._masks = char_masks(chars, offsets)
         return self._masks
 
 
@@ -221,28 +222,6 @@ def _csr(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --- the pairwise similarity ------------------------------------------------------------------------
-
-@numba.njit(cache=True, nogil=True)
-def _char_bit(c):
-    """Bit of a code point in a token's character mask: one each for a-z and 0-9, the rest hashed."""
-    if 97 <= c <= 122:
-        return c - 97
-    if 48 <= c <= 57:
-        return c - 22
-    return 36 + c % 28
-
-
-@numba.njit(cache=True, nogil=True)
-def _token_masks(chars, offsets):
-    """Per token, a 64-bit set of the character bits it contains (:func:`_char_bit`)."""
-    masks = np.zeros(len(offsets) - 1, np.uint64)
-    for t in range(len(offsets) - 1):
-        mask = np.uint64(0)
-        for c in range(offsets[t], offsets[t + 1]):
-            mask |= np.uint64(1) << np.uint64(_char_bit(chars[c]))
-        masks[t] = mask
-    return masks
-
 
 @numba.njit(cache=True, nogil=True)
 def _popcount(x):
@@ -475,7 +454,7 @@ def score_pairs(queries: TokenArrays, listed: TokenArrays, pair_query: np.ndarra
         backend = select_backend(backend)
         if backend.xp is not np:
             return _score_pairs_on(backend, queries, listed, pair_query, pair_listed, chars, offsets, weights,
-                                   kinds, alpha, min_token_similarity)
+                                   kinds, alpha, min_token_similarity, table.masks())
     max_chars = int(max(_max_name_chars(queries, offsets), _max_name_chars(listed, offsets), 1))
     return _score_pairs(queries.tokens, queries.offsets, listed.tokens, listed.offsets,
                         np.asarray(pair_query, np.int64), np.asarray(pair_listed, np.int64), chars, offsets,
@@ -489,7 +468,7 @@ GPU_BYTES_PER_CELL = 96
 
 
 def _score_pairs_on(backend: Backend, queries: TokenArrays, listed: TokenArrays, pair_query, pair_listed, chars,
-                    offsets, weights, kinds, alpha, min_token_similarity) -> np.ndarray:
+                    offsets, weights, kinds, alpha, min_token_similarity, masks=None) -> np.ndarray:
     """:func:`score_pairs` by the vectorized form on ``backend``; steps sized from its free memory."""
     from kernels.similarity import MAX_CELLS, pair_similarity
 
@@ -497,7 +476,7 @@ def _score_pairs_on(backend: Backend, queries: TokenArrays, listed: TokenArrays,
     cells = MAX_CELLS if free is None else int(min(max(free * 0.5 // GPU_BYTES_PER_CELL, 1 << 20), 1 << 26))
     scores = pair_similarity(queries.tokens, queries.offsets, listed.tokens, listed.offsets, pair_query, pair_listed,
                              chars, offsets, weights, kinds, alpha=alpha, min_token_similarity=min_token_similarity,
-                             swap_penalty=SWAP_PENALTY, xp=backend.xp, max_cells=cells)
+                             swap_penalty=SWAP_PENALTY, xp=backend.xp, max_cells=cells, masks=masks)
     return backend.to_host(scores)
 
 

@@ -554,12 +554,16 @@ class PartyScreen:
         if countries is not None and len(countries) != len(names):
             raise ScreeningListError("countries must have one item per name")
         names = list(names)
-        normalized = [normalize_name(name) for name in names]
+        once: dict = {}  # a name may come once per country: normalize and score each text once
+        normalized = [once[name] if name in once else once.setdefault(name, normalize_name(name)) for name in names]
         n = len(names)
         text_row = {text: i for i, text in enumerate(self._texts)}
         if fuzzy and self._texts and n:
             floor = max(0.0, min(0.5, review_score - country_bonus))
-            top, top_scores = self.matcher.top_matches(normalized, k=TOP_MATCHES, floor=floor, backend=backend)
+            position_of: dict[str, int] = {}
+            inverse = np.fromiter((position_of.setdefault(text, len(position_of)) for text in normalized), np.int64, n)
+            top, top_scores = self.matcher.top_matches(list(position_of), k=TOP_MATCHES, floor=floor, backend=backend)
+            top, top_scores = top[inverse], top_scores[inverse]
         else:
             top, top_scores = np.full((n, 1), -1, np.int64), np.zeros((n, 1))
         exact = np.array([text_row.get(text, -1) if text else -1 for text in normalized], np.int64)
@@ -574,6 +578,7 @@ class PartyScreen:
         codes = self._codes
         entry_ids = self.entries["entry_id"].tolist()
         entry_countries = self.entries["countries"].tolist()
+        listed_names, aliases = self.entries["listed_name"].tolist(), self.entries["alias"].tolist()
         severity = {"block": 2, "review": 1, None: 0}
         for position in candidates.tolist():
             texts: dict[int, float] = {}
@@ -615,9 +620,8 @@ class PartyScreen:
                 for rank, option in enumerate(sorted(options, reverse=True)[:TOP_MATCHES]):
                     row = option[5]
                     for column, value in zip(MATCH_COLUMNS, (names[position], normalized[position], rank + 1,
-                                                             entry_ids[row], codes[row],
-                                                             self.entries.at[row, "listed_name"],
-                                                             self.entries.at[row, "alias"], option[1])):
+                                                             entry_ids[row], codes[row], listed_names[row],
+                                                             aliases[row], option[1])):
                         match_rows[column].append(value)
                 if chosen[1] >= review_score:
                     kind = {2: "block", 1: "review", 0: None}[chosen[0]]

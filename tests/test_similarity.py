@@ -38,12 +38,15 @@ def screen() -> PartyScreen:
 
 
 def vectorised(matcher: NameMatcher, queries, listed, pair_query, pair_listed, device, **options):
+    """The vectorised scores, with the character-mask shortcut (as screening runs it) and without:
+    checked equal."""
     chars, offsets, weights, kinds, _, _ = matcher.table.arrays()
-    scores = similarity.pair_similarity(queries.tokens, queries.offsets, listed.tokens, listed.offsets,
-                                        pair_query, pair_listed, chars, offsets, weights, kinds, alpha=ALPHA,
-                                        min_token_similarity=MIN_TOKEN_SIMILARITY, swap_penalty=SWAP_PENALTY,
-                                        xp=device.xp, **options)
-    return device.to_host(scores)
+    runs = [device.to_host(similarity.pair_similarity(
+        queries.tokens, queries.offsets, listed.tokens, listed.offsets, pair_query, pair_listed, chars, offsets,
+        weights, kinds, alpha=ALPHA, min_token_similarity=MIN_TOKEN_SIMILARITY, swap_penalty=SWAP_PENALTY,
+        xp=device.xp, masks=masks, **options)) for masks in (matcher.table.masks(), None)]
+    assert np.array_equal(runs[0], runs[1])
+    return runs[0]
 
 
 def assert_same(expected, got, device):
@@ -284,13 +287,15 @@ def test_party_screen_on_the_fake_device(fake_gpu, screen):
 def test_cpu_shortcuts_bound_the_osa_distance(a, b, cap):
     """The character-mask bound never exceeds the distance, and the capped distance is exact up
     to the cap and above it otherwise: so skipping on them changes no score."""
-    from pipeline.matching import _fewest_edits, _osa, _token_masks
+    from pipeline.matching import _fewest_edits, _osa
 
     chars = np.array([ord(c) for c in a + b], np.int32)
     offsets = np.array([0, len(a), len(a) + len(b)], np.int64)
-    masks = _token_masks(chars, offsets)
+    masks = similarity.char_masks(chars, offsets)
     true = reference_osa(a, b)
-    assert _fewest_edits(masks[0], masks[1]) <= true
+    bound = _fewest_edits(masks[0], masks[1])
+    assert bound <= true
+    assert similarity.fewest_edits(np, masks[:1], masks[1:]).tolist() == [bound]
     rows = [np.empty(len(b) + 1, np.int64) for _ in range(3)]
     got = _osa(chars, 0, len(a), len(a), len(a) + len(b), *rows, cap)
     assert got == true if true <= cap else got > cap
