@@ -25,6 +25,12 @@ class TotalsOverflowError(OverflowError):
         super().__init__(message)
         self.row = row
 
+    def after(self, start: int) -> "TotalsOverflowError":
+        """The same overflow in a call whose rows begin ``start`` rows later (a chunk of a larger
+        input): ``row`` counted from the first row of that larger input."""
+        row = start + self.row if self.row is not None else None
+        return TotalsOverflowError(f"running total overflows int64 at row {row}", row=row)
+
 
 def start_totals(n_keys: int, carry, xp):
     """Per-key totals to start from: a fresh copy of ``carry``, or zeros.

@@ -188,8 +188,7 @@ class Backend:
                 chunk, totals = running_totals(chunk_keys, self.to_device(amounts[start:stop]), n_keys, carry=totals,
                                                xp=xp, method=self.method)
             except TotalsOverflowError as error:
-                row = start + error.row if error.row is not None else None
-                raise TotalsOverflowError(f"running total overflows int64 at row {row}", row=row) from None
+                raise error.after(start) from None
             if over is not None:
                 over[start:stop] = self.to_host(over_limit(chunk, chunk_keys, device_limits, xp=xp))
             cumulative[start:stop] = self.to_host(chunk)

@@ -53,8 +53,7 @@ def _sorted_in_slices(keys, amounts, n_keys: int, carry, xp, rows: bool):
             cumulative, totals = running_totals_sorted(keys[start:stop], amounts[start:stop], n_keys, carry=totals,
                                                        xp=xp, rows=rows)
         except TotalsOverflowError as error:
-            raise TotalsOverflowError(f"running total overflows int64 at row {start + error.row}",
-                                      row=start + error.row) from None
+            raise error.after(start) from None
         parts.append(cumulative)
     return (xp.concatenate(parts) if rows else None), totals
 

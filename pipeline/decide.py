@@ -463,8 +463,7 @@ def decide(features: Features, policy: Policy, carry: Carry | None = None, *,
             outcome = evaluate(profile, lpp_key, to(features.tpp[rows]), table, n_lpp_keys=n_lpp_keys,
                                lpp_carry=lpp_totals, allocation_carry=allocation_totals, xp=xp, method=backend.method)
         except TotalsOverflowError as error:
-            row = start + error.row if error.row is not None else None
-            raise TotalsOverflowError(f"running total overflows int64 at row {row}", row=row) from None
+            raise error.after(start) from None
         del profile, lpp_key
         lpp_totals, allocation_totals = outcome.lpp_totals, outcome.allocation_totals
         for name in ROW_FIELDS:
