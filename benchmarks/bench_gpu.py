@@ -8,23 +8,24 @@
    calls), and the NumPy path (the compiled CPU loop). Results are checked equal.
 2. Whole job: ``chipscreen screen`` in a fresh process on a generated Parquet ledger, at each of
    ``--screen-rows``, with ``--backend`` and with ``--backend numpy``; DuckDB SQL computing the
-   same decisions from the same file (when the ``duckdb`` module is importable). Decision counts
-   are checked equal.
+   same decisions from the same file (when the ``duckdb`` module is importable). The outputs
+   (``decisions.parquet``, ``parties.parquet``) are compared column by column, floats bit for bit.
 3. Pairwise name scoring: ``--pairs`` blocked (consignee, listed name) pairs of synthetic consignee
    names against the real screening list, scored by the vectorised form
    (:func:`kernels.similarity.pair_similarity`) on the backend, on data already there and host to
-   host, and by the Numba loop on the CPU (all cores). Scores are checked equal within 1e-6.
+   host, and by the Numba loop on the CPU (all cores). Scores are checked equal bit for bit.
 
 The result JSON (device, commit, date, every timing) is rewritten after each measurement, so a
 run cut short keeps what it measured. ``--backend numpy`` runs everything on the CPU: a dry run
 that tests this script where no GPU exists.
 
-Usage::
+On a lent device, one call each (a device call has about 9 minutes): ``benchmarks/gpu_check.sh``
+runs the checks and the 10M/100M measurements of this script, time-boxed; 1B rows run alone in
+``benchmarks/bench_gpu_1b.py``. This script's stages, by hand::
 
-    python benchmarks/bench_gpu.py --kernel-rows 10000000,100000000,1000000000 \\
-        --screen-rows 10000000,100000000 --results "$OUT"
+    python benchmarks/bench_gpu.py --kernel-rows 10000000,100000000 --screen-rows '' --pairs '' --results "$OUT"
     python benchmarks/bench_gpu.py --backend numpy --kernel-rows 100000 --screen-rows 100000   # dry run
-    python benchmarks/bench_gpu.py --kernel-rows '' --screen-rows '' --pairs 10000000 --results "$OUT"
+    python benchmarks/bench_gpu.py --kernel-rows '' --screen-rows '' --pairs 2000000 --results "$OUT"
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_screen import commit, machine, timed  # noqa: E402
-from kernels.backend import NUMPY, Backend, select_backend  # noqa: E402
+from kernels.backend import DEVICE_BYTES_PER_ROW, NUMPY, Backend, select_backend  # noqa: E402
 
 PEAK_BANDWIDTH_GBS = {  # datasheet HBM bandwidth, GB/s (10**9 bytes), by a substring of the device name
     "H200": 4800.0, "H100 NVL": 3900.0, "H100 PCIe": 2000.0, "H100": 3350.0, "GH200": 4000.0,
@@ -87,18 +88,142 @@ def copy_bandwidth(backend: Backend, size: int | None = None, repeats: int = 10)
     return 2 * size / float(np.median(times)) / 1e9
 
 
-def synthetic_keys(rows: int, seed: int) -> dict:
-    """Keys and amounts shaped like a screening run's: ~30 % LPP candidates over many
-    consignee-years, ~20 % allocation candidates over 200 destination windows."""
-    rng = np.random.default_rng(seed)
+_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+_LOG_ALLOCATIONS = float(np.log(201.0))
+GENERATE_STEP = 1 << 26
+"""Rows hashed per step when generating synthetic keys (bounds the temporaries)."""
+
+
+def mix64(counter, xp=np):
+    """SplitMix64 of each ``counter`` (uint64): a cheap counter-based random stream that gives the
+    same bits on NumPy and CuPy, so keys can be made on the device and checked on the host."""
+    z = counter * _MIX[0] + _MIX[0]
+    z = (z ^ (z >> np.uint64(30))) * _MIX[1]
+    z = (z ^ (z >> np.uint64(27))) * _MIX[2]
+    return z ^ (z >> np.uint64(31))
+
+
+def synthetic_keys(rows: int, seed: int, xp=np) -> dict:
+    """Keys and amounts shaped like a screening run's, made by a counter hash in whole-array steps
+    (about a second per 100M rows on one core, or on the device with ``xp=cupy``; ``rng.zipf``
+    took 30 s per 100M on the host): ~30 % LPP candidates over many consignee-years, ~20 %
+    allocation candidates over 200 destination windows, log-uniform (a few windows take most rows).
+
+    Returns
+    -------
+    dict
+        ``amounts`` (int64), ``lpp`` (keys, n_keys), ``allocation`` (keys, 200), ``caps`` (host),
+        arrays in ``xp``. The same ``rows`` and ``seed`` give the same values on every namespace.
+    """
     n_lpp = max(min(rows // 50, 2_000_000), 1)
-    amounts = 15_832 * rng.integers(1, 512, rows, dtype=np.int64)
-    lpp = rng.integers(0, n_lpp, rows, dtype=np.int64)
-    lpp[rng.random(rows) >= 0.3] = -1
-    allocation = (rng.zipf(1.5, rows) % 200).astype(np.int64)
-    allocation[rng.random(rows) >= 0.2] = -1
-    caps = rng.integers(10**10, 10**12, 200, dtype=np.int64)
+    amounts = xp.empty(rows, dtype=xp.int64)
+    lpp = xp.empty(rows, dtype=xp.int64)
+    allocation = xp.empty(rows, dtype=xp.int64)
+    base = np.uint64((seed * 0x632BE59BD9B4E019) % 2**64)
+    for start in range(0, rows, GENERATE_STEP):
+        stop = min(start + GENERATE_STEP, rows)
+        counter = xp.arange(start, stop, dtype=xp.uint64) * np.uint64(2) + base
+        first = mix64(counter, xp)
+        amounts[start:stop] = ((first % np.uint64(511)) + np.uint64(1)).astype(xp.int64) * 15_832
+        lpp[start:stop] = xp.where((first >> np.uint64(54)) < np.uint64(307),  # 307 / 1024
+                                   ((first >> np.uint64(9)) % np.uint64(n_lpp)).astype(xp.int64), -1)
+        second = mix64(counter + np.uint64(1), xp)
+        uniform = (second >> np.uint64(11)).astype(xp.float64) * (1.0 / 2**53)
+        window = (xp.exp(uniform * _LOG_ALLOCATIONS) - 1.0).astype(xp.int64) % 200
+        allocation[start:stop] = xp.where((second & np.uint64(1023)) < np.uint64(205), window, -1)  # 205 / 1024
+        del counter, first, second, uniform, window
+    caps = np.random.default_rng(seed).integers(10**10, 10**12, 200, dtype=np.int64)
     return {"amounts": amounts, "lpp": (lpp, n_lpp), "allocation": (allocation, 200), "caps": caps}
+
+
+class DevicePeak:
+    """Peak bytes held by CuPy's default memory pool inside a ``with`` block (``None`` on NumPy).
+
+    The pool is emptied on entry; on exit ``peak`` is the most it held at once (its high-water
+    mark: a block freed inside is reused, not returned), the device memory the work needed.
+    """
+
+    def __init__(self, backend: Backend):
+        self.xp = backend.xp
+        self.peak: int | None = None
+
+    def __enter__(self):
+        if self.xp is not np:
+            synchronize_xp(self.xp)
+            self.xp.get_default_memory_pool().free_all_blocks()
+            self._hook = _PoolHighWater(self.xp)
+            self._hook.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.xp is not np:
+            synchronize_xp(self.xp)
+            self._hook.__exit__(*exc)
+            self.peak = max(self._hook.peak, int(self.xp.get_default_memory_pool().total_bytes()))
+            self.xp.get_default_memory_pool().free_all_blocks()
+        return False
+
+
+def _PoolHighWater(xp):  # noqa: N802 - a class made on demand (CuPy is imported only on a device)
+    class PoolHighWater(xp.cuda.MemoryHook):
+        """Bytes handed out by the pool and not yet given back, at their peak."""
+
+        name = "PoolHighWater"
+
+        def __init__(self):
+            self.now = self.peak = 0
+
+        def malloc_postprocess(self, **kwargs):
+            self.now += kwargs["mem_size"]
+            self.peak = max(self.peak, self.now)
+
+        def free_postprocess(self, **kwargs):
+            self.now -= kwargs["mem_size"]
+
+    return PoolHighWater()
+
+
+def synchronize_xp(xp) -> None:
+    if xp is not np:
+        xp.cuda.Device().synchronize()
+
+
+def compare_tables(got, expected) -> dict:
+    """Column-by-column comparison of two Arrow tables: per column, equal or the number of rows
+    that differ and the first of them (floats compared bit for bit, nulls equal to nulls)."""
+    import pyarrow as pa
+
+    out: dict = {"rows": [got.num_rows, expected.num_rows], "columns": {}}
+    if got.column_names != expected.column_names:
+        out["column_names_differ"] = [got.column_names, expected.column_names]
+    for name in expected.column_names:
+        if name not in got.column_names:
+            out["columns"][name] = "missing"
+            continue
+        a, b = got.column(name).combine_chunks(), expected.column(name).combine_chunks()
+        if a.equals(b):
+            out["columns"][name] = "equal"
+            continue
+        if len(a) != len(b) or a.type != b.type:
+            out["columns"][name] = f"differs: {a.type}[{len(a)}] vs {b.type}[{len(b)}]"
+            continue
+        if pa.types.is_dictionary(a.type):
+            a, b = a.cast(a.type.value_type), b.cast(b.type.value_type)
+        if pa.types.is_floating(a.type):
+            left = np.asarray(a.fill_null(0.0).to_numpy(zero_copy_only=False)).view(np.int64)
+            right = np.asarray(b.fill_null(0.0).to_numpy(zero_copy_only=False)).view(np.int64)
+            unequal = (left != right) | (np.asarray(a.is_null()) != np.asarray(b.is_null()))
+        else:
+            import pyarrow.compute as pc
+
+            unequal = np.asarray(pc.fill_null(pc.not_equal(a, b), True)) & ~(
+                np.asarray(a.is_null()) & np.asarray(b.is_null()))
+        rows = np.flatnonzero(unequal)
+        first = int(rows[0]) if len(rows) else None
+        out["columns"][name] = {"rows_differing": int(len(rows)), "first_row": first,
+                                "first_values": None if first is None else [str(a[first]), str(b[first])]}
+    out["equal"] = all(v == "equal" for v in out["columns"].values()) and "column_names_differ" not in out
+    return out
 
 
 def both_accumulators(backend: Backend, data: dict, amounts):
@@ -153,10 +278,15 @@ def kernel_stage(backend: Backend, rows: int, repeats: int, seed: int, peak: flo
         backend.xp.get_default_memory_pool().free_all_blocks()
 
     print("  host to host ...", flush=True)
+    with DevicePeak(backend) as peak_memory:
+        both_accumulators(backend, data, backend.resident(data["amounts"]))
     times, result = timed(lambda: both_accumulators(backend, data, backend.resident(data["amounts"])), repeats)
     out["host_to_host"] = {"seconds": times, "rows_per_s": rows / min(times),
                            "rows_per_chunk": backend.rows_per_chunk(),
-                           "transfer_bytes_per_row": 8 + 8 + 8 + 8 + 8 + 1}
+                           "transfer_bytes_per_row": 8 + 8 + 8 + 8 + 8 + 1,
+                           "device_peak_bytes": peak_memory.peak,
+                           "device_bytes_per_row": None if peak_memory.peak is None else peak_memory.peak / rows,
+                           "planned_device_bytes_per_row": DEVICE_BYTES_PER_ROW}
     if backend.xp is not np:
         backend.xp.get_default_memory_pool().free_all_blocks()
 
@@ -174,13 +304,42 @@ def kernel_stage(backend: Backend, rows: int, repeats: int, seed: int, peak: flo
 
 
 def _screen_command(ledger: Path, policy_id: str, out: Path, backend: str) -> list[str]:
-    runner = "import sys; from pipeline.cli import app; sys.argv[0] = 'chipscreen'; app()"
-    return [sys.executable, "-c", runner, "screen", str(ledger), "--policy", policy_id, "--out", str(out), "--quiet",
-            "--backend", backend]
+    """``chipscreen screen`` as a fresh process; where typer is missing, the same run through
+    :func:`pipeline.screen.screen_ledgers` (the CLI's own call)."""
+    import importlib.util
+
+    if importlib.util.find_spec("typer") is not None:
+        runner = "import sys; from pipeline.cli import app; sys.argv[0] = 'chipscreen'; app()"
+        return [sys.executable, "-c", runner, "screen", str(ledger), "--policy", policy_id, "--out", str(out),
+                "--quiet", "--backend", backend]
+    runner = ("import sys; from pipeline.policy import load_policy; from pipeline.screen import screen_ledgers; "
+              "screen_ledgers([sys.argv[1]], load_policy(sys.argv[2]), sys.argv[3], backend=sys.argv[4])")
+    return [sys.executable, "-c", runner, str(ledger), policy_id, str(out), backend]
+
+
+OUTPUTS_COMPARED = ("decisions.parquet", "parties.parquet")
+"""Output files of ``screen`` compared column by column between backends."""
+
+
+def compare_outputs(got: Path, expected: Path) -> dict:
+    """:func:`compare_tables` of each of :data:`OUTPUTS_COMPARED` in two ``screen`` output folders."""
+    import pyarrow.parquet as pq
+
+    out = {}
+    for name in OUTPUTS_COMPARED:
+        if (expected / name).exists() or (got / name).exists():
+            out[name] = (compare_tables(pq.read_table(got / name), pq.read_table(expected / name))
+                         if (expected / name).exists() and (got / name).exists() else "missing on one side")
+    out["equal"] = all(isinstance(v, dict) and v["equal"] for v in out.values())
+    return out
 
 
 def whole_job(backend: Backend, ledger: Path, policy_id: str, work: Path, repeats: int, duckdb_wanted: bool) -> dict:
-    """``chipscreen screen`` per backend in fresh processes, and DuckDB SQL, on one Parquet ledger."""
+    """``chipscreen screen`` per backend in fresh processes, and DuckDB SQL, on one Parquet ledger.
+
+    The backends' outputs are compared column by column (``comparison``; decisions, reasons,
+    running totals, party scores bit for bit); DuckDB's on the columns it computes.
+    """
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     out: dict = {"policy": policy_id}
     summaries = {}
@@ -199,10 +358,12 @@ def whole_job(backend: Backend, ledger: Path, policy_id: str, work: Path, repeat
         rows = summary["rows"]["rows_read"]
         out[name] = {"seconds": times, "rows_per_s": rows / min(times), "stage_s": summary["timings_s"]}
         print(f"  screen --backend {name}: {min(times):.2f} s {json.dumps(summary['timings_s'])}", flush=True)
-    assert summaries[backend.name]["decisions"] == summaries["numpy"]["decisions"]
     out["rows"] = summaries["numpy"]["rows"]["rows_read"]
     out["speedup_vs_numpy"] = min(out["numpy"]["seconds"]) / min(out[backend.name]["seconds"])
     out["decide_speedup_vs_numpy"] = (out["numpy"]["stage_s"]["decide"] / out[backend.name]["stage_s"]["decide"])
+    out["comparison"] = compare_outputs(work / f"out-{backend.name}", work / "out-numpy")
+    out["decisions_equal"] = summaries[backend.name]["decisions"] == summaries["numpy"]["decisions"]
+    assert out["comparison"]["equal"], json.dumps(out["comparison"], indent=1)
     try:
         if not duckdb_wanted:
             raise ImportError("--no-duckdb")
@@ -224,9 +385,11 @@ def whole_job(backend: Backend, ledger: Path, policy_id: str, work: Path, repeat
     parties = peer_parties(pq.read_table(ledger, columns=["consignee_name", "destination_country"]), policy)
     duck = [screen_sql_parquet(ledger, work / "duckdb.parquet", policy.params, load_catalog(), parties)
             for _ in range(repeats)]
-    counts = dict(duckdb.sql(f"select decision, count(*) from read_parquet('{work / 'duckdb.parquet'}') "
-                             "group by decision").fetchall())
-    assert counts == summaries["numpy"]["decisions"], (counts, summaries["numpy"]["decisions"])
+    theirs = pq.read_table(work / "duckdb.parquet")
+    ours = pq.read_table(work / "out-numpy" / "decisions.parquet", columns=theirs.column_names)
+    ours = ours.cast(theirs.schema) if ours.schema != theirs.schema else ours
+    out["duckdb_comparison"] = compare_tables(ours, theirs)
+    assert out["duckdb_comparison"]["equal"], json.dumps(out["duckdb_comparison"], indent=1)
     out["duckdb"] = {"seconds": duck, "rows_per_s": out["rows"] / min(duck), "version": duckdb.__version__}
     out["speedup_vs_duckdb"] = min(duck) / min(out[backend.name]["seconds"])
     print(f"  duckdb: {min(duck):.2f} s", flush=True)
@@ -311,9 +474,13 @@ def pairwise_stage(backend: Backend, count: int, repeats: int, seed: int) -> dic
 
     difference = np.abs(got - expected)
     out["max_abs_difference"] = float(difference.max(initial=0.0))
-    out["exactly_equal_share"] = float((got == expected).mean()) if count else 1.0
-    assert out["max_abs_difference"] <= 1e-6, out["max_abs_difference"]
-    out["checked_equal_within"] = 1e-6
+    unequal = np.flatnonzero(got.view(np.int64) != expected.view(np.int64))
+    out["pairs_differing"] = int(len(unequal))
+    out["first_difference"] = (None if not len(unequal) else
+                               {"pair": int(unequal[0]), "got": float(got[unequal[0]]),
+                                "expected": float(expected[unequal[0]])})
+    assert not len(unequal), out["first_difference"]
+    out["checked_equal"] = "bit for bit"
     out["speedup_host_to_host_vs_numba"] = min(cpu_times) / min(times)
     out["speedup_device_resident_vs_numba"] = min(cpu_times) / min(resident)
     return out
@@ -329,13 +496,13 @@ def main(argv: list[str] | None = None) -> dict:
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--backend", default="cupy", choices=["cupy", "numpy", "auto"],
                         help="Backend under test (numpy: a dry run on the CPU).")
-    parser.add_argument("--kernel-rows", default="10000000,100000000,1000000000",
+    parser.add_argument("--kernel-rows", default="10000000,100000000",
                         help="Comma-separated sizes for the kernel stage ('' to skip).")
-    parser.add_argument("--screen-rows", default="10000000,100000000",
+    parser.add_argument("--screen-rows", default="10000000",
                         help="Comma-separated ledger sizes for the whole job ('' to skip).")
     parser.add_argument("--pairs", default=None,
                         help="Comma-separated pair counts for the pairwise-scoring stage ('' to skip; default "
-                             "10000000 on a GPU, 20000 with --backend numpy).")
+                             "2000000 on a GPU, 20000 with --backend numpy).")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--screen-repeats", type=int, default=1)
     parser.add_argument("--policy", default="ai-diffusion-2025")
@@ -353,7 +520,8 @@ def main(argv: list[str] | None = None) -> dict:
     peak = peak_bandwidth(backend.device)
     copy_gbs = copy_bandwidth(backend)
     result = {"benchmark": f"screen-gpu-{backend.name}", "date": stamp.isoformat(timespec="seconds"),
-              "commit": args.commit or commit(), "machine": machine(), "backend": backend.name,
+              "commit": args.commit or os.environ.get("CHIPSCREEN_COMMIT") or commit(), "machine": machine(),
+              "backend": backend.name,
               "device": backend.device,
               "peak_bandwidth_gbs": peak, "measured_copy_gbs": copy_gbs,
               "device_rows_per_chunk": backend.rows_per_chunk(), "kernel_stage": [], "whole_job": [],
@@ -383,7 +551,7 @@ def main(argv: list[str] | None = None) -> dict:
         job = whole_job(backend, ledger, args.policy, args.work, args.screen_repeats, not args.no_duckdb)
         result["whole_job"].append(job)
         save()
-    pairs = args.pairs if args.pairs is not None else ("20000" if backend.xp is np else "10000000")
+    pairs = args.pairs if args.pairs is not None else ("20000" if backend.xp is np else "2000000")
     for count in _sizes(pairs):
         result["pairwise"].append(pairwise_stage(backend, count, args.repeats, args.seed))
         save()

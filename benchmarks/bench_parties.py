@@ -3,6 +3,7 @@
 Commands::
 
     python benchmarks/bench_parties.py build-eval          # writes benchmarks/eval/csl-pairs.csv
+    python benchmarks/bench_parties.py build-qualifiers    # writes benchmarks/eval/qualifier-pairs.csv
     python benchmarks/bench_parties.py quality             # eval set + peer pairs → results JSON
     python benchmarks/bench_parties.py speed --names 1000000 --naive-sample 200
 
@@ -28,12 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.matching import GENERIC_WORDS, KIND_WORD, NameMatcher, naive_top_match, token_kind  # noqa: E402
-from pipeline.parties import PartyScreen, normalize_name  # noqa: E402
+from pipeline.parties import PartyScreen, normalize_name, strip_qualifiers  # noqa: E402
 from pipeline.policy import load_policy  # noqa: E402
 
 EVAL = ROOT / "benchmarks" / "eval"
 RESULTS = ROOT / "benchmarks" / "results"
 PAIRS = EVAL / "csl-pairs.csv"
+QUALIFIER_PAIRS = EVAL / "qualifier-pairs.csv"
 ENTITY_LISTS = ("EL", "MEU", "UVL", "CMIC")
 LEGAL_SUFFIXES = ["Co., Ltd.", "Company Limited", "Limited", "LLC", "Ltd", "Corp.", "GmbH", "JSC", "Inc.",
                   "Co. Ltd", "S.A.", "FZE", "LLP", "Pvt. Ltd."]
@@ -191,6 +193,160 @@ def build_eval(seed: int = 4) -> pd.DataFrame:
     return frame
 
 
+# --- qualifier variants (issue W8) ---------------------------------------------------------------------
+
+HUAWEI = "Huawei Technologies Co., Ltd."
+HAND_CASES = [  # (kind, label, query, listed name as on the list, destination)
+    ("issue_w8", 1, "Huawei Technologies Co Ltd Dubai", HUAWEI, "AE"),
+    ("issue_w8", 1, "Huawei Technologies (UAE)", HUAWEI, "AE"),
+    ("issue_w8", 1, "Huawei Technologies Co., Ltd. (Dubai Branch)", HUAWEI, "AE"),
+    ("issue_w8", 1, "Huawei Technologies Middle East FZ-LLC", HUAWEI, "AE"),
+    ("issue_w8", 1, "Huawei Technologies Co., Ltd. c/o Acme Freight", HUAWEI, "AE"),
+    ("hand", 1, "Sugon (Dubai Branch)", "Sugon", "AE"),
+    ("hand", 1, "Megvii Technology Co Ltd Dubai", "Megvii Technology", "AE"),
+    ("hand", 1, "SJ Semiconductor (Hong Kong) Limited", "SJ Semiconductor", "AE"),
+    ("hand", 1, "IFLYTEK Co., Ltd. c/o Gulf Logistics LLC", "IFLYTEK", "AE"),
+    ("hand", 1, "Rosoboronexport Middle East FZE", "Rosoboronexport", "AE"),
+    ("hand", 1, "Iran Air Representative Office Dubai", "Iran Air", "AE"),
+    ("hand", 0, "Dubai Semiconductor Trading LLC", "SJ Semiconductor", "AE"),
+    ("hand", 0, "Gulf Technologies Co., Ltd. (Dubai Branch)", HUAWEI, "AE"),
+    ("hand", 0, "Middle East Technology FZE", "Megvii Technology", "AE"),
+]
+QUALIFIER_TEMPLATES = ["{name} {city}", "{name} ({country})", "{name} ({city} Branch)", "{name} {region} FZE",
+                       "{name} c/o {word} Logistics LLC", "{name} Representative Office {city}",
+                       "{name} - {city} Office", "{name} [{city}]", "{name} {zone}", "{name} Co., Ltd. {city} Branch"]
+Q_CITIES = ["Dubai", "Abu Dhabi", "Sharjah", "Hong Kong", "Singapore", "Istanbul", "Moscow", "Kuala Lumpur",
+            "Tashkent", "Almaty", "Yerevan", "Tbilisi", "Shenzhen", "Karachi", "Bangkok"]
+Q_COUNTRIES = ["UAE", "HK", "Turkey", "Malaysia", "Russia", "Kazakhstan", "Armenia", "Singapore", "U.A.E."]
+Q_REGIONS = ["Middle East", "Asia Pacific", "Gulf", "Central Asia", "MENA"]
+Q_ZONES = ["JAFZA", "DMCC", "Jebel Ali Free Zone", "SAIF Zone", "(Jebel Ali Free Zone)"]
+Q_LEGAL = ["LLC", "FZE", "FZCO", "Co., Ltd.", "Trading LLC", "L.L.C."]
+
+
+def _qualified(name: str, rng: random.Random, template: str | None = None) -> str:
+    template = template or rng.choice(QUALIFIER_TEMPLATES)
+    return template.format(name=name, city=rng.choice(Q_CITIES), country=rng.choice(Q_COUNTRIES),
+                           region=rng.choice(Q_REGIONS), zone=rng.choice(Q_ZONES), word=rng.choice(REPLACEMENT_WORDS))
+
+
+def build_qualifier_eval(seed: int = 8, positives: int = 150, negatives: int = 150) -> pd.DataFrame:
+    """Listed names followed by places, branch words, c/o and bracketed qualifiers, and negatives that
+    differ from a listed name in qualifiers only (see benchmarks/eval/SOURCES.md)."""
+    rng = random.Random(seed)
+    entries = PartyScreen.from_path().entries
+    listed_texts = set(entries["normalized"])
+    primary = entries[(entries["alias"] == entries["listed_name"]) & entries["list_code"].isin(ENTITY_LISTS)]
+    first_id = entries.drop_duplicates("normalized").set_index("normalized")["entry_id"].to_dict()
+    rows = []
+
+    def add(kind, label, query, candidate, destination="AE"):
+        rows.append({"kind": kind, "label": label, "query": query, "candidate": candidate,
+                     "entry_id": first_id.get(normalize_name(candidate), ""), "destination": destination})
+
+    for kind, label, query, candidate, destination in HAND_CASES:
+        add(kind, label, query, candidate, destination)
+    primary = primary.drop_duplicates("entry_id")
+    primary = primary[primary["listed_name"].str.split().str.len().between(2, 6)]
+    records = primary.sample(frac=1.0, random_state=seed).to_dict("records")
+    used = set()
+    for i, record in enumerate(records):
+        if sum(r["kind"] == "qualified" for r in rows) >= positives:
+            break
+        name = record["listed_name"]
+        words = name.replace(",", " ").split()
+        if not _distinctive(words) or strip_qualifiers(name) or record["normalized"] in used:
+            continue  # names that already end in a qualifier are left out: their variants are ambiguous
+        used.add(record["normalized"])
+        add("qualified", 1, _qualified(name, rng, QUALIFIER_TEMPLATES[i % len(QUALIFIER_TEMPLATES)]), name)
+    # Qualifiers and a typo in the longest distinctive word.
+    for record in records:
+        if sum(r["kind"] == "qualified_typo" for r in rows) >= positives // 4:
+            break
+        name = record["listed_name"]
+        words = name.split()
+        distinctive = _distinctive(words)
+        if not distinctive or strip_qualifiers(name) or record["normalized"] in used:
+            continue
+        i = max(distinctive, key=lambda k: len(words[k]))
+        if len(words[i]) < 6:
+            continue
+        used.add(record["normalized"])
+        words[i] = _typo(words[i], rng)
+        add("qualified_typo", 1, _qualified(" ".join(words), rng), name)
+    # Negatives 1: a listed name with its distinctive words replaced, plus qualifiers.
+    for record in records:
+        if sum(r["kind"] == "replaced_qualified" for r in rows) >= negatives // 2:
+            break
+        name = record["listed_name"]
+        words = name.split()
+        distinctive = _distinctive(words)
+        if not distinctive or not any(normalize_name(w) in GENERIC_WORDS for w in words):
+            continue
+        for i in distinctive:
+            words[i] = rng.choice(REPLACEMENT_WORDS)
+        query = _qualified(" ".join(words), rng)
+        if normalize_name(query) in listed_texts or strip_qualifiers(query) in listed_texts:
+            continue
+        add("replaced_qualified", 0, query, name)
+    # Negatives 2: a place, the generic words of a listed name and a legal form ("Dubai Trading LLC"
+    # against a listed "X Trading (Dubai)"): the same words as the listed name but its distinctive ones.
+    for record in records:
+        if sum(r["kind"] == "place_generic" for r in rows) >= negatives - negatives // 2:
+            break
+        name = record["listed_name"]
+        generic = [w for w in name.replace(",", " ").split() if normalize_name(w) in GENERIC_WORDS]
+        if not generic or not _distinctive(name.split()):
+            continue
+        query = f"{rng.choice(Q_CITIES)} {' '.join(generic)} {rng.choice(Q_LEGAL)}"
+        if normalize_name(query) in listed_texts:
+            continue
+        add("place_generic", 0, query, name)
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "pair_id", [f"Q{i:04d}" for i in range(1, len(frame) + 1)])
+    return frame
+
+
+def qualifier_quality(policy_id: str = "post-rescission-2025") -> dict:
+    """Screen the qualifier variants through ``screen_policy`` with each row's destination."""
+    pairs = pd.read_csv(QUALIFIER_PAIRS, dtype=str, keep_default_na=False)
+    pairs["label"] = pairs["label"].astype(int)
+    policy = load_policy(policy_id)
+    screen = PartyScreen.from_path()
+    result = screen.screen_policy(pairs["query"].tolist(), policy, countries=pairs["destination"].tolist())
+    texts = screen.entries.groupby("entry_id")["normalized"].agg(set).to_dict()  # every name of an entry
+    same = [bool(f) and normalize_name(c) in texts.get(f, ())
+            for f, c in zip(result["party_entry_id"].fillna(""), pairs["candidate"])]
+    listed = screen.screen_policy(pairs["candidate"].tolist(), policy, countries=pairs["destination"].tolist())
+    pairs["expected"] = listed["outcome"].fillna("").to_numpy()  # what the listed name itself gets
+    pairs["flag"] = result["outcome"].isin(["block", "review"]).to_numpy()
+    pairs["blocked"] = (result["outcome"] == "block").to_numpy()
+    pairs["found"] = pairs["flag"] & np.array(same)
+    pairs["as_listed"] = pairs["found"] & (result["outcome"].fillna("").to_numpy() == pairs["expected"])
+    pairs["found_blocked"] = pairs["blocked"] & np.array(same)
+    pairs["pair_score"] = screen.pair_scores(pairs["query"].tolist(), pairs["candidate"].tolist())
+    true, negative = pairs[pairs["label"] == 1], pairs[pairs["label"] == 0]
+    deny = true[true["expected"] == "block"]
+    block, review = _thresholds(policy_id)
+    return {
+        "policy": policy_id, "pairs": len(pairs), "true_variants": len(true), "negatives": len(negative),
+        "note": "screen_policy against the whole list with the row's destination (AE); a variant counts when "
+                "the chosen hit has its listed name; 'as listed': and the outcome the listed name itself gets",
+        "recall_as_listed": round(float(true["as_listed"].mean()), 4),
+        "recall_as_listed_by_kind": true.groupby("kind")["as_listed"].mean().round(4).to_dict(),
+        "recall_block_or_review": round(float(true["found"].mean()), 4),
+        "recall_block_or_review_by_kind": true.groupby("kind")["found"].mean().round(4).to_dict(),
+        "deny_list_variants": len(deny),
+        "recall_block": round(float(deny["found_blocked"].mean()), 4),
+        "false_flag_rate": round(float(negative["flag"].mean()), 4),
+        "false_block_rate": round(float(negative["blocked"].mean()), 4),
+        "false_flag_by_kind": negative.groupby("kind")["flag"].mean().round(4).to_dict(),
+        "pairwise_recall_block": round(float((true["pair_score"] >= block).mean()), 4),
+        "pairwise_false_flag_rate": round(float((negative["pair_score"] >= review).mean()), 4),
+        "misses": true.loc[~true["as_listed"], ["kind", "query", "candidate"]].head(20).to_dict("records"),
+        "false_flags": negative.loc[negative["flag"], ["kind", "query", "candidate"]].head(20).to_dict("records"),
+    }
+
+
 # --- quality ----------------------------------------------------------------------------------------
 
 def _thresholds(policy_id: str) -> tuple[float, float]:
@@ -215,6 +371,7 @@ def quality(policy_id: str) -> dict:
                   for f, e in zip(found, pairs["entry_id"])]
     pairs["list_flag"] = result["outcome"].isin(["block", "review"]).to_numpy() & np.array(same_party)
     pairs["list_blocked"] = (result["outcome"] == "block").to_numpy()
+    pairs["list_any_flag"] = result["outcome"].isin(["block", "review"]).to_numpy()
     true, negative = pairs[pairs["label"] == 1], pairs[pairs["label"] == 0]
     pairwise_true = true[true["kind"] != "alias"]
     report = {
@@ -223,6 +380,8 @@ def quality(policy_id: str) -> dict:
         "list_screening": {
             "recall_block_or_review": round(float(true["list_flag"].mean()), 4),
             "false_block_rate": round(float(negative.loc[negative["kind"] == "replaced_words", "list_blocked"].mean()), 4),
+            "false_flag_rate": round(float(negative["list_any_flag"].mean()), 4),
+            "false_flag_by_kind": negative.groupby("kind")["list_any_flag"].mean().round(4).to_dict(),
             "note": "queries screened against the whole list; a true variant counts when the chosen hit is its party",
             "recall_by_kind": true.groupby("kind")["list_flag"].mean().round(4).to_dict(),
         },
@@ -238,6 +397,7 @@ def quality(policy_id: str) -> dict:
         "false_blocks": negative.loc[negative["blocked"], ["kind", "query", "candidate"]].head(20).to_dict("records"),
     }
     report["peers"] = peer_quality(block, review)
+    report["qualifiers"] = qualifier_quality()
     return report
 
 
@@ -349,6 +509,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build-eval")
+    sub.add_parser("build-qualifiers")
     q = sub.add_parser("quality")
     q.add_argument("--policy", default="ai-diffusion-2025")
     s = sub.add_parser("speed")
@@ -360,6 +521,10 @@ def main() -> None:
         frame = build_eval()
         frame.to_csv(PAIRS, index=False)
         print(f"wrote {len(frame)} pairs to {PAIRS}: {frame.groupby(['label', 'kind']).size().to_dict()}")
+    elif args.command == "build-qualifiers":
+        frame = build_qualifier_eval()
+        frame.to_csv(QUALIFIER_PAIRS, index=False)
+        print(f"wrote {len(frame)} pairs to {QUALIFIER_PAIRS}: {frame.groupby(['label', 'kind']).size().to_dict()}")
     elif args.command == "quality":
         report = quality(args.policy)
         print(json.dumps({k: v for k, v in report.items() if k not in ("misses", "false_blocks")}, indent=2))

@@ -1,7 +1,6 @@
 """The audit flow: replay a lake under a rule set as of a date, publish the report as an artifact."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -12,7 +11,7 @@ from flows.artifacts import _cell, run_markdown
 from flows.nightly import publish_run
 from pipeline.audit import audit_ledgers
 from pipeline.policy import load_policy
-from pipeline.publish import new_run
+from pipeline.publish import discard, new_run
 from pipeline.reference import CSL_PATH
 
 
@@ -22,7 +21,8 @@ def replay(lake: str, policy_id: str, overrides: list[str], as_of: Optional[str]
     import datetime as dt
 
     day = dt.date.fromisoformat(as_of) if as_of else None
-    result = audit_ledgers([lake], load_policy(policy_id, overrides), run_dir, as_of=day, csl_path=csl)
+    result = audit_ledgers([lake], load_policy(policy_id, overrides), run_dir, as_of=day, csl_path=csl,
+                           publish=False)
     return result.summary
 
 
@@ -50,12 +50,12 @@ def audit(lake: str, out: str, policy: str = "ai-diffusion-2025", as_of: Optiona
     dict
         The audit's ``summary.json``.
     """
-    run_dir = new_run(out)
+    run_dir = new_run(out, [lake])
     try:
         summary = replay(lake, policy, overrides or [], as_of, str(run_dir), csl)
-        published = Path(publish_run(str(run_dir), out))
+        published = Path(publish_run(str(run_dir), out, [lake]))
     except BaseException:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        discard(run_dir)
         raise
     found = summary["discrepancies"]
     kinds = "\n".join(f"| {_cell(kind)} | {count:,} |" for kind, count in found["by_kind"].items())

@@ -6,7 +6,6 @@ Run it once, in Prefect's embedded mode (no server): ``chipscreen nightly LEDGER
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -15,10 +14,10 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.artifacts import run_markdown
 from pipeline.lake import ingest
-from pipeline.lake_screen import screen_lake
+from pipeline.lake_screen import check_scheduler, commit_checkpoint, screen_lake
 from pipeline.parties import refresh_screening_list
 from pipeline.policy import load_policy
-from pipeline.publish import new_run, publish
+from pipeline.publish import discard, new_run, publish
 from pipeline.reference import CSL_PATH
 
 
@@ -47,22 +46,31 @@ def refresh_reference(lake: str, csl_source: Optional[str]) -> str:
 
 
 @task(name="screen lake")
-def screen(lake: str, policy_id: str, overrides: list[str], run_dir: str, csl: str, scheduler: str,
+def screen(lake: str, policy_id: str, overrides: list[str], run_dir: str, out: str, csl: str, scheduler: str,
            workers: Optional[int], backend: str = "auto") -> dict:
-    """Screen what is new in the lake (the Dask work runs inside this task)."""
+    """Screen what is new in the lake into ``run_dir`` (the Dask work runs inside this task).
+
+    Returns the run's summary under ``summary`` and the staged checkpoint folder under
+    ``checkpoint`` (committed only after the publish).
+    """
     policy = load_policy(policy_id, overrides)
     logger = get_run_logger()
     result = screen_lake(lake, policy, run_dir, scheduler=scheduler, workers=workers, csl_path=csl, publish=False,
-                         backend=backend,
-                         progress=lambda message: logger.info(message))
-    return result.summary
+                         destination=out, backend=backend, progress=lambda message: logger.info(message))
+    return {"summary": result.summary, "checkpoint": str(result.checkpoint) if result.checkpoint else None}
 
 
 @task(name="publish")
-def publish_run(run_dir: str, out: str) -> str:
+def publish_run(run_dir: str, out: str, keep: Optional[list[str]] = None) -> str:
     """Move the run's outputs into place in one step."""
-    publish(Path(run_dir), Path(out))
+    publish(Path(run_dir), Path(out), keep or [])
     return str(Path(out).absolute())
+
+
+@task(name="commit checkpoint")
+def commit(staged: str) -> None:
+    """Move the lake's checkpoint forward, once the results it stands for are published."""
+    commit_checkpoint(staged)
 
 
 @flow(name="nightly-screen", log_prints=False)
@@ -79,7 +87,8 @@ def nightly_screen(files: list[str], lake: str, out: str, policy: str = "post-re
     lake : str
         The ledger lake folder (created on first use).
     out : str
-        Where the results are published (a link switched to the new run when it succeeds).
+        Where the results are published (a link switched to the new run when it succeeds); a
+        folder with files the tool did not publish, or one holding the lake, is refused first.
     policy : str
         Rule-set id.
     overrides : list of str, optional
@@ -100,17 +109,24 @@ def nightly_screen(files: list[str], lake: str, out: str, policy: str = "post-re
     dict
         The run's ``summary.json``, plus the ingest report under ``ingest``.
     """
+    check_scheduler(scheduler)
     if inbox:
         files = list(files) + sorted(str(p) for p in Path(inbox).iterdir() if p.suffix in (".parquet", ".csv", ".jsonl"))
-    ingested = ingest_files(files, lake)
-    csl = refresh_reference(lake, csl_source)
-    run_dir = new_run(out)
+    run_dir = new_run(out, [lake])  # before any work: a refused or unwritable --out stops here
+    staged = None
     try:
-        summary = screen(lake, policy, overrides or [], str(run_dir), csl, scheduler, workers, backend)
-        published = publish_run(str(run_dir), out)
+        ingested = ingest_files(files, lake)
+        csl = refresh_reference(lake, csl_source)
+        screened = screen(lake, policy, overrides or [], str(run_dir), out, csl, scheduler, workers, backend)
+        summary, staged = screened["summary"], screened["checkpoint"]
+        published = publish_run(str(run_dir), out, [lake])
     except BaseException:
-        shutil.rmtree(run_dir, ignore_errors=True)  # the previous results stay as they were
+        discard(run_dir)  # the previous results stay as they were, and so does the checkpoint
+        if staged:
+            discard(Path(staged))
         raise
+    if staged:
+        commit(staged)
     summary["ingest"] = ingested
     run = summary["lake"]
     create_markdown_artifact(

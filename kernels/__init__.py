@@ -11,6 +11,18 @@ import numpy as np
 
 INT64_MAX = np.iinfo(np.int64).max
 
+NO_FMA_OPTIONS = ("--fmad=false",)
+"""NVRTC options every hand-written CuPy kernel (``ElementwiseKernel``, ``ReductionKernel``,
+``RawKernel``, ``RawModule``) in this package must pass as ``options=``.
+
+The floating-point kernels (:mod:`kernels.similarity`) promise the CPU's results bit for bit.
+One CuPy elementwise call performs one operation, so nothing can be contracted; a kernel that
+does several in one body would let the compiler fuse ``a * b + c`` into one multiply-add with a
+single rounding, and scores would differ from NumPy in the last bit. ``cupy.fuse`` and Numba
+CUDA kernels cannot be given this option and are not used for float work here
+(``tests/test_backends.py`` checks the sources).
+"""
+
 
 class TotalsOverflowError(OverflowError):
     """A running total or a row amount exceeds the int64 range.

@@ -13,7 +13,17 @@ from kernels import namespace, unsupported_namespace
 
 INT64_MAX = np.iinfo(np.int64).max
 class AmountOverflowError(OverflowError):
-    """A row amount (unit TPP x quantity) exceeds the int64 range, or a quantity is not positive."""
+    """A row amount (unit TPP x quantity) exceeds the int64 range, or a quantity is not positive.
+
+    Attributes
+    ----------
+    row : int or None
+        The first bad row, when known (callers name the row's ``shipment_id`` from it).
+    """
+
+    def __init__(self, message: str, row: int | None = None):
+        super().__init__(message)
+        self.row = row
 
 
 @functools.cache
@@ -45,7 +55,7 @@ def _row_amounts_composed(unit, codes, quantity, xp):
     if bad.size:
         row = int(bad[0])
         raise AmountOverflowError(f"row {row}: {int(per_unit[row])} x {int(quantity[row])} is not a positive "
-                                  "int64 amount")
+                                  "int64 amount", row=row)
     return per_unit * quantity
 
 
@@ -92,5 +102,6 @@ def row_amounts(unit, codes, quantity, *, xp=None, method: str | None = None):
     out = np.empty(len(codes), dtype=np.int64)
     bad = _loop()(unit, np.ascontiguousarray(codes), quantity, out)
     if bad >= 0:
-        raise AmountOverflowError(f"row {bad}: {unit[codes[bad]]} x {quantity[bad]} is not a positive int64 amount")
+        raise AmountOverflowError(f"row {bad}: {unit[codes[bad]]} x {quantity[bad]} is not a positive int64 amount",
+                                  row=int(bad))
     return out

@@ -34,10 +34,12 @@ _LOW = (1 << 32) - 1
 
 
 def stable_argsort(values, xp):
-    """Indices that sort ``values``, ties kept in row order (CuPy's sort is always stable)."""
-    if xp is np:
-        return np.argsort(values, kind="stable")
-    return xp.argsort(values)
+    """Indices that sort ``values``, ties kept in row order.
+
+    ``kind="stable"`` is stated on every namespace: the running totals depend on rows of one key
+    staying in row order, and CuPy accepts the same argument (its only sort is stable).
+    """
+    return xp.argsort(values, kind="stable")
 
 
 def _sort_dtype(n_keys: int, xp):

@@ -23,8 +23,19 @@ Steps, per batch of pairs:
 
 Every floating-point operation is the CPU one, on the same operands, in the same order (sums run
 token by token, not by pairwise reduction), so on NumPy the scores equal the Numba ones bit for
-bit. On CuPy each step is its own elementwise kernel in IEEE double arithmetic (nothing to fuse
-into a multiply-add), so the same is expected there; the tests check it within 1e-6 on a device.
+bit. On CuPy each step is its own elementwise kernel doing one IEEE double operation (division
+correctly rounded, nothing to contract into a multiply-add), so the scores must be bit for bit
+the same there too: the tests assert exact equality on every namespace. A fused kernel added
+later must compile with :data:`kernels.NO_FMA_OPTIONS`.
+
+Ties. Greedy pairing takes the first maximum in row-major order (``argmax``), as the CPU scan;
+CuPy's ``argmax`` must break ties the same way (not verified on a device yet: the device tests
+include tied similarities, and a tie broken otherwise changes scores).
+
+Cost. A batch of pairs launches one kernel per step: about 200,000 launches and 1,900
+synchronisations per batch of 4M pairs. That is why ``auto`` leaves pair scoring on the CPU
+(:attr:`kernels.backend.Backend.pairs_on_device`) until a device measurement
+(``benchmarks/gpu_check.sh``) shows this form faster than the Numba loop.
 """
 from __future__ import annotations
 

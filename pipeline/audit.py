@@ -26,7 +26,7 @@ from pipeline.enrich import codes_and_values, present
 from pipeline.ingest import Ledger, read_ledgers
 from pipeline.policy import Policy
 from pipeline.reference import CSL_PATH
-from pipeline.screen import ScreenResult, screen_ledger
+from pipeline.screen import ScreenResult, output_folder, screen_ledger, write_screen_outputs
 
 DISCREPANCY_KINDS = {
     "SHIPPED_DENIED": "shipped although the line is denied (party, GP10 or destination/HQ)",
@@ -203,32 +203,35 @@ def read_history(paths: Sequence[str | Path], as_of: dt.date | None = None) -> L
 
 def audit_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | Path | None = None, *,
                   as_of: dt.date | None = None, csl_path: str | Path = CSL_PATH,
-                  progress: Callable[[str], None] | None = None) -> AuditResult:
+                  progress: Callable[[str], None] | None = None, publish: bool = True) -> AuditResult:
     """Replay ledgers under ``policy`` as of a date and list the discrepancies.
 
-    Writes the screening outputs plus ``discrepancies.parquet``, ``discrepancies.csv`` and
-    ``report.html`` to ``out_dir``; ``summary.json`` gains a ``discrepancies`` section.
+    Publishes the screening outputs plus ``discrepancies.parquet``, ``discrepancies.csv`` and
+    ``report.html`` at ``out_dir``, all at once; ``summary.json`` gains a ``discrepancies``
+    section. ``publish=False`` writes straight into ``out_dir`` (a run folder the caller publishes).
     """
-    ledger = read_history(paths, as_of=as_of)
-    screening = screen_ledger(ledger, policy, out_dir, as_of=as_of, csl_path=csl_path, progress=progress)
-    found = discrepancies(screening)
-    status_codes, status_values = codes_and_values(ledger.rows.column("status"))
-    shipped = int(np.count_nonzero(status_codes == status_values.index("shipped"))) if "shipped" in status_values else 0
-    counts = found.attrs["counts"]
-    summary = {**screening.summary, "discrepancies": {
-        "shipped_rows": shipped, "rows_with_discrepancies": len(found),
-        "by_kind": {k: v for k, v in counts.items() if v},
-        "by_destination": {k: int(v) for k, v in found["destination_country"].value_counts().items()},
-        "kinds": DISCREPANCY_KINDS,
-    }}
-    if out_dir is not None:
-        from pipeline.report import write_report
-        from pipeline.report_content import audit_report
+    with output_folder(out_dir, publish, keep=paths) as out:
+        ledger = read_history(paths, as_of=as_of)
+        screening = screen_ledger(ledger, policy, None, as_of=as_of, csl_path=csl_path, progress=progress)
+        found = discrepancies(screening)
+        status_codes, status_values = codes_and_values(ledger.rows.column("status"))
+        shipped = (int(np.count_nonzero(status_codes == status_values.index("shipped")))
+                   if "shipped" in status_values else 0)
+        counts = found.attrs["counts"]
+        summary = {**screening.summary, "discrepancies": {
+            "shipped_rows": shipped, "rows_with_discrepancies": len(found),
+            "by_kind": {k: v for k, v in counts.items() if v},
+            "by_destination": {k: int(v) for k, v in found["destination_country"].value_counts().items()},
+            "kinds": DISCREPANCY_KINDS,
+        }}
+        if out is not None:
+            from pipeline.report import write_report
+            from pipeline.report_content import audit_report
 
-        out = Path(out_dir)
-        summary["discrepancies"]["exports"] = _export(found, out, "discrepancies")
-        _write_json(summary, out / "summary.json")
-        write_report(audit_report(screening, found, summary), out / "report.html")
+            write_screen_outputs(screening, out, report=False)
+            summary["discrepancies"]["exports"] = _export(found, out, "discrepancies")
+            _write_json(summary, out / "summary.json")
+            write_report(audit_report(screening, found, summary), out / "report.html")
     return AuditResult(screening=screening, discrepancies=found, summary=summary)
 
 
@@ -269,33 +272,54 @@ def _nonzero(matrix: pd.DataFrame) -> dict:
     return {f: {t: int(n) for t, n in row.items() if n} for f, row in matrix.iterrows() if row.sum()}
 
 
+DIFF_FOLDERS = ("a", "b")
+"""Subfolders of a diff's output holding each rule set's screening (never named after a rule-set id)."""
+
+
 def diff_ledgers(paths: Sequence[str | Path], first: Policy, second: Policy, out_dir: str | Path | None = None, *,
                  as_of: dt.date | None = None, csl_path: str | Path = CSL_PATH,
-                 progress: Callable[[str], None] | None = None) -> DiffResult:
+                 progress: Callable[[str], None] | None = None, publish: bool = True) -> DiffResult:
     """Screen the same rows under two rule sets and report the transitions.
 
-    Writes each screening to ``out_dir/<policy id>/``, and ``transitions.json``,
-    ``changes.parquet``, ``changes.csv``, ``summary.json`` and ``report.html`` to ``out_dir``.
+    Publishes, all at once at ``out_dir``, each screening in ``a/`` (first rule set) and ``b/``
+    (second), and ``changes.parquet``, ``changes.csv``, ``summary.json`` (with the transitions) and
+    ``report.html``. ``publish=False`` writes straight into ``out_dir``.
     """
     if first.id == second.id and first.overrides == second.overrides:
         raise ValueError("diff needs two different rule sets (or the same one with different --set overrides)")
-    ledger = read_history(paths, as_of=as_of)
-    out = Path(out_dir) if out_dir is not None else None
-    labels = [first.id, second.id] if first.id != second.id else [f"{first.id}-a", f"{second.id}-b"]
-    runs = [screen_ledger(ledger, policy, out / label if out else None, as_of=as_of, csl_path=csl_path,
-                          progress=progress) for policy, label in zip((first, second), labels)]
+    with output_folder(out_dir, publish, keep=paths) as out:
+        ledger = read_history(paths, as_of=as_of)
+        labels = [first.id, second.id] if first.id != second.id else [f"{first.id}-a", f"{second.id}-b"]
+        runs = [screen_ledger(ledger, policy, None, as_of=as_of, csl_path=csl_path, progress=progress)
+                for policy in (first, second)]
+        result = _diff(ledger, runs, labels)
+        if out is not None:
+            from pipeline.report import write_report
+            from pipeline.report_content import diff_report
+
+            for run, folder in zip(runs, DIFF_FOLDERS):
+                write_screen_outputs(run, out / folder)
+            result.summary["exports"] = _export(result.changes, out, "changes")
+            _write_json(result.summary, out / "summary.json")
+            write_report(diff_report(runs, labels, result.transitions, result.changes, result.summary),
+                         out / "report.html")
+    return result
+
+
+def _diff(ledger: Ledger, runs: list[ScreenResult], labels: list[str]) -> DiffResult:
+    """Transitions and changed rows between two screenings of ``ledger``."""
     a, b = (run.decisions for run in runs)
     first_codes, second_codes = (run.outcome.decision for run in runs)
     overall = transition_matrix(first_codes, second_codes)
     dest_codes, dest_values = codes_and_values(ledger.rows.column("destination_country"))
     per_destination = {}
-    for code in np.argsort(-np.bincount(dest_codes, minlength=len(dest_values))):
+    for code in np.argsort(-np.bincount(dest_codes, minlength=len(dest_values)), kind="stable"):
         rows_of = dest_codes == code
         if rows_of.any():
             per_destination[dest_values[code]] = transition_matrix(first_codes[rows_of], second_codes[rows_of])
     changed = np.flatnonzero((first_codes != second_codes)
                              | (runs[0].outcome.authorization != runs[1].outcome.authorization))
-    taken = pa.array(changed)
+    taken = pa.array(changed, pa.int64())
 
     def text(table: pa.Table, column: str) -> np.ndarray:
         return table.column(column).take(taken).to_pandas().astype(object).to_numpy()
@@ -310,6 +334,7 @@ def diff_ledgers(paths: Sequence[str | Path], first: Policy, second: Policy, out
     })
     summary = {
         "policies": labels,
+        "folders": dict(zip(labels, DIFF_FOLDERS)),
         "rows": runs[0].summary["rows"],
         "changed_rows": len(changed),
         "transitions": _nonzero(overall),
@@ -318,12 +343,4 @@ def diff_ledgers(paths: Sequence[str | Path], first: Policy, second: Policy, out
         "screenings": {label: {k: run.summary[k] for k in ("policy", "reference", "inputs", "decisions")}
                        for label, run in zip(labels, runs)},
     }
-    if out is not None:
-        from pipeline.report import write_report
-        from pipeline.report_content import diff_report
-
-        out.mkdir(parents=True, exist_ok=True)
-        summary["exports"] = _export(changes, out, "changes")
-        _write_json(summary, out / "summary.json")
-        write_report(diff_report(runs, labels, overall, changes, summary), out / "report.html")
     return DiffResult(first=runs[0], second=runs[1], transitions=overall, changes=changes, summary=summary)

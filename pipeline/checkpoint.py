@@ -34,7 +34,7 @@ from pipeline import __version__
 from pipeline.carry import Carry
 from pipeline.lake import Lake, Partition
 from pipeline.policy import Policy
-from pipeline.publish import run_folder
+from pipeline.publish import discard, new_run, publish
 from pipeline.reference import CATALOG_PATH, COUNTRIES_PATH
 from pipeline.screen import file_digest
 from pipeline.tally import Tally
@@ -112,6 +112,9 @@ class Checkpoint:
         Sorted content keys of the last partition's rows.
     names : pandas.DataFrame or None
         Party results of the consignee names screened so far (a later night screens only new names).
+    published : dict or None
+        Where the run that wrote the checkpoint was published: ``out`` (the destination) and
+        ``run`` (its run folder's name); None when it was not.
     """
 
     parts: list[CheckpointPart]
@@ -120,6 +123,7 @@ class Checkpoint:
     position: tuple[dt.date, str] | None
     tail_keys: np.ndarray
     names: pd.DataFrame | None = None
+    published: dict | None = None
 
     @property
     def partitions(self) -> list[dict]:
@@ -153,37 +157,58 @@ class Checkpoint:
         position = meta["position"]
         names = pd.read_parquet(folder / "names.parquet") if (folder / "names.parquet").is_file() else None
         return cls(parts, end, total, (dt.date.fromisoformat(position[0]), position[1]) if position else None,
-                   tail, names)
+                   tail, names, meta.get("published"))
 
     def save(self, folder: Path, print_: dict, generation: int) -> None:
         """Write the checkpoint into ``folder``, replacing the one there in one step.
 
         Parts read from an earlier checkpoint are hard-linked, not rewritten.
         """
-        with run_folder(folder) as run:
-            (run / "parts").mkdir()
-            entries = []
-            for part in self.parts:
-                if part.stored is not None:  # unchanged since an earlier checkpoint
-                    stem = part.stored.name
-                    for suffix in (".carry.parquet", ".tally.json"):
-                        _link_or_copy(part.stored.with_suffix(suffix), run / "parts" / (stem + suffix))
-                else:
-                    tally = json.dumps(part.tally.to_dict(), separators=(",", ":"))
-                    stem = f"{part.key}-{hashlib.sha256((part.sha256 + tally).encode()).hexdigest()[:12]}"
-                    part.contribution.write(run / "parts" / f"{stem}.carry.parquet")
-                    (run / "parts" / f"{stem}.tally.json").write_text(tally + "\n")
-                entries.append({"key": part.key, "sha256": part.sha256, "rows": part.rows, "stem": stem})
-            self.end.write(run / "end.parquet")
-            (run / "total.json").write_text(json.dumps(self.total.to_dict(), separators=(",", ":")) + "\n")
-            pq.write_table(pa.table({"key": pa.array(self.tail_keys, pa.uint64())}), run / "tail.parquet")
-            if self.names is not None:
-                self.names.to_parquet(run / "names.parquet", index=False)
-            (run / "checkpoint.json").write_text(json.dumps({
-                "fingerprint": print_, "lake_generation": generation, "partitions": entries,
-                "position": [self.position[0].isoformat(), self.position[1]] if self.position else None,
-                "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            }, indent=1) + "\n")
+        publish(self.stage(folder, print_, generation), folder, replace_folder=True)
+
+    def stage(self, folder: Path, print_: dict, generation: int) -> Path:
+        """Write the checkpoint into a fresh run folder of ``folder``, not yet in use.
+
+        Returns
+        -------
+        Path
+            The run folder: :func:`pipeline.publish.publish` it to ``folder`` (with
+            ``replace_folder=True``) once the run's results are published, or discard it.
+        """
+        run = new_run(folder, replace_folder=True)
+        try:
+            self._write(run, print_, generation)
+        except BaseException:
+            discard(run)
+            raise
+        return run
+
+    def _write(self, run: Path, print_: dict, generation: int) -> None:
+        """Write the checkpoint's files into ``run``."""
+        (run / "parts").mkdir()
+        entries = []
+        for part in self.parts:
+            if part.stored is not None:  # unchanged since an earlier checkpoint
+                stem = part.stored.name
+                for suffix in (".carry.parquet", ".tally.json"):
+                    _link_or_copy(part.stored.with_suffix(suffix), run / "parts" / (stem + suffix))
+            else:
+                tally = json.dumps(part.tally.to_dict(), separators=(",", ":"))
+                stem = f"{part.key}-{hashlib.sha256((part.sha256 + tally).encode()).hexdigest()[:12]}"
+                part.contribution.write(run / "parts" / f"{stem}.carry.parquet")
+                (run / "parts" / f"{stem}.tally.json").write_text(tally + "\n")
+            entries.append({"key": part.key, "sha256": part.sha256, "rows": part.rows, "stem": stem})
+        self.end.write(run / "end.parquet")
+        (run / "total.json").write_text(json.dumps(self.total.to_dict(), separators=(",", ":")) + "\n")
+        pq.write_table(pa.table({"key": pa.array(self.tail_keys, pa.uint64())}), run / "tail.parquet")
+        if self.names is not None:
+            self.names.to_parquet(run / "names.parquet", index=False)
+        (run / "checkpoint.json").write_text(json.dumps({
+            "fingerprint": print_, "lake_generation": generation, "partitions": entries,
+            "position": [self.position[0].isoformat(), self.position[1]] if self.position else None,
+            "published": self.published,
+            "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }, indent=1) + "\n")
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

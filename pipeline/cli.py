@@ -15,6 +15,7 @@ from rich.table import Table
 
 from kernels.backend import BACKENDS
 from pipeline.ingest import LedgerReadError
+from pipeline.parties import ScreeningListError
 from pipeline.policy import PolicyError, list_policies, load_policy
 from pipeline.reference import CSL_PATH
 
@@ -28,6 +29,16 @@ out_console = Console(width=None if sys.stdout.isatty() else 120)  # logs and pi
 def _fail(message: str, code: int = 1) -> None:
     console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
+
+
+def _check_scheduler(scheduler: str) -> None:
+    """``error:`` unless ``--scheduler`` is ``local``, ``none`` or a Dask address."""
+    from pipeline.lake_screen import check_scheduler
+
+    try:
+        check_scheduler(scheduler)
+    except ValueError as error:
+        _fail(str(error))
 
 
 def _parse_date(value: Optional[str], option: str) -> Optional[dt.date]:
@@ -57,15 +68,11 @@ def _run_screen(ledgers, policy, out, as_of, csl, quiet, backend="numpy"):
 
 
 def _run_lake_screen(lake, policy, out, as_of, csl, quiet, scheduler, workers, full, backend) -> dict:
-    from pipeline.lake import LakeError
     from pipeline.lake_screen import screen_lake
 
-    with _stages(quiet) as progress:
-        try:
-            return screen_lake(lake, policy, out, scheduler=scheduler, workers=workers, as_of=as_of,
-                               incremental=not full, csl_path=csl, backend=backend, progress=progress).summary
-        except LakeError as error:
-            _fail(str(error))
+    with _stages(quiet) as progress:  # a LakeError is a RuntimeError: the command reports it
+        return screen_lake(lake, policy, out, scheduler=scheduler, workers=workers, as_of=as_of,
+                           incremental=not full, csl_path=csl, backend=backend, progress=progress).summary
 
 
 @app.command()
@@ -82,13 +89,16 @@ def screen(
     set_: list[str] = typer.Option([], "--set", help="Override a policy parameter: KEY=VALUE (repeatable)."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Screen only rows dated up to this day (YYYY-MM-DD)."),
     csl: Path = typer.Option(CSL_PATH, "--csl", help="Consolidated Screening List CSV."),
+    allow_short_list: bool = typer.Option(False, "--allow-short-list", help="Use a screening list that is empty or "
+                                          "much shorter than the packaged one (refused otherwise: a truncated file?)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display or summary table."),
     reviews: Optional[Path] = typer.Option(None, "--reviews", help="Analysts' reviewed party decisions (CSV)."),
     backend: str = typer.Option("auto", "--backend", help="Where the running totals and fuzzy party scores run: "
-                                "`auto` (a CUDA GPU when one works, else the CPU), `numpy` or `cupy`. Decisions "
-                                "are the same."),
+                                "`auto` (running totals on a working CUDA GPU, party scores on the CPU; else all on "
+                                "the CPU), `numpy`, or `cupy` (both on the GPU). Decisions are the same."),
 ) -> None:
     """Screen ledgers under one rule set; write decisions, quarantine and summary."""
+    set_ = [*set_, *_check_screening_list(csl, allow_short_list)]
     as_of_date = _parse_date(as_of, "--as-of")
     if backend not in BACKENDS:
         _fail(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
@@ -102,13 +112,16 @@ def screen(
         set_ = [*set_, f"parties.reviews_file={json.dumps(str(reviews))}"]
     if bool(ledgers) == (lake is not None):
         _fail("give ledger files or --lake DIR (one of them)")
+    if lake is not None:
+        _check_scheduler(scheduler)
+        _library_logs(verbose=False)  # Dask's INFO logs would flood the console
     try:
         rules = load_policy(policy, set_)
         if lake is not None:
             summary = _run_lake_screen(lake, rules, out, as_of_date, csl, quiet, scheduler, workers, full, backend)
         else:
             summary = _run_screen(ledgers, rules, out, as_of_date, csl, quiet, backend).summary
-    except (PolicyError, LedgerReadError, OverflowError, RuntimeError) as error:
+    except (PolicyError, LedgerReadError, OverflowError, RuntimeError, ScreeningListError) as error:
         _fail(str(error))
     if not quiet:
         print_summary(summary)
@@ -131,9 +144,12 @@ def audit(
     set_: list[str] = typer.Option([], "--set", help="Override a policy parameter: KEY=VALUE (repeatable)."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Replay rows dated up to this day (YYYY-MM-DD)."),
     csl: Path = typer.Option(CSL_PATH, "--csl", help="Consolidated Screening List CSV."),
+    allow_short_list: bool = typer.Option(False, "--allow-short-list", help="Use a screening list that is empty or "
+                                          "much shorter than the packaged one (refused otherwise: a truncated file?)."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Recompute a history under a rule set and list what should not have shipped."""
+    set_ = [*set_, *_check_screening_list(csl, allow_short_list)]
     from pipeline.audit import audit_ledgers
 
     as_of_date = _parse_date(as_of, "--as-of")
@@ -141,7 +157,7 @@ def audit(
         rules = load_policy(policy, set_)
         with _stages(quiet) as progress:
             result = audit_ledgers(ledgers, rules, out, as_of=as_of_date, csl_path=csl, progress=progress)
-    except (PolicyError, LedgerReadError, OverflowError, RuntimeError) as error:
+    except (PolicyError, LedgerReadError, OverflowError, RuntimeError, ScreeningListError) as error:
         _fail(str(error))
     found = result.summary["discrepancies"]
     if not quiet:
@@ -164,16 +180,19 @@ def diff(
     set_: list[str] = typer.Option([], "--set", help="Override for the second rule set: KEY=VALUE (repeatable)."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Compare rows dated up to this day (YYYY-MM-DD)."),
     csl: Path = typer.Option(CSL_PATH, "--csl", help="Consolidated Screening List CSV."),
+    allow_short_list: bool = typer.Option(False, "--allow-short-list", help="Use a screening list that is empty or "
+                                          "much shorter than the packaged one (refused otherwise: a truncated file?)."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Screen the same rows under two rule sets and report how decisions move."""
+    short_list = _check_screening_list(csl, allow_short_list)  # for both rule sets
     from pipeline.audit import diff_ledgers
 
     if len(policy) != 2:
         raise typer.BadParameter("give exactly two rule sets: --policy A --policy B", param_hint="--policy")
     as_of_date = _parse_date(as_of, "--as-of")
     try:
-        first, second = load_policy(policy[0]), load_policy(policy[1], set_)
+        first, second = load_policy(policy[0], short_list), load_policy(policy[1], [*set_, *short_list])
         with _stages(quiet) as progress:
             result = diff_ledgers(ledgers, first, second, out, as_of=as_of_date, csl_path=csl, progress=progress)
     except (PolicyError, LedgerReadError, OverflowError, ValueError, RuntimeError) as error:
@@ -221,15 +240,20 @@ def _flatten(params: dict, prefix: str = ""):
             yield name, ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def _generate(path: Path, rows: int, seed: int, bad_rows: int, chunk_rows: int, listed: bool, quiet: bool) -> dict:
-    from pipeline.generate import generate_ledger
+def _generate(path: Path, rows: int, seed: int, bad_rows: int, chunk_rows: int, listed: bool, quiet: bool,
+              after: Optional[Path] = None) -> dict:
+    from pipeline.generate import generate_ledger, generate_next
 
-    names = listed_party_names() if listed else ()
+    names = listed_party_names() if listed and after is None else ()
     with Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, disable=quiet, transient=True) as bar:
         task = bar.add_task("rows", total=rows + bad_rows)
+        progress = lambda done: bar.update(task, completed=done)  # noqa: E731
+        if after is not None:
+            return generate_next(path, after, rows, seed=seed, bad_rows=bad_rows, chunk_rows=chunk_rows,
+                                 progress=progress)
         return generate_ledger(path, rows, seed=seed, bad_rows=bad_rows, chunk_rows=chunk_rows,
-                               listed_names=names, progress=lambda done: bar.update(task, completed=done))
+                               listed_names=names, progress=progress)
 
 
 def listed_party_names(count: int = 60, lists: tuple[str, ...] = ("EL", "UVL", "MEU", "SSI")) -> list[str]:
@@ -255,10 +279,25 @@ def generate(
     bad_rows: int = typer.Option(0, "--bad-rows", min=0, help="Malformed rows to mix in."),
     chunk_rows: int = typer.Option(1_000_000, "--chunk-rows", min=1000, help="Rows per written chunk."),
     listed: bool = typer.Option(True, "--listed/--no-listed", help="Use some real CSL names as consignees."),
+    after: Optional[Path] = typer.Option(
+        None, "--after", help="Continue this ledger (.parquet, .csv or .jsonl): the next night, dated after its "
+                              "last row, new ids, its consignees (--listed does not apply)."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Write a synthetic shipment ledger (deterministic by seed)."""
-    stats = _generate(out, rows, seed, bad_rows, chunk_rows, listed, quiet)
+    if seed < 0:
+        _fail("--seed must be non-negative")
+    try:
+        stats = _generate(out, rows, seed, bad_rows, chunk_rows, listed, quiet, after)
+    except (LedgerReadError, ValueError) as error:
+        _fail(str(error))
+    except OSError as error:
+        _fail(f"cannot write {out}: {error}")
+    if after is not None:
+        console.print(f"wrote {stats['rows']:,} rows to {out}: {stats['first_date']}..{stats['last_date']} "
+                      f"({stats['shipped']:,} shipped, {stats['pending']:,} pending), ids from {stats['first_id']}, "
+                      f"after {after}'s last date {stats['after_last_date']}")
+        return
     console.print(f"wrote {stats.get('rows', rows):,} rows to {out}")
 
 
@@ -275,7 +314,10 @@ def demo(
     console.print(f"sample ledger: {ledger}")
     for rules in list_policies():
         console.rule(f"[bold]{rules.id}")
-        result = _run_screen([ledger], rules, out / rules.id, None, CSL_PATH, False)
+        try:
+            result = _run_screen([ledger], rules, out / rules.id, None, CSL_PATH, False)
+        except (LedgerReadError, RuntimeError) as error:  # e.g. a folder left by an older version
+            _fail(str(error))
         print_summary(result.summary)
         console.print(f"outputs: {out / rules.id}")
 
@@ -355,6 +397,48 @@ PREFECT_QUIET = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false
                  "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
 """Prefect settings for an offline, embedded run (each is kept when already set)."""
 
+LIBRARY_LOGGERS = ("prefect", "distributed", "dask", "httpx", "httpcore", "uvicorn", "fastapi", "asyncio",
+                   "tornado", "bokeh", "fsspec", "sqlalchemy", "aiosqlite", "alembic", "docket", "urllib3")
+"""Third-party loggers ``nightly`` keeps at WARNING unless ``--verbose``."""
+RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+"""Prefect's flow- and task-run loggers: their tracebacks are left out unless ``--verbose``."""
+_saved_levels: dict[str, int] = {}
+
+
+class _NoTraceback:
+    """A logging filter that drops a record's traceback (the message says what failed)."""
+
+    @staticmethod
+    def filter(record) -> bool:
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
+def _library_logs(verbose: bool) -> None:
+    """Keep third-party logs at WARNING without tracebacks; ``verbose`` restores their own levels.
+
+    Call it after importing Prefect and Dask: both set their loggers' levels on import.
+    """
+    import logging
+
+    try:
+        import distributed  # noqa: F401 - sets the distributed loggers to INFO on import
+    except ImportError:  # pragma: no cover - part of the install
+        pass
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if verbose:
+            if name in _saved_levels:
+                logger.setLevel(_saved_levels.pop(name))
+        else:
+            _saved_levels.setdefault(name, logger.level)
+            logger.setLevel(logging.WARNING)
+    for name in RUN_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.removeFilter(_NoTraceback)
+        if not verbose:
+            logger.addFilter(_NoTraceback)
+
 
 @app.command()
 def nightly(
@@ -364,18 +448,30 @@ def nightly(
     policy: str = typer.Option("post-rescission-2025", "--policy", "-p", help="Rule-set id."),
     set_: list[str] = typer.Option([], "--set", help="Override a policy parameter: KEY=VALUE (repeatable)."),
     csl_source: Optional[Path] = typer.Option(None, "--csl-source", help="A newly downloaded screening list to use."),
+    allow_short_list: bool = typer.Option(False, "--allow-short-list", help="Use a screening list that is empty or "
+                                          "much shorter than the packaged one (refused otherwise: a truncated file?)."),
     inbox: Optional[Path] = typer.Option(None, "--inbox", help="Also ingest every ledger file in this folder."),
     scheduler: str = typer.Option("local", "--scheduler", help="`local` (Dask LocalCluster), `none` or an address."),
     workers: Optional[int] = typer.Option(None, "--workers", help="LocalCluster worker processes."),
     backend: str = typer.Option("auto", "--backend", help="`auto` (a working GPU, else the CPU), `numpy` or `cupy`."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's and Dask's INFO logs and tracebacks."),
 ) -> None:
     """Run the nightly Prefect flow once, embedded (no server): ingest, refresh, screen, publish."""
+    set_ = [*set_, *_check_screening_list(csl_source or CSL_PATH, allow_short_list)]
     import os
 
     for key, value in PREFECT_QUIET.items():
         os.environ.setdefault(key, value)
+    _check_scheduler(scheduler)
+    from pipeline.publish import PublishError, check_destination
+
+    try:  # before Prefect starts: a refused --out is a quick error
+        check_destination(out, [lake])
+    except PublishError as error:
+        _fail(str(error))
     from flows.nightly import nightly_screen
 
+    _library_logs(verbose)
     try:
         load_policy(policy, set_)
         summary = nightly_screen([str(p) for p in ledgers or []], str(lake), str(out), policy=policy,
@@ -390,6 +486,28 @@ def nightly(
                   f"held for review → {out}")
 
 
+ALLOW_SHORT_LIST = "parties.allow_short_list=true"
+"""The override ``--allow-short-list`` adds (recorded in ``summary.json`` with the others)."""
+
+
+def _check_screening_list(csl: Path, allow_short_list: bool) -> list[str]:
+    """Load the screening list a run will use and check it (``error:`` when it cannot be used).
+
+    Returns
+    -------
+    list of str
+        The overrides that pass ``--allow-short-list`` on to the rule set: ``[ALLOW_SHORT_LIST]``
+        or none. The run checks the list again with them (``PartyScreen.screen_policy``).
+    """
+    from pipeline.parties import PartyScreen, ScreeningListError, check_list_size
+
+    try:
+        check_list_size(PartyScreen.from_path(csl).entries, allow_short_list)
+    except ScreeningListError as error:
+        _fail(str(error))
+    return [ALLOW_SHORT_LIST] if allow_short_list else []
+
+
 # --- restricted-party matching (issue 4) -------------------------------------------------------------
 @app.command("match-names")
 def match_names(
@@ -399,8 +517,8 @@ def match_names(
     block: Optional[float] = typer.Option(None, "--block", min=0.0, max=1.0, help="Block threshold (default: the policy's)."),
     review: Optional[float] = typer.Option(None, "--review", min=0.0, max=1.0, help="Review threshold (default: the policy's)."),
     csl: Path = typer.Option(CSL_PATH, "--csl", help="Consolidated Screening List CSV (token weights)."),
-    backend: str = typer.Option("auto", "--backend", help="Where the pairs are scored: `auto` (a CUDA GPU when "
-                                "one works, else the CPU), `numpy` or `cupy`. Scores are the same."),
+    backend: str = typer.Option("auto", "--backend", help="Where the pairs are scored: `auto` and `numpy` (the "
+                                "CPU), or `cupy` (a CUDA GPU). Scores are the same."),
 ) -> None:
     """Score name pairs: write each with `score` in [0, 1] and `outcome` (block, review or clear)."""
     import numpy as np
@@ -408,6 +526,7 @@ def match_names(
 
     from kernels.backend import BackendUnavailableError, select_backend
     from pipeline.parties import PartyScreen, ScreeningListError
+    from pipeline.report import write_csv
 
     if backend not in BACKENDS:
         _fail(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
@@ -437,7 +556,10 @@ def match_names(
         _fail(str(error))
     frame["score"] = np.round(scores, 6)
     frame["outcome"] = np.where(scores >= block_score, "block", np.where(scores >= review_score, "review", "clear"))
-    frame.to_csv(out, index=False)
+    try:
+        write_csv(frame, out)  # formulas neutralised, as in the reports' CSV exports
+    except OSError as error:
+        _fail(f"cannot write {out}: {error.strerror or error}")
     counts = frame["outcome"].value_counts()
     console.print(f"{len(frame):,} pairs → {out}: " + ", ".join(f"{counts.get(k, 0):,} {k}" for k in ("block", "review", "clear")))
 
@@ -460,12 +582,15 @@ def review_party(
     several lists): the decision covers every entry whose listed name normalizes the same, each
     recorded with its own fingerprint, unless --only-this-entry.
     """
-    from pipeline.parties import PartyScreen
+    from pipeline.parties import PartyScreen, ScreeningListError
     from pipeline.review import DECISIONS, Review, append_review
 
     if decision not in DECISIONS:
         _fail(f"--decision must be one of {DECISIONS}")
-    screen = PartyScreen.from_path(csl)
+    try:
+        screen = PartyScreen.from_path(csl)
+    except ScreeningListError as error:
+        _fail(str(error))
     fingerprints = screen.fingerprints()
     if entry_id not in fingerprints:
         _fail(f"no entry {entry_id!r} in {csl}")
@@ -483,6 +608,31 @@ def review_party(
     console.print(f"{decision} {party!r} / {entry_id}" + (f" and {len(chosen) - 1} other entries listed under the "
                                                           "same name" if len(chosen) > 1 else "")
                   + f" recorded in {reviews}")
+
+
+lake_app = typer.Typer(help="Look after a ledger lake (see `chipscreen ingest`).", no_args_is_help=True)
+app.add_typer(lake_app, name="lake")
+
+
+@lake_app.command("verify")
+def lake_verify(lake: Path = typer.Argument(..., help="Lake folder.")) -> None:
+    """Check every partition, index and quarantine file of a lake against its manifest (SHA-256)."""
+    from pipeline.lake import LakeError
+    from pipeline.lake_verify import verify
+
+    try:
+        result = verify(lake)
+    except LakeError as error:
+        _fail(str(error))
+    total = len(result.verified) + len(result.bad)
+    if result.bad:
+        for path, problem in result.bad:
+            out_console.print(f"{path}: {problem}", markup=False, highlight=False)
+        _fail(f"{len(result.bad)} of {total} files of {lake} (generation {result.generation}) do not match "
+              "the manifest; restore them from a backup, or ingest the source ledgers into a new lake")
+    note = f" ({len(result.unchecked)} id indexes without a recorded SHA-256: row counts checked)" \
+        if result.unchecked else ""
+    out_console.print(f"{total} files verified (lake generation {result.generation}){note}", highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -474,7 +474,7 @@ def decide(features: Features, policy: Policy, carry: Carry | None = None, *,
     rows_of = {name: (None if parts[0] is None else parts[0] if len(parts) == 1 else np.concatenate(parts))
                for name, parts in pieces.items()}
     texts = list(labels)  # in the order first met
-    order = np.argsort(np.array(texts, dtype=object)) if texts else np.zeros(0, np.int64)
+    order = np.argsort(np.array(texts, dtype=object), kind="stable") if texts else np.zeros(0, np.int64)
     canonical = np.empty(len(order), dtype=np.int32)
     canonical[order] = np.arange(len(order), dtype=np.int32)
     lpp_totals, allocation_totals = backend.to_host(lpp_totals), backend.to_host(allocation_totals)

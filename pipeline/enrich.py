@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kernels.amounts import row_amounts
+from kernels.amounts import AmountOverflowError, row_amounts
 from pipeline.policy import Policy
 from pipeline.reference import load_catalog, load_countries
 
@@ -176,7 +176,14 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame | Calla
 
     destination = countries.gather(dest_codes, dest_values, aliases)
     headquarters = countries.gather(hq_codes, hq_values, aliases)
-    tpp = row_amounts(sku_tpp, sku_codes, quantity)
+    try:
+        tpp = row_amounts(sku_tpp, sku_codes, quantity)
+    except AmountOverflowError as error:
+        if error.row is None or "shipment_id" not in rows.column_names:
+            raise
+        shipment = rows.column("shipment_id")[error.row].as_py()
+        raise AmountOverflowError(f"shipment_id {shipment!r}: unit TPP {int(sku_tpp[sku_codes[error.row]])} x "
+                                  f"quantity {int(quantity[error.row])} exceeds int64", row=error.row) from None
     has_license, has_veu = present(rows.column("license_id")), present(rows.column("veu_id"))
     id_codes, id_values = codes_and_values(rows.column("consignee_id"))
 

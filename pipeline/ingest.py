@@ -4,13 +4,20 @@ Bad rows never vanish and never stop the run: each is written to the quarantine 
 Counts reconcile: rows read = accepted + quarantined (+ rows after ``--as-of``, when given).
 A file that cannot be read at all raises :class:`LedgerReadError` naming the file.
 
-Accepted rows come back in screening order, ``(ship_date, shipment_id)``.
+Accepted rows come back in screening order, ``(ship_date, shipment_id)``. The same row gives the
+same result in CSV, Parquet and JSON Lines: JSON text columns are read as strings, JSON numbers as
+CSV would see their text, and repeated ids are compared by validated, normalized values.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gzip
 import hashlib
+import io
 import json
+import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -43,17 +50,32 @@ SCREENING_COLUMNS = REQUIRED_COLUMNS + ("consignee_id", "consignee_hq_country", 
 STATUSES = ("shipped", "pending")
 RECORDED_AUTHORIZATIONS = ("NLR", "AIA", "LPP", "VEU", "LICENSE")
 INT64_MAX = np.iinfo(np.int64).max
+DATE_MIN = dt.date(1900, 1, 1)
+DATE_MAX = dt.date(2199, 12, 31)
+"""Range of accepted ``ship_date`` values; dates outside it are quarantined."""
+FLOAT_EXACT = 2.0 ** 53
+"""An integral quantity written with a fraction or exponent (``2.0``, ``2e3``) is accepted below this."""
+_EPOCH = dt.date(1970, 1, 1)
+_DAY_MIN, _DAY_MAX = (DATE_MIN - _EPOCH).days, (DATE_MAX - _EPOCH).days
+_DATE_TEXT = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ](?:[01][0-9]|2[0-3]):[0-5][0-9]"
+              r"(?::(?:[0-5][0-9]|60)(?:\.[0-9]{1,9})?)?(?:Z|[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9])?)?$")
+"""``YYYY-MM-DD``, optionally followed by a time and an offset (the date is taken as written)."""
+_DECIMAL_TEXT = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
 
 REASON_MISSING = "missing required field: {}"
 REASON_DATE = "unparseable date"
+REASON_DATE_RANGE = f"ship_date outside {DATE_MIN}..{DATE_MAX}"
 REASON_STATUS = "invalid status (expected shipped or pending)"
 REASON_COUNTRY = "unknown country code: {}"
 REASON_QUANTITY = "quantity not a positive integer"
 REASON_SKU = "unknown SKU"
+REASON_TPP_OVERFLOW = "quantity × unit TPP exceeds int64"
 REASON_RECORDED = "unknown recorded_authorization (expected NLR, AIA, LPP, VEU or LICENSE)"
 REASON_CONFLICT = "duplicate shipment_id with different content"
 REASON_EXACT_DUPLICATE = "exact duplicate of an earlier row (counted once)"
 REASON_MALFORMED = "malformed CSV line"
+REASON_JSON_LINE = "malformed JSON line"
+"""Prefix of the reason of a JSON Lines line that is not a flat JSON object (the detail follows)."""
 
 
 _REASON_TEXTS: list[str] = [""]
@@ -84,7 +106,8 @@ class Ledger:
         ``quantity`` int64, categorical columns are dictionary-encoded and normalized
         (country codes upper case, status lower case, surrounding blanks removed).
     quarantine : pyarrow.Table
-        Rejected rows as read (all columns as text), plus ``reason``, ``source_file``, ``source_row``.
+        Rejected rows as read (all columns as text), plus ``raw_line``, ``reason``, ``source_file``,
+        ``source_row`` (row number in the file; for a malformed line, its line number).
     counts : dict
         ``rows_read``, ``accepted``, ``quarantined``, ``excluded_after_as_of``, ``by_reason``.
     files : list of dict
@@ -119,17 +142,48 @@ def ledger_format(path: Path) -> str:
 
 def _read_parquet(path: Path) -> tuple[pa.Table, list[str]]:
     schema = pq.read_schema(path)
+    check_parquet_schema(path, schema)
     present = [c for c in SCREENING_COLUMNS if c in schema.names]
     dictionary = [c for c in present if c in CATEGORICAL_COLUMNS and pa.types.is_string(schema.field(c).type)]
     unread = [c for c in LEDGER_COLUMNS if c in schema.names and c not in SCREENING_COLUMNS]
-    return pq.read_table(path, columns=present, read_dictionary=dictionary), unread
+    table = pq.read_table(path, columns=present, read_dictionary=dictionary)
+    table.validate(full=True)  # damaged pages can decode into bad UTF-8 or dictionary codes
+    return table, unread
+
+
+def check_columns(path: Path, names: Sequence[str]) -> None:
+    """Raise :class:`LedgerReadError` for a ledger column given twice or a required column absent."""
+    repeated = sorted({c for c in names if c in LEDGER_COLUMNS and list(names).count(c) > 1})
+    if repeated:
+        raise LedgerReadError(f"{path}: duplicate column(s): {', '.join(repeated)}")
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if missing:
+        raise LedgerReadError(f"{path}: missing required column(s): {', '.join(missing)}")
+
+
+def _scalar_type(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
+            or pa.types.is_floating(kind) or pa.types.is_decimal(kind) or pa.types.is_boolean(kind)
+            or pa.types.is_null(kind) or pa.types.is_date(kind) or pa.types.is_timestamp(kind))
+
+
+def check_parquet_schema(path: Path, schema: pa.Schema) -> None:
+    """Raise :class:`LedgerReadError` for duplicate, missing or non-scalar ledger columns of a Parquet file."""
+    check_columns(path, schema.names)
+    for name in LEDGER_COLUMNS:
+        if name in schema.names and not _scalar_type(schema.field(name).type):
+            raise LedgerReadError(f"{path}: column {name} has type {schema.field(name).type}; "
+                                  "expected text, a number or a date")
 
 
 def csv_options(malformed: list) -> dict:
     """Arrow CSV options for ledgers: every ledger column as text, blank as null, malformed lines
-    skipped and recorded in ``malformed`` as ``(line number, text)``."""
+    skipped and recorded in ``malformed`` as ``(line number or None, text, reason)``."""
     def invalid_row(row):
-        malformed.append((row.number, row.text))
+        malformed.append((row.number if row.number is not None and row.number >= 0 else None, row.text,
+                          REASON_MALFORMED))
         return "skip"
 
     return {"parse_options": pacsv.ParseOptions(invalid_row_handler=invalid_row),
@@ -138,30 +192,163 @@ def csv_options(malformed: list) -> dict:
                                                     quoted_strings_can_be_null=True)}
 
 
-def _read_csv(path: Path, malformed: list) -> pa.Table:
-    return pacsv.read_csv(path, **csv_options(malformed))
+@contextlib.contextmanager
+def quiet_csv_errors():
+    """Keep Arrow from printing "Exception ignored" when a malformed CSV line is not UTF-8.
 
+    Arrow cannot hand such a line to the handler of :func:`csv_options`; the read then fails
+    with an ArrowInvalid, which the callers turn into a :class:`LedgerReadError`.
+    """
+    previous = sys.unraisablehook
 
-def _read_jsonl(path: Path) -> pa.Table:
+    def hook(unraisable):
+        if not (isinstance(unraisable.exc_value, UnicodeDecodeError)
+                and getattr(unraisable.object, "__name__", None) == "invalid_row"):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
     try:
-        table = pajson.read_json(path)
-    except pa.ArrowInvalid:
-        # Mixed JSON types in one column (a number here, a string there): read it as text.
-        import gzip
+        yield
+    finally:
+        sys.unraisablehook = previous
 
-        opener = gzip.open if path.name.endswith(".gz") else open
-        records = []
-        with opener(path, "rt", encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if line.strip():
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as error:
-                        raise LedgerReadError(f"{path}: line {number} is not JSON: {error.msg}") from None
-                    records.append({k: (None if v is None else str(v)) for k, v in record.items()})
-        names = [c for c in LEDGER_COLUMNS if any(c in record for record in records)]
-        table = pa.Table.from_pylist(records, schema=pa.schema([(c, pa.string()) for c in names]))
+
+def number_malformed(path: Path, malformed: list) -> None:
+    """Fill in the line numbers of malformed CSV lines (a threaded read does not know them).
+
+    Reads the file again, on one thread; runs only when some line was malformed.
+    """
+    if all(number is not None for number, _, _ in malformed):
+        return
+    again: list = []
+    with quiet_csv_errors():
+        for _ in pacsv.open_csv(path, read_options=pacsv.ReadOptions(use_threads=False), **csv_options(again)):
+            pass
+    if len(again) == len(malformed):
+        malformed[:] = again
+
+
+def sniff_text(path: Path, kind: str) -> None:
+    """Refuse, with a clear message, a text ledger that is compressed or not UTF-8 (UTF-16/32, NUL bytes)."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    compressed = path.name.lower().endswith(".gz")
+    if head[:2] == b"\x1f\x8b" and not compressed:
+        raise LedgerReadError(f"{path}: gzip-compressed data; name the file {path.name}.gz")
+    if compressed:
+        with gzip.open(path, "rb") as handle:
+            head = handle.read(4096)
+    if head[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+        raise LedgerReadError(f"{path}: UTF-32 text; save the ledger as UTF-8")
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise LedgerReadError(f"{path}: UTF-16 text; save the ledger as UTF-8")
+    if b"\x00" in head:
+        raise LedgerReadError(f"{path}: NUL bytes; not a UTF-8 {kind} file (UTF-16 without a byte-order mark?)")
+
+
+def _read_csv(path: Path, malformed: list) -> pa.Table:
+    with quiet_csv_errors():
+        table = pacsv.read_csv(path, **csv_options(malformed))
+    number_malformed(path, malformed)
     return table
+
+
+def _read_bytes(path: Path) -> bytes:
+    return gzip.decompress(path.read_bytes()) if path.name.lower().endswith(".gz") else path.read_bytes()
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list) -> dict:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        raise _DuplicateKey(next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i])))
+    return record
+
+
+def _json_text(value) -> str | None:
+    """A JSON scalar as ledger text: strings as they are, numbers and booleans as JSON writes them."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _json_lines(data: bytes, malformed: list) -> pa.Table:
+    """JSON Lines line by line: each line that is not a flat JSON object goes to ``malformed``."""
+    columns: dict[str, list] = {c: [] for c in LEDGER_COLUMNS}
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        problem = None
+        try:
+            record = json.loads(line.decode("utf-8"), object_pairs_hook=_unique_keys)
+        except UnicodeDecodeError:
+            problem = "not UTF-8"
+        except _DuplicateKey as error:
+            problem = f"duplicate key {error}"
+        except (ValueError, RecursionError):
+            problem = "not JSON"
+        else:
+            if not isinstance(record, dict):
+                problem = "not a JSON object"
+            else:
+                nested = [c for c in LEDGER_COLUMNS if isinstance(record.get(c), (dict, list))]
+                problem = f"nested value in {nested[0]}" if nested else None
+        if problem:
+            text = line.decode("utf-8", "replace").rstrip("\r")
+            malformed.append((number, text, f"{REASON_JSON_LINE}: {problem}"))
+            continue
+        for name in LEDGER_COLUMNS:
+            columns[name].append(_json_text(record.get(name)))
+    return pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
+
+
+_JSON_SCHEMA = pa.schema([(c, pa.string()) for c in LEDGER_COLUMNS if c != "quantity"])
+"""Ledger text columns read from JSON as strings: no timestamp inference, a date is text as in CSV."""
+
+
+def _plain_json(table: pa.Table) -> bool:
+    """Did Arrow read every ledger column as CSV would see it (text, exact integers, booleans)?"""
+    for name in LEDGER_COLUMNS:
+        if name not in table.column_names:
+            continue
+        kind = table.schema.field(name).type
+        if name == "quantity" and pa.types.is_floating(kind):
+            # an int64 beside a float becomes a double: only exact while below 2**53
+            top = pc.max(pc.abs(table.column(name))).as_py()
+            if top is not None and top >= FLOAT_EXACT:
+                return False
+        elif not (pa.types.is_string(kind) or pa.types.is_int64(kind) or pa.types.is_boolean(kind)
+                  or pa.types.is_null(kind)):
+            return False
+        elif pa.types.is_string(kind):
+            try:
+                table.column(name).validate(full=True)  # Arrow's JSON reader lets bad UTF-8 through
+            except pa.ArrowInvalid:
+                return False
+    return True
+
+
+def _read_jsonl(path: Path, malformed: list) -> pa.Table:
+    """A JSON Lines ledger: by Arrow when every line is a flat object, else line by line."""
+    data = _read_bytes(path)
+    names = [c for c in LEDGER_COLUMNS if f'"{c}"'.encode() in data]
+    check_columns(path, names)
+    try:
+        table = pajson.read_json(io.BytesIO(data), parse_options=pajson.ParseOptions(explicit_schema=_JSON_SCHEMA))
+        table = table if _plain_json(table) else None
+    except (pa.ArrowException, UnicodeError):  # a key that is not UTF-8 fails as the names are read
+        table = None
+    if table is None:
+        table = _json_lines(data, malformed)
+        if not table.num_rows and malformed:
+            number, _, reason = malformed[0]
+            raise LedgerReadError(f"{path}: no line is a JSON object (line {number}: {reason})")
+    return table.select([c for c in names if c in table.column_names])
 
 
 @dataclass
@@ -177,8 +364,9 @@ class LedgerSource:
         The ledger columns read for screening (all columns for CSV and JSON Lines).
     unread : list of str
         Parquet columns left on disk until a quarantined or duplicate row needs them.
-    malformed : list of (int, str)
-        CSV lines that could not be split into fields: line number and text.
+    malformed : list of (int, str, str)
+        Lines that are not a row (a CSV line with the wrong number of fields, a JSON Lines line
+        that is not a flat JSON object): line number in the file, text, reason.
     """
 
     path: Path
@@ -212,26 +400,37 @@ def read_ledger_file(path: str | Path) -> LedgerSource:
     """
     path = Path(path)
     kind = ledger_format(path)
-    if not path.is_file():
-        raise LedgerReadError(f"{path}: no such ledger file")
+    check_path(path)
     malformed: list = []
     unread: list[str] = []
     try:
         if kind == "parquet":
             table, unread = _read_parquet(path)
         elif kind == "csv":
+            sniff_text(path, kind)
             table = _read_csv(path, malformed)
         else:
-            table = _read_jsonl(path)
+            sniff_text(path, kind)
+            table = _read_jsonl(path, malformed)
+        check_columns(path, table.column_names)
+        table = table.select([c for c in LEDGER_COLUMNS if c in table.column_names])
     except LedgerReadError:
         raise
-    except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError) as error:
+    except READ_ERRORS as error:
         raise LedgerReadError(f"{path}: cannot read as {kind}: {error}") from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
-    if missing:
-        raise LedgerReadError(f"{path}: missing required column(s): {', '.join(missing)}")
-    table = table.select([c for c in LEDGER_COLUMNS if c in table.column_names])
     return LedgerSource(path=path, format=kind, table=table, unread=unread, malformed=malformed)
+
+
+READ_ERRORS = (pa.ArrowException, OSError, EOFError, UnicodeError, ValueError, zlib.error)
+"""What reading a damaged file can raise; each becomes a :class:`LedgerReadError` naming the file."""
+
+
+def check_path(path: Path) -> None:
+    """Raise :class:`LedgerReadError` unless ``path`` is an existing file."""
+    if path.is_dir():
+        raise LedgerReadError(f"{path}: is a directory, not a ledger file")
+    if not path.is_file():
+        raise LedgerReadError(f"{path}: no such ledger file")
 
 
 # ------------------------------------------------------------------------------------ validation
@@ -297,45 +496,126 @@ def _except_nulls(mask: np.ndarray, column: pa.ChunkedArray) -> np.ndarray:
     return mask if nulls is None else mask & ~nulls
 
 
-def _parse_dates(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray | None]:
-    """ship_date as date32 and a mask of unparseable values (``None``: typed dates, none bad)."""
+def normalize_ids(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``shipment_id`` as compared everywhere (duplicates, order, lake): text, surrounding blanks removed."""
+    return pc.utf8_trim_whitespace(_as_text(column))
+
+
+def normalize_id(value) -> str | None:
+    """One ``shipment_id`` normalized as :func:`normalize_ids` does (for ids from other files, e.g. reviews)."""
+    if value is None:
+        return None
+    return normalize_ids(pa.chunked_array([pa.array([str(value)], pa.string())]))[0].as_py()
+
+
+def _per_row(column: pa.ChunkedArray, per_value: Callable[[list], np.ndarray], fill) -> np.ndarray:
+    """Per row of a dictionary column: ``per_value(dictionary values)`` gathered by code (``fill`` for nulls)."""
+    parts = []
+    for chunk in column.chunks:
+        values = np.append(per_value(chunk.dictionary.to_pylist()), fill)
+        parts.append(values[pc.fill_null(chunk.indices, len(values) - 1).to_numpy(zero_copy_only=False)])
+    return np.concatenate(parts) if parts else np.zeros(0, np.asarray(fill).dtype)
+
+
+def _dates_typed(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
+    """Typed dates and timestamps as date32 (a zoned timestamp on its local date) and the rows out of range."""
+    kind = column.type
+    if not pa.types.is_date32(kind):
+        # Values far outside the range would overflow date32: null them first (exact check below).
+        per_day = 86_400_000 if pa.types.is_date64(kind) else \
+            {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}[kind.unit]
+        raw = pc.cast(column, pa.int64())
+        far = pc.fill_null(pc.or_(pc.less(raw, (_DAY_MIN - 2) * per_day), pc.greater(raw, (_DAY_MAX + 2) * per_day)),
+                           False)
+        column = pc.cast(pc.if_else(far, pa.scalar(None, kind), column), pa.date32())
+        far = far.to_numpy(zero_copy_only=False)
+    else:
+        far = np.zeros(len(column), bool)
+    days = pc.fill_null(pc.cast(column, pa.int32()), _DAY_MIN).to_numpy(zero_copy_only=False)
+    return column, far | (days < _DAY_MIN) | (days > _DAY_MAX)
+
+
+def _parse_dates(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray | None, np.ndarray]:
+    """ship_date as date32, a mask of unparseable values (``None``: typed dates) and one of dates out of range.
+
+    Text is ``YYYY-MM-DD``, optionally followed by a time and an offset: the date is taken as
+    written (``2025-12-31T23:30-05:00`` is 2025-12-31), in every format.
+    """
     kind = column.type
     if pa.types.is_dictionary(kind):
         column, kind = column.cast(kind.value_type), kind.value_type
-    if pa.types.is_date32(kind):
-        return column, None
     if pa.types.is_date(kind) or pa.types.is_timestamp(kind):
-        return pc.cast(column, pa.date32()), None
+        dates, out = _dates_typed(column)
+        return dates, None, out
     text = pc.utf8_trim_whitespace(_as_text(column))
-    parsed = pc.cast(pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True), pa.date32())
-    # strptime rolls impossible days over (2025-02-30 -> 2025-03-02): require an exact round trip.
-    exact = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), text)
-    parsed = pc.if_else(exact, parsed, pa.scalar(None, pa.date32()))
-    return parsed, _except_nulls(pc.is_null(parsed).to_numpy(zero_copy_only=False), column)
+    shaped = pc.fill_null(pc.match_substring_regex(text, _DATE_TEXT), False)
+    filled = pc.if_else(shaped, text, pa.scalar("1970-01-01"))
+
+    def part(start: int, stop: int) -> np.ndarray:
+        piece = pc.utf8_slice_codeunits(filled, start, stop)
+        return pc.cast(piece, pa.int64()).to_numpy(zero_copy_only=False) if len(piece) else np.zeros(0, np.int64)
+
+    year, month, day = part(0, 4), part(5, 7), part(8, 10)
+    month_ok = (month >= 1) & (month <= 12)
+    start = ((year - 1970) * 12 + np.where(month_ok, month, 1) - 1).astype("M8[M]")
+    length = ((start + 1).astype("M8[D]") - start.astype("M8[D]")).astype(np.int64)
+    ok = shaped.to_numpy(zero_copy_only=False) & month_ok & (day >= 1) & (day <= length)
+    days = np.where(ok, start.astype("M8[D]").astype(np.int64) + day - 1, 0)
+    dates = pa.chunked_array([pa.array(days.astype(np.int32), pa.int32(), mask=~ok).cast(pa.date32())])
+    return dates, _except_nulls(~ok, column), ok & ((days < _DAY_MIN) | (days > _DAY_MAX))
+
+
+def _whole_floats(raw: np.ndarray) -> np.ndarray:
+    """Floats that are positive integers exactly representable (below :data:`FLOAT_EXACT`)."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(raw) & (raw > 0) & (raw == np.floor(raw)) & (raw < FLOAT_EXACT)
 
 
 def _parse_quantities(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """quantity as int64 and a mask of values that are not positive integers (nulls excluded)."""
+    """quantity as int64 and a mask of values that are not positive integers (nulls excluded).
+
+    Integers are exact up to int64; a number written with a fraction or an exponent (``2.0``,
+    ``2e3``, a float column) counts when it is a whole number below 2**53, as text or typed.
+    """
     kind = column.type
+    if pa.types.is_dictionary(kind):
+        column, kind = column.cast(kind.value_type), kind.value_type
     if pa.types.is_integer(kind):
         values = pc.fill_null(column, 1).to_numpy().astype(np.int64, copy=False)
         if pa.types.is_uint64(kind):
-            bad = pc.fill_null(pc.greater(column, INT64_MAX), False).to_numpy(zero_copy_only=False)
+            bad = pc.fill_null(pc.greater(column, pa.scalar(INT64_MAX, pa.uint64())), False).to_numpy(zero_copy_only=False)
             values = np.where(bad, 0, values)
         else:
             bad = np.zeros(len(values), bool)
         return values, _except_nulls(bad | (values <= 0), column)
     if pa.types.is_floating(kind):
-        raw = pc.fill_null(column, 1.0).to_numpy(zero_copy_only=False)
-        ok = np.isfinite(raw) & (raw > 0) & (raw == np.floor(raw)) & (raw < 2.0**63)
+        raw = pc.fill_null(pc.cast(column, pa.float64()), 1.0).to_numpy(zero_copy_only=False)
+        ok = _whole_floats(raw)
         return np.where(ok, raw, 0).astype(np.int64), _except_nulls(~ok, column)
     text = pc.utf8_trim_whitespace(_as_text(column))
-    digits = pc.fill_null(pc.match_substring_regex(text, r"^\+?[0-9]{1,19}$"), False)
-    cleaned = pc.if_else(digits, pc.utf8_ltrim(text, characters="+"), pa.scalar("0"))
-    as_float = pc.cast(cleaned, pa.float64()).to_numpy(zero_copy_only=False)
-    digits = digits.to_numpy(zero_copy_only=False) & (as_float < 2.0**63)
-    values = pc.cast(pc.if_else(pa.chunked_array([digits]), cleaned, pa.scalar("0")), pa.int64()).to_numpy()
-    return values, _except_nulls(~digits | (values <= 0), column)
+    digits = pc.utf8_ltrim(pc.utf8_ltrim(text, characters="+"), characters="0")
+    integer = pc.fill_null(pc.and_(pc.match_substring_regex(text, r"^\+?[0-9]+$"),
+                                   pc.or_(pc.less(pc.utf8_length(digits), 19),
+                                          pc.and_(pc.equal(pc.utf8_length(digits), 19),
+                                                  pc.less_equal(digits, str(INT64_MAX))))), False)
+    values = pc.cast(pc.if_else(integer, pc.if_else(pc.equal(digits, ""), "0", digits), pa.scalar("0")),
+                     pa.int64()).to_numpy(zero_copy_only=False)
+    integer = integer.to_numpy(zero_copy_only=False)
+    decimal = pc.fill_null(pc.match_substring_regex(text, _DECIMAL_TEXT), False)
+    decimal_np = decimal.to_numpy(zero_copy_only=False) & ~integer
+    if decimal_np.any():
+        raw = pc.cast(pc.if_else(decimal, text, pa.scalar("0")), pa.float64()).to_numpy(zero_copy_only=False)
+        whole = decimal_np & _whole_floats(raw)
+        values = np.where(whole, raw, values).astype(np.int64)
+        integer = integer | whole
+    return values, _except_nulls(~integer | (values <= 0), column)
+
+
+def _tpp_overflows(sku: pa.ChunkedArray, quantity: np.ndarray) -> np.ndarray:
+    """Rows whose quantity times the catalog unit TPP of their SKU passes int64."""
+    unit_of = load_catalog().set_index("sku")["unit_tpp"]
+    unit = _per_row(sku, lambda values: unit_of.reindex(values).fillna(0).to_numpy(np.int64), np.int64(0))
+    return (unit > 0) & (quantity > INT64_MAX // np.maximum(unit, 1))
 
 
 def _validate(table: pa.Table) -> tuple[dict[str, pa.ChunkedArray], np.ndarray]:
@@ -356,7 +636,7 @@ def _validate(table: pa.Table) -> tuple[dict[str, pa.ChunkedArray], np.ndarray]:
             column = _categorical(column, pc.utf8_upper if upper else (pc.utf8_lower if name == "status" else (lambda a: a)))
             missing[name] = _is_null(column)
         elif name == "shipment_id":
-            column = pc.utf8_trim_whitespace(_as_text(column))
+            column = normalize_ids(column)
             blank = pc.fill_null(pc.equal(column, ""), True)
             missing[name] = blank.to_numpy(zero_copy_only=False) if pc.any(blank).as_py() else None
         else:
@@ -364,8 +644,9 @@ def _validate(table: pa.Table) -> tuple[dict[str, pa.ChunkedArray], np.ndarray]:
         columns[name] = column
     for name in REQUIRED_COLUMNS:
         fail(missing[name], REASON_MISSING.format(name))
-    columns["ship_date"], bad_date = _parse_dates(columns["ship_date"])
+    columns["ship_date"], bad_date, out_of_range = _parse_dates(columns["ship_date"])
     fail(bad_date, REASON_DATE)
+    fail(out_of_range, REASON_DATE_RANGE)
     fail(_not_in(columns["status"], set(STATUSES)), REASON_STATUS)
     countries = set(load_countries()["alpha2"])
     for name in ("destination_country", "consignee_hq_country"):
@@ -374,6 +655,7 @@ def _validate(table: pa.Table) -> tuple[dict[str, pa.ChunkedArray], np.ndarray]:
     fail(bad_quantity, REASON_QUANTITY)
     columns["quantity"] = pa.chunked_array([quantity])
     fail(_not_in(columns["sku"], set(load_catalog()["sku"])), REASON_SKU)
+    fail(_tpp_overflows(columns["sku"], quantity), REASON_TPP_OVERFLOW)
     fail(_not_in(columns["recorded_authorization"], set(RECORDED_AUTHORIZATIONS)), REASON_RECORDED)
     return columns, reasons
 
@@ -386,11 +668,13 @@ def _rows_as_read(sources: list[LedgerSource], starts: np.ndarray, rows: np.ndar
 
 
 def _resolve_duplicates(columns: dict[str, pa.ChunkedArray], reasons: np.ndarray, order: np.ndarray,
-                        content: Callable[[np.ndarray], pa.Table]) -> None:
+                        others: Callable[[np.ndarray], dict[str, pa.ChunkedArray]]) -> None:
     """Quarantine repeated shipment ids among the rows still accepted.
 
-    ``order`` lists the accepted rows in screening order. Exact duplicates keep their first
-    copy (file order); ids that repeat with different content are quarantined entirely.
+    ``order`` lists the accepted rows in screening order. Rows are compared by their validated,
+    normalized values (as the lake compares them); ``others(rows)`` gives the normalized ledger
+    columns screening does not read. Exact duplicates keep their first copy (file order); ids
+    that repeat with different content are quarantined entirely.
     """
     ids = columns["shipment_id"]
     ids = (ids if _is_identity(order, len(ids)) else ids.take(pa.array(order))).combine_chunks()
@@ -399,23 +683,42 @@ def _resolve_duplicates(columns: dict[str, pa.ChunkedArray], reasons: np.ndarray
     if pc.all(pc.less(ids[:-1], ids[1:])).as_py():
         return  # ids strictly increasing in screening order: all distinct
     offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32)[ids.offset: ids.offset + len(ids) + 1]
-    data = np.frombuffer(ids.buffers()[2], dtype=np.uint8)
+    data = np.frombuffer(ids.buffers()[2], dtype=np.uint8) if ids.buffers()[2] is not None else np.zeros(0, np.uint8)
     hashes = hash_strings(offsets, data)
     sorted_hashes = np.sort(hashes)
     repeated = sorted_hashes[1:][sorted_hashes[1:] == sorted_hashes[:-1]]
     if not len(repeated):
         return
     candidates = np.sort(order[np.isin(hashes, repeated)])  # file order within each id
-    frame = content(candidates).to_pandas().fillna("\x00")
-    frame["_row"] = candidates
-    for _, group in frame.groupby("shipment_id", sort=False):
-        if len(group) < 2:
-            continue  # a hash collision, not a duplicate
-        content = group.drop(columns="_row")
-        if (content == content.iloc[0]).all(axis=None):
-            reasons[group["_row"].to_numpy()[1:]] = reason_code(REASON_EXACT_DUPLICATE)
-        else:
-            reasons[group["_row"].to_numpy()] = reason_code(REASON_CONFLICT)
+    taken = pa.array(candidates)
+    content = {name: columns[name].take(taken) for name in SCREENING_COLUMNS}
+    content.update(others(candidates))
+    frame = pd.DataFrame({name: _plain(column) for name, column in content.items()})
+    row_hash = pd.util.hash_pandas_object(frame.astype(object).where(frame.notna(), "\x00").astype(str),
+                                          index=False).to_numpy()
+    groups = pd.DataFrame({"id": frame["shipment_id"], "content": row_hash})
+    variants = groups.groupby("id", sort=False)["content"].transform("nunique").to_numpy()
+    conflict = variants > 1
+    repeat = ~conflict & groups.duplicated(["id"]).to_numpy()
+    reasons[candidates[repeat]] = reason_code(REASON_EXACT_DUPLICATE)
+    reasons[candidates[conflict]] = reason_code(REASON_CONFLICT)
+
+
+def _plain(column: pa.ChunkedArray) -> pd.Series:
+    """A column as a pandas Series of plain values (dictionaries decoded)."""
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    return pd.Series(column.to_pandas(), dtype=object).reset_index(drop=True)
+
+
+def other_columns(as_read: pa.Table) -> dict[str, pa.ChunkedArray]:
+    """The ledger columns screening does not read, normalized as stored (blanks trimmed, blank as null)."""
+    return {name: _categorical(as_read.column(name), lambda a: a)
+            for name in LEDGER_COLUMNS if name not in SCREENING_COLUMNS}
+
+
+def _other_columns(sources: list[LedgerSource], starts: np.ndarray, rows: np.ndarray) -> dict[str, pa.ChunkedArray]:
+    return other_columns(_rows_as_read(sources, starts, rows))
 
 
 def _is_identity(rows: np.ndarray, n: int) -> bool:
@@ -491,7 +794,7 @@ def read_ledgers(paths: Sequence[str | Path], *, as_of: dt.date | None = None,
     accepted = np.flatnonzero(reasons == 0)
     order, distinct = _screening_order(columns["ship_date"], columns["shipment_id"], accepted)
     if not distinct:
-        _resolve_duplicates(columns, reasons, order, lambda rows: _rows_as_read(sources, starts, rows))
+        _resolve_duplicates(columns, reasons, order, lambda rows: _other_columns(sources, starts, rows))
     keep = reasons[order] == 0
     order = order[keep]
     excluded = 0
@@ -525,9 +828,9 @@ def _quarantine_table(sources: list[LedgerSource], starts: np.ndarray, reasons: 
     table = table.append_column("reason", pa.array(texts.tolist(), type=pa.string()))
     table = table.append_column("source_file", pa.array([str(sources[i].path) for i in owner], type=pa.string()))
     table = table.append_column("source_row", pa.array(bad - starts[owner] + 1, type=pa.int64()))
-    extra = [{**{name: None for name in LEDGER_COLUMNS}, "raw_line": text, "reason": REASON_MALFORMED,
+    extra = [{**{name: None for name in LEDGER_COLUMNS}, "raw_line": text, "reason": reason,
               "source_file": str(source.path), "source_row": number}
-             for source in sources for number, text in source.malformed]
+             for source in sources for number, text, reason in source.malformed]
     if extra:
         table = pa.concat_tables([table, pa.Table.from_pylist(extra, schema=table.schema)])
     return table

@@ -9,9 +9,13 @@ Layout of a lake folder::
     .staging/                           work files of a running ingest (removed when it ends)
 
 Files are never modified in place: a partition that gains or loses rows is written as a new
-file, the manifest is replaced with :func:`os.replace`, and only then are files that the
-manifest no longer names removed. A crash at any point leaves the previous manifest, and every
-file it names, untouched; the next ingest removes what the crashed one left behind.
+file, the manifest is replaced with :func:`os.replace`, and the files it supersedes are listed
+in the manifest's ``retired`` and kept for :data:`KEEP_GENERATIONS` more commits and at least
+:data:`RETAIN_SECONDS`, so that readers of earlier generations can finish (see :class:`Lake`);
+later commits remove them. A crash at any point leaves the previous manifest, and every file it
+names, untouched; the next ingest removes what the crashed one left behind. The manifest
+records each file's SHA-256, size and Parquet footer digest: reads check size, footer and row
+count, :func:`pipeline.lake_verify.verify` every byte.
 
 Ingest rules (one call of :func:`ingest`):
 
@@ -25,14 +29,16 @@ Ingest rules (one call of :func:`ingest`):
   (``superseded``); any other difference is quarantined.
 
 "Identical content" compares the stored (validated, normalized) values of every ledger column,
-so ``"us"`` and ``"US"`` are the same destination here, whereas ``read_ledgers`` compares rows
-as read.
+so ``"us"`` and ``"US"`` are the same destination and ``"S-1 "`` is ``"S-1"``, as in ``read_ledgers``.
 """
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
+import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -49,8 +55,9 @@ import pyarrow.parquet as pq
 from kernels.identifiers import hash_strings
 from pipeline.ingest import (CATEGORICAL_COLUMNS, LEDGER_COLUMNS, REASON_CONFLICT, REASON_EXACT_DUPLICATE,
                              REASON_MALFORMED, REQUIRED_COLUMNS, SCREENING_COLUMNS, Ledger, LedgerReadError,
-                             _as_text, _categorical, _REASON_TEXTS, _validate, csv_options, file_digest,
-                             ledger_format, read_ledger_file, reason_code)
+                             READ_ERRORS, _as_text, _categorical, _REASON_TEXTS, _validate, check_columns,
+                             check_parquet_schema, check_path, csv_options, file_digest, ledger_format,
+                             number_malformed, quiet_csv_errors, read_ledger_file, reason_code, sniff_text)
 
 LAKE_FORMAT = "chipscreen-lake"
 LAKE_VERSION = 1
@@ -59,6 +66,10 @@ STAGING = ".staging"
 LOCK = ".ingest.lock"
 CRASH_ENV = "CHIPSCREEN_INGEST_CRASH_AFTER"
 """Test hook: exit the process abruptly (``os._exit(1)``) once this many partitions are written."""
+KEEP_GENERATIONS = 2
+"""Partition and index files a commit supersedes stay on disk for this many further commits ..."""
+RETAIN_SECONDS = 3600
+"""... and at least this long after the commit that superseded them (see :class:`Lake`)."""
 BATCH_ROWS = 1 << 20
 CSV_BLOCK_BYTES = 64 << 20
 """Bytes of CSV text parsed at a time: CSV ledgers stream like Parquet ones."""
@@ -80,6 +91,8 @@ QUARANTINE_SCHEMA = pa.schema([(c, pa.string()) for c in LEDGER_COLUMNS] + [
 REASON_LAKE_CONFLICT = "shipment_id already in the lake with different content"
 REASON_ALREADY_SHIPPED = "pending row for a shipment_id already shipped in the lake"
 _NO_OP = -1
+_NO_MONTH = np.iinfo(np.int32).min
+"""Month slot of a rejected row (months before 1970 are negative)."""
 """Reason slot of a row identical to one already in the lake (neither added nor quarantined)."""
 
 _NULL_HASH = np.uint64(0x9E3779B97F4A7C15)
@@ -107,6 +120,10 @@ class Partition:
         SHA-256 of the partition file.
     ingested_at : str
         ISO time (UTC) this version of the partition was written.
+    bytes : int or None
+        Size of the partition file (None in manifests written before sizes were recorded).
+    footer_sha256 : str or None
+        SHA-256 of its Parquet footer, checked at each read (None in older manifests).
     """
 
     key: str
@@ -116,6 +133,8 @@ class Partition:
     rows: int
     sha256: str
     ingested_at: str
+    bytes: int | None = None
+    footer_sha256: str | None = None
 
 
 @dataclass
@@ -156,6 +175,17 @@ class IngestReport:
 class Lake:
     """A ledger lake opened for reading (a snapshot of its manifest).
 
+    Notes
+    -----
+    Consistency: a ``Lake`` reads the one manifest generation it opened. Partition files are
+    immutable (named by content hash); a commit replaces the manifest and keeps the files it
+    supersedes for :data:`KEEP_GENERATIONS` more commits and at least :data:`RETAIN_SECONDS`,
+    so a reader that opened generation ``g`` can finish while ingests go on. A file gone all
+    the same is a :class:`LakeError` ("the lake changed during the run"), never a mix of
+    generations. Each read checks the file's size, Parquet footer and row count against the
+    manifest (a mismatch is a :class:`LakeError`); :func:`pipeline.lake_verify.verify` checks
+    every byte (SHA-256).
+
     Examples
     --------
     >>> lake = Lake.open("lake")                        # doctest: +SKIP
@@ -169,8 +199,10 @@ class Lake:
         self.partitions: list[Partition] = [
             Partition(key=p["key"], path=p["path"], first_date=dt.date.fromisoformat(p["first_date"]),
                       last_date=dt.date.fromisoformat(p["last_date"]), rows=p["rows"], sha256=p["sha256"],
-                      ingested_at=p["ingested_at"]) for p in manifest["partitions"]]
+                      ingested_at=p["ingested_at"], bytes=p.get("bytes"), footer_sha256=p.get("footer_sha256"))
+            for p in manifest["partitions"]]
         self._index_paths = {p["key"]: p["index"] for p in manifest["partitions"]}
+        self._index_entries = {p["key"]: p for p in manifest["partitions"]}
         self.files: list[dict] = manifest["files"]
         """Ingested source files: ``path``, ``sha256``, ``format``, ``bytes``, ``rows_read``, ..."""
         self.counts: dict = manifest["counts"]
@@ -198,7 +230,10 @@ class Lake:
             raise LakeError(f"{manifest_path}: not a {LAKE_FORMAT} manifest")
         if manifest.get("version") != LAKE_VERSION:
             raise LakeError(f"{manifest_path}: lake version {manifest.get('version')} (this code reads {LAKE_VERSION})")
-        return cls(path, manifest)
+        try:
+            return cls(path, manifest)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise LakeError(f"{manifest_path}: damaged manifest ({type(error).__name__}: {error})") from None
 
     def partition(self, key: str) -> Partition:
         """The partition of month ``key`` (``YYYY-MM``)."""
@@ -217,19 +252,81 @@ class Lake:
         columns : sequence of str, optional
             Default: the :data:`pipeline.ingest.SCREENING_COLUMNS`, the schema of ``Ledger.rows``;
             :data:`STORED_COLUMNS` adds ``exporter`` and ``consignee_address``.
+
+        Raises
+        ------
+        LakeError
+            The file is missing, or its size, footer or row count differs from the manifest.
         """
         part = self.partition(partition) if isinstance(partition, str) else partition
-        return pq.read_table(self.path / part.path, columns=list(columns or SCREENING_COLUMNS))
+        return self._read_checked(part.path, f"partition {part.key}", part.rows, part.bytes, part.footer_sha256,
+                                  list(columns or SCREENING_COLUMNS))
 
     def read_index(self, partition: Partition | str) -> pa.Table:
-        """The id index of one partition (:data:`INDEX_SCHEMA`), aligned row for row with :meth:`read`."""
+        """The id index of one partition (:data:`INDEX_SCHEMA`), aligned row for row with :meth:`read`.
+
+        Raises
+        ------
+        LakeError
+            As :meth:`read`.
+        """
         key = partition if isinstance(partition, str) else partition.key
-        return pq.read_table(self.path / self._index_paths[key])
+        entry = self._index_entries[key]
+        return self._read_checked(entry["index"], f"id index of partition {key}", entry["rows"],
+                                  entry.get("index_bytes"), entry.get("index_footer_sha256"))
 
     def quarantine(self) -> pa.Table:
-        """Rows quarantined at ingest, as read (text), with ``reason`` and origin (:data:`QUARANTINE_SCHEMA`)."""
-        pieces = [pq.read_table(self.path / q["path"]) for q in self._manifest["quarantine"]]
+        """Rows quarantined at ingest, as read (text), with ``reason`` and origin (:data:`QUARANTINE_SCHEMA`).
+
+        Raises
+        ------
+        LakeError
+            As :meth:`read`.
+        """
+        pieces = [self._read_checked(q["path"], "quarantine file", q["rows"], q.get("bytes"), q.get("footer_sha256"))
+                  for q in self._manifest["quarantine"]]
         return pa.concat_tables(pieces) if pieces else QUARANTINE_SCHEMA.empty_table()
+
+    def _read_checked(self, relative: str, what: str, rows: int, size: int | None, footer: str | None,
+                      columns: list[str] | None = None) -> pa.Table:
+        """Read one lake file after checking it against its manifest entry (size, footer, rows)."""
+        path = self.path / relative
+        try:
+            source = pa.OSFile(str(path), "rb")
+        except FileNotFoundError:
+            raise self._gone(relative, what) from None
+        except OSError as error:
+            raise LakeError(f"{path}: cannot read the {what}: {error}") from None
+        with source:
+            try:
+                actual = source.size()
+                if size is not None and actual != size:
+                    raise self._damaged(relative, what, f"{actual} bytes, the manifest records {size}")
+                if footer is not None and _footer_digest(source, actual) != footer:
+                    raise self._damaged(relative, what, "its Parquet footer differs from the one committed")
+                parquet = pq.ParquetFile(source)
+                if parquet.metadata.num_rows != rows:
+                    raise self._damaged(relative, what, f"{parquet.metadata.num_rows} rows, the manifest "
+                                                        f"records {rows}")
+                return parquet.read(columns=columns)
+            except (pa.ArrowException, OSError, ValueError) as error:
+                raise self._damaged(relative, what, f"not readable as Parquet ({error})") from None
+
+    def _gone(self, relative: str, what: str) -> LakeError:
+        """The error for a file of this snapshot that is no longer there."""
+        try:
+            now = json.loads((self.path / MANIFEST).read_text())["generation"]
+        except (OSError, ValueError, KeyError, TypeError):
+            now = None
+        if now is not None and now != self.generation:
+            return LakeError(f"{self.path}: the lake changed during the run (generation {self.generation} → {now}): "
+                             f"the {what} ({relative}) of generation {self.generation} is gone; run again")
+        return LakeError(f"{self.path / relative}: the {what} is missing (lake generation {self.generation}); "
+                         f"run `chipscreen lake verify {self.path}`")
+
+    def _damaged(self, relative: str, what: str, detail: str) -> LakeError:
+        return LakeError(f"{self.path / relative}: the {what} does not match the lake's manifest "
+                         f"(generation {self.generation}): {detail}; run `chipscreen lake verify {self.path}`")
 
     def ledger(self, as_of: dt.date | None = None) -> Ledger:
         """All partitions as one :class:`pipeline.ingest.Ledger`, ready for ``screen_ledger``.
@@ -330,22 +427,19 @@ class _Source:
 def _parquet_columns(path: Path) -> tuple[pq.ParquetFile, list[str]]:
     try:
         parquet = pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as error:
+        names = parquet.schema_arrow.names
+        check_parquet_schema(path, parquet.schema_arrow)
+        present = [c for c in LEDGER_COLUMNS if c in names]
+        dictionary = [c for c in present if c in CATEGORICAL_COLUMNS
+                      and pa.types.is_string(parquet.schema_arrow.field(c).type)]
+        return pq.ParquetFile(path, read_dictionary=dictionary), present
+    except READ_ERRORS as error:
         raise LedgerReadError(f"{path}: cannot read as parquet: {error}") from None
-    names = parquet.schema_arrow.names
-    missing = [c for c in REQUIRED_COLUMNS if c not in names]
-    if missing:
-        raise LedgerReadError(f"{path}: missing required column(s): {', '.join(missing)}")
-    present = [c for c in LEDGER_COLUMNS if c in names]
-    dictionary = [c for c in present if c in CATEGORICAL_COLUMNS
-                  and pa.types.is_string(parquet.schema_arrow.field(c).type)]
-    return pq.ParquetFile(path, read_dictionary=dictionary), present
 
 
 def _open_source(path: Path, start: int) -> _Source:
     kind = ledger_format(path)
-    if not path.is_file():
-        raise LedgerReadError(f"{path}: no such ledger file")
+    check_path(path)
     return _Source(path=path, format=kind, sha256=file_digest(path), bytes=path.stat().st_size, start=start)
 
 
@@ -358,8 +452,9 @@ def _batches(source: _Source) -> Iterator[pa.Table]:
         source.row_groups = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
         try:
             for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=present):
+                batch.validate(full=True)  # damaged pages can decode into bad UTF-8 or dictionary codes
                 yield pa.Table.from_batches([batch])
-        except pa.ArrowException as error:
+        except READ_ERRORS as error:
             raise LedgerReadError(f"{source.path}: cannot read as parquet: {error}") from None
         return
     if source.format == "csv":
@@ -382,16 +477,17 @@ def _as_read(table: pa.Table) -> dict[str, pa.ChunkedArray]:
 def _csv_batches(path: Path, malformed: list) -> Iterator[pa.Table]:
     """A CSV ledger's rows as read (text), :data:`CSV_BLOCK_BYTES` at a time; bad lines go to ``malformed``."""
     try:
-        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-                                **csv_options(malformed))
-        names = reader.schema.names
-        missing = [c for c in REQUIRED_COLUMNS if c not in names]
-        if missing:
-            raise LedgerReadError(f"{path}: missing required column(s): {', '.join(missing)}")
-        present = [c for c in LEDGER_COLUMNS if c in names]
-        for batch in reader:
-            yield pa.Table.from_batches([batch]).select(present)
-    except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError) as error:
+        sniff_text(path, "csv")
+        with quiet_csv_errors():
+            reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                                    **csv_options(malformed))
+            names = reader.schema.names
+            check_columns(path, names)
+            present = [c for c in LEDGER_COLUMNS if c in names]
+            for batch in reader:
+                yield pa.Table.from_batches([batch]).select(present)
+        number_malformed(path, malformed)
+    except READ_ERRORS as error:
         raise LedgerReadError(f"{path}: cannot read as csv: {error}") from None
 
 
@@ -463,6 +559,30 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
     os.replace(partial, path)
 
 
+def _footer_digest(source, size: int) -> str:
+    """SHA-256 of a Parquet file's footer (metadata, its length and the closing magic).
+
+    ``source`` is an open binary file (Python or Arrow) of ``size`` bytes; ValueError when the
+    file ends without a Parquet footer.
+    """
+    if size < 12:
+        raise ValueError(f"{size} bytes is too short for Parquet")
+    source.seek(size - 8)
+    tail = source.read(8)
+    length = int.from_bytes(tail[:4], "little")
+    if tail[4:] != b"PAR1" or length > size - 12:
+        raise ValueError("the file does not end with a Parquet footer")
+    source.seek(size - 8 - length)
+    return hashlib.sha256(source.read(length) + tail).hexdigest()
+
+
+def _file_facts(path: Path) -> dict:
+    """What the manifest records of a lake file it names: ``bytes``, ``footer_sha256``."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        return {"bytes": size, "footer_sha256": _footer_digest(handle, size)}
+
+
 class _Lock:
     """One ingest at a time per lake: an exclusive lock file naming the process (a stale one is taken over)."""
 
@@ -503,21 +623,56 @@ def _alive(pid: int) -> bool:
     return True
 
 
+_OWN_FILES = {"partitions": ("rows-*.parquet", "ids-*.parquet", ".rows-*.parquet.partial", ".ids-*.parquet.partial"),
+              "quarantine": ("q-*.parquet", ".q-*.parquet.partial")}
+"""Names of the files an ingest writes under each folder: the only ones clean-up may remove."""
+
+
 def _clean_leftovers(lake_dir: Path, manifest: dict) -> None:
-    """Remove files no manifest entry names (left by a crashed ingest) and the staging folder."""
+    """Remove the staging folder and the lake's own files that ``manifest`` no longer names.
+
+    Those are files a crashed ingest left, and superseded files past their retention (the
+    manifest's ``retired`` list names those still kept). Files of other names are left alone.
+    """
     shutil.rmtree(lake_dir / STAGING, ignore_errors=True)
     named = {p["path"] for p in manifest["partitions"]} | {p["index"] for p in manifest["partitions"]} \
-        | {q["path"] for q in manifest["quarantine"]}
-    for folder in ("partitions", "quarantine"):
+        | {q["path"] for q in manifest["quarantine"]} | {r["path"] for r in manifest.get("retired", [])}
+    for folder, patterns in _OWN_FILES.items():
         root = lake_dir / folder
         if not root.is_dir():
             continue
         for path in sorted(root.rglob("*"), reverse=True):
             relative = path.relative_to(lake_dir).as_posix()
-            if path.is_file() and relative not in named:
-                path.unlink()
-            elif path.is_dir() and not any(path.iterdir()):
+            if path.is_file() and not path.is_symlink():
+                if relative not in named and any(fnmatch.fnmatchcase(path.name, p) for p in patterns):
+                    path.unlink()
+            elif path.is_dir() and not path.is_symlink() and folder == "partitions" \
+                    and re.fullmatch(r"\d{4}-\d{2}", path.name) and not any(path.iterdir()):
                 path.rmdir()
+
+
+def _retire(old: dict, partitions: list[dict], generation: int, stamp: str) -> list[dict]:
+    """The ``retired`` list of the manifest of ``generation``: superseded files still kept.
+
+    Each entry is ``path``, ``generation`` (the last one naming the file) and ``retired_at``. A
+    file is dropped (then removed) once it is more than :data:`KEEP_GENERATIONS` commits and
+    :data:`RETAIN_SECONDS` old; a file named again by ``partitions`` leaves the list.
+    """
+    named = {p[k] for p in partitions for k in ("path", "index")}
+    entries = [r for r in old.get("retired", []) if r["path"] not in named]
+    listed = {r["path"] for r in entries}
+    for part in old["partitions"]:
+        for path in (part["path"], part["index"]):
+            if path not in named and path not in listed:
+                entries.append({"path": path, "generation": old["generation"], "retired_at": stamp})
+                listed.add(path)
+    now = dt.datetime.fromisoformat(stamp)
+
+    def kept(entry: dict) -> bool:
+        age = (now - dt.datetime.fromisoformat(entry["retired_at"])).total_seconds()
+        return entry["generation"] >= generation - KEEP_GENERATIONS or age < RETAIN_SECONDS
+
+    return [r for r in entries if kept(r)]
 
 
 def _progress_note(progress):
@@ -601,7 +756,7 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
                     texts = np.array(_REASON_TEXTS, dtype=object)[reasons[bad]]
                     quarantine_parts.append(_quarantine_rows(pa.table(_as_read(raw.take(pa.array(bad)))),
                                                              texts, source, source.rows + bad))
-                months = np.full(n, -1, dtype=np.int32)
+                months = np.full(n, _NO_MONTH, dtype=np.int32)
                 good = reasons == 0
                 days = pc.cast(table.column("ship_date"), pa.int32()).fill_null(0).to_numpy(zero_copy_only=False)
                 months[good] = days[good].astype("M8[D]").astype("M8[M]").astype(np.int32)
@@ -617,7 +772,7 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
                 table = table.take(pa.array(by_month))
                 for begin, end in zip(np.r_[0, bounds], np.r_[bounds, n]):
                     month = int(ordered[begin])
-                    if month < 0:
+                    if month == _NO_MONTH:
                         continue  # rejected rows
                     if month not in writers:
                         writers[month] = pq.ParquetWriter(
@@ -634,9 +789,9 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
                 source.rows += n
                 note(f"reading {path.name}", source.rows, max(source.expected, source.rows))
             if source.malformed:
-                extra = [{**{c: None for c in LEDGER_COLUMNS}, "raw_line": text, "reason": REASON_MALFORMED,
+                extra = [{**{c: None for c in LEDGER_COLUMNS}, "raw_line": text, "reason": reason,
                           "source_file": str(path), "source_row": number, "source_sha256": source.sha256}
-                         for number, text in source.malformed]
+                         for number, text, reason in source.malformed]
                 quarantine_parts.append(pa.Table.from_pylist(extra, schema=QUARANTINE_SCHEMA))
     finally:
         for writer in writers.values():
@@ -731,14 +886,14 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
         (lake_dir / "quarantine").mkdir(exist_ok=True)
         _write_parquet(fresh, lake_dir / relative)
         quarantine_entries.append({"path": relative, "rows": fresh.num_rows, "generation": generation,
-                                   "sha256": file_digest(lake_dir / relative)})
+                                   "sha256": file_digest(lake_dir / relative), **_file_facts(lake_dir / relative)})
     lake_reasons = dict(manifest["counts"]["by_reason"])
     for reason, count in pd.Series(fresh.column("reason").to_pylist(), dtype=object).value_counts().items():
         lake_reasons[reason] = lake_reasons.get(reason, 0) + int(count)
     ordered = [partitions[k] for k in sorted(partitions)]
     new_manifest = {
         "format": LAKE_FORMAT, "version": LAKE_VERSION, "generation": generation, "partitions": ordered,
-        "quarantine": quarantine_entries,
+        "quarantine": quarantine_entries, "retired": _retire(manifest, ordered, generation, stamp),
         "files": manifest["files"] + [{**{k: v for k, v in f.items() if k != "new"}, "ingested_at": stamp,
                                        "generation": generation} for f in new_files],
         "counts": {"rows": sum(p["rows"] for p in ordered),
@@ -753,7 +908,7 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
         os.fsync(handle.fileno())
     os.replace(partial, lake_dir / MANIFEST)  # the commit point
     _fsync_dir(lake_dir)
-    _clean_leftovers(lake_dir, new_manifest)  # old partition versions
+    _clean_leftovers(lake_dir, new_manifest)  # superseded files past their retention
     return IngestReport(lake=lake_dir, generation=generation, committed=True, counts=counts,
                         partitions_written=sorted(written), files=files)
 
@@ -928,12 +1083,16 @@ def _write_partition(lake_dir: Path, key: str, old: dict | None, spill: Path | N
     sha = file_digest(staged)
     rows_path, index_path = folder / f"rows-{sha[:16]}.parquet", folder / f"ids-{sha[:16]}.parquet"
     _write_parquet(index.combine_chunks(), index_path)
+    facts = _file_facts(staged)
+    index_facts = _file_facts(index_path)
     os.replace(staged, rows_path)
     dates = table.column("ship_date")
     return {"key": key, "path": rows_path.relative_to(lake_dir).as_posix(),
             "index": index_path.relative_to(lake_dir).as_posix(),
             "first_date": dates[0].as_py().isoformat(), "last_date": dates[-1].as_py().isoformat(),
-            "rows": table.num_rows, "sha256": sha, "ingested_at": stamp}
+            "rows": table.num_rows, "sha256": sha, "ingested_at": stamp, **facts,
+            "index_sha256": file_digest(index_path), "index_bytes": index_facts["bytes"],
+            "index_footer_sha256": index_facts["footer_sha256"]}
 
 
 def _canonical(table: pa.Table, sort: bool = True) -> pa.Table:

@@ -435,9 +435,10 @@ def score_pairs(queries: TokenArrays, listed: TokenArrays, pair_query: np.ndarra
     alpha, min_token_similarity : float
         See :data:`ALPHA` and :data:`MIN_TOKEN_SIMILARITY`.
     backend : {"auto", "numpy", "cupy"} or Backend, optional
-        Where to score (:func:`kernels.backend.select_backend`). ``None`` or a NumPy backend:
-        the Numba loop, in parallel over pairs; a CuPy backend: the vectorized form
-        (:func:`kernels.similarity.pair_similarity`) on the GPU.
+        Where to score (:func:`kernels.backend.select_backend`). ``None``, ``numpy`` or ``auto``:
+        the Numba loop, in parallel over pairs; an explicit ``cupy``: the vectorized form
+        (:func:`kernels.similarity.pair_similarity`) on the GPU
+        (:attr:`kernels.backend.Backend.scores_pairs_on_device`).
 
     Returns
     -------
@@ -452,7 +453,7 @@ def score_pairs(queries: TokenArrays, listed: TokenArrays, pair_query: np.ndarra
     chars, offsets, weights, kinds, _, _ = table.arrays()
     if backend is not None:
         backend = select_backend(backend)
-        if backend.xp is not np:
+        if backend.scores_pairs_on_device:
             return _score_pairs_on(backend, queries, listed, pair_query, pair_listed, chars, offsets, weights,
                                    kinds, alpha, min_token_similarity, table.masks())
     max_chars = int(max(_max_name_chars(queries, offsets), _max_name_chars(listed, offsets), 1))

@@ -3,8 +3,9 @@
 The distinct consignee names of a ledger are screened once; the result table is joined back to
 the rows by dictionary code (DESIGN 2). Matching runs in two stages: exact on normalized names
 (a consignee hits a CSL entry when :func:`normalize_name` gives the same text for both, score 1.0),
-then fuzzy token similarity with blocking (:mod:`pipeline.matching`). Analysts' reviewed decisions
-(:mod:`pipeline.review`) are honoured.
+then fuzzy token similarity with blocking (:mod:`pipeline.matching`); a consignee name is also
+matched without its qualifiers (:func:`strip_qualifiers`: "... (Dubai Branch)", "... c/o ...").
+Analysts' reviewed decisions (:mod:`pipeline.review`) are honoured.
 
 The CSL quirks handled here are described in ``data/csl/SOURCES.md``.
 """
@@ -13,8 +14,10 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import math
 import re
 import unicodedata
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -23,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.reference import COUNTRIES_PATH, CSL_PATH
+from pipeline.reference import COUNTRIES_PATH, CSL_CHECK_PATH, CSL_PATH, load_list_check
 
 LIST_CODES: dict[str, str] = {
     "Entity List (EL) - Bureau of Industry and Security": "EL",
@@ -50,7 +53,8 @@ RESULT_COLUMNS = ["name", "normalized", "party_match", "party_alias", "party_lis
 
 
 class ScreeningListError(ValueError):
-    """A screening-list file that cannot be used (unknown source, missing columns)."""
+    """A screening-list file that cannot be used (unreadable, not a CSL export, unknown source,
+    missing columns, or empty or much shorter than the packaged list)."""
 
 
 def list_code(source: str) -> str:
@@ -241,6 +245,195 @@ def _drop_legal_forms(tokens: list[str]) -> list[str]:
     return tokens
 
 
+# --- qualifiers -----------------------------------------------------------------------------------
+
+QUALIFIERS_PATH = COUNTRIES_PATH.parent / "parties" / "qualifiers.csv"
+"""Places, free zones, branch words and c/o markers (``data/parties/SOURCES.md``)."""
+
+_BRACKETED = re.compile(r"[(\[]([^()\[\]]*)[)\]]")
+
+
+@lru_cache(maxsize=1)
+def _qualifiers() -> tuple[dict, frozenset, int, re.Pattern, frozenset]:
+    """Qualifier phrases (token tuple -> kind), connectors, the longest phrase, the c/o pattern, weak words.
+
+    Phrases come from ``data/parties/qualifiers.csv`` and the country names of
+    ``data/countries.csv`` (also the part before a comma and without a parenthesis); weak words
+    are the legal, particle and generic words of :mod:`pipeline.matching` and the connectors.
+    """
+    from pipeline.matching import GENERIC_WORDS, LEGAL_WORDS, PARTICLES
+
+    phrases, connectors, markers = {}, set(), []
+    with open(QUALIFIERS_PATH, encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(line for line in handle if not line.startswith("#")):
+            if row["kind"] == "care_of":
+                markers.append(row["phrase"])
+            elif row["kind"] == "connector":
+                connectors.add(row["phrase"])
+            else:
+                phrases[tuple(normalize_name(row["phrase"]).split())] = row["kind"]
+    with open(COUNTRIES_PATH, encoding="utf-8", newline="") as handle:
+        rows = csv.reader(line for line in handle if not line.startswith("#"))
+        next(rows)
+        for _, country in rows:
+            for variant in (country, country.split(",")[0], _TRAILING_PARENTHESIS.sub("", country)):
+                phrases.setdefault(tuple(normalize_name(variant).split()), "country")
+    phrases.pop((), None)
+    alternatives = "|".join(re.escape(marker) for marker in sorted(markers, key=len, reverse=True))
+    care_of = re.compile(rf"(?<![^\s(\[,;])(?:{alternatives})(?![^\s:,)\]])", re.IGNORECASE)
+    weak = frozenset(LEGAL_WORDS | PARTICLES | GENERIC_WORDS | connectors)
+    return phrases, frozenset(connectors), max(map(len, phrases)), care_of, weak
+
+
+@lru_cache(maxsize=1)
+def _care_of_markers() -> tuple[str, ...]:
+    """The ``care_of`` phrases of the vocabulary, lower-case (a quick test before the pattern)."""
+    with open(QUALIFIERS_PATH, encoding="utf-8", newline="") as handle:
+        rows = csv.DictReader(line for line in handle if not line.startswith("#"))
+        return tuple(row["phrase"].lower() for row in rows if row["kind"] == "care_of")
+
+
+@lru_cache(maxsize=1)
+def _phrase_ends() -> frozenset[str]:
+    """The last word of each qualifier phrase (a name ending otherwise has no trailing qualifier)."""
+    return frozenset(phrase[-1] for phrase in _qualifiers()[0])
+
+
+def _all_qualifiers(tokens: list[str]) -> bool:
+    """Whether ``tokens`` are qualifier phrases, legal forms and connectors only (and not none)."""
+    phrases, connectors, longest, _, _ = _qualifiers()
+    i, found = 0, False
+    while i < len(tokens):
+        size = next((s for s in range(min(longest, len(tokens) - i), 0, -1)
+                     if tuple(tokens[i:i + s]) in phrases), 0)
+        if size:
+            i, found = i + size, True
+        elif tokens[i] in connectors or (tokens[i],) in _FORMS:
+            i += 1
+        else:
+            return False
+    return found
+
+
+def strip_qualifiers(name: str | None, normalized: str | None = None) -> str:
+    """The normalized name without its qualifiers: where or which office of a party, not which party.
+
+    The last of :func:`qualifier_bases`, or ``""``.
+
+    Dropped: a ``c/o`` (or "care of") marker and the rest of the name; a parenthesis or bracket of
+    qualifiers only ("(Dubai Branch)", "(UAE)"); trailing qualifiers ("... Dubai", "... Middle East",
+    "... Representative Office"), with legal forms and connectors between them. Qualifiers are
+    places (countries, major cities, free zones, regions) and branch words
+    (``data/parties/qualifiers.csv``, :data:`QUALIFIERS_PATH`); a qualifier at the start of a name
+    ("Dubai Trading") stays.
+
+    Parameters
+    ----------
+    name : str or None
+        A consignee name, as written.
+    normalized : str, optional
+        ``normalize_name(name)``, when already known.
+
+    Returns
+    -------
+    str
+        The normalized name without qualifiers; ``""`` when there are none, or when what would be
+        left is qualifiers, legal forms, particles and generic words only, or one word after a bare place
+        ("Michael Jordan" stays; "Sugon (Dubai)", "CNOOC Representative Office" do not).
+
+    Examples
+    --------
+    >>> strip_qualifiers("Huawei Technologies Co., Ltd. (Dubai Branch)")
+    'huawei technologies'
+    >>> strip_qualifiers("Huawei Technologies Co., Ltd. c/o Acme Freight")
+    'huawei technologies'
+    >>> strip_qualifiers("Huawei Technologies Middle East FZ-LLC")
+    'huawei technologies'
+    >>> strip_qualifiers("Dubai Trading LLC"), strip_qualifiers("Bank of Armenia")
+    ('', '')
+    """
+    bases = qualifier_bases(name, normalized)
+    return bases[-1] if bases else ""
+
+
+def qualifier_bases(name: str | None, normalized: str | None = None) -> list[str]:
+    """The normalized name less more and more of its qualifiers (see :func:`strip_qualifiers`).
+
+    The name less each trailing qualifier in turn (bracketed words read as words; without a
+    ``c/o`` tail), and the same without bracketed qualifiers; the longest first: "Huawei
+    Technologies Morocco Dubai" gives "huawei technologies morocco" before "huawei technologies".
+    Forms that :func:`strip_qualifiers` would refuse are left out.
+
+    Examples
+    --------
+    >>> qualifier_bases("Huawei Technologies Morocco (Dubai Branch)")
+    ['huawei technologies morocco dubai', 'huawei technologies morocco', 'huawei technologies']
+    """
+    if not name:
+        return []
+    phrases, connectors, longest, care_of, weak = _qualifiers()
+    ends = _phrase_ends()
+    if normalized is None:
+        normalized = normalize_name(name)
+    streams = [(normalized.split(), False)]  # (tokens, whether a c/o or a bracket marked the name's end)
+    lowered = name.lower()
+    if "(" in name or "[" in name or (any(m in lowered for m in _care_of_markers()) and care_of.search(name)):
+        text = name
+        cut = care_of.search(text)
+        if cut:
+            text = text[:cut.start()]
+        dropped = []
+
+        def drop(match: re.Match) -> str:
+            if _all_qualifiers(normalize_name(match.group(1)).split()):
+                dropped.append(match.group(1))
+                return " "
+            return match.group(0)
+
+        streams = [(normalize_name(text).split(), bool(cut))]  # brackets read as words first
+        bare = _BRACKETED.sub(drop, text)
+        if dropped:
+            streams.append((normalize_name(bare).split(), True))
+    levels = []
+    for tokens, marked in streams:
+        first = list(tokens)
+        if marked:  # the name as cut, unless it has trailing qualifiers to drop as well
+            levels.append(first)
+        kinds: list[str] = []
+        while len(tokens) > 1 and tokens[-1] in ends:
+            size = next((s for s in range(min(longest, len(tokens) - 1), 0, -1) if tuple(tokens[-s:]) in phrases), 0)
+            if not size:
+                break
+            kinds.append(phrases[tuple(tokens[-size:])])
+            del tokens[-size:]
+            while len(tokens) > 1 and tokens[-1] in connectors:
+                tokens.pop()
+            _drop_legal_forms(tokens)
+            strong = marked or len(kinds) > 1 or bool({"branch", "free_zone", "region"} & set(kinds))
+            if marked and levels and levels[-1] is first:
+                levels.pop()
+            if len(tokens) > 1 or strong:
+                levels.append(list(tokens))
+    bases = []
+    for level in levels:
+        base = " ".join(level)
+        if not level or base == normalized or base in bases or all(t in weak for t in level) or _all_qualifiers(level):
+            continue
+        bases.append(base)
+    return sorted(bases, key=lambda base: -base.count(" "))  # least stripped first
+
+
+def _qualifier_tail(name: str, normalized: str) -> Counter:
+    """The words that :func:`strip_qualifiers` drops from a name (empty when it drops none)."""
+    base = strip_qualifiers(name, normalized)
+    return Counter(normalized.split()) - Counter(base.split()) if base else Counter()
+
+
+def _tail_kept(base: str, tail: Counter) -> bool:
+    """Whether a query less its qualifiers still has a listed name's own qualifier words."""
+    return not tail or not tail - Counter(base.split())
+
+
 # --- reading the list ----------------------------------------------------------------------------
 
 _AFFILIATE = re.compile(r"\s*\bAffiliated Entit(?:y|ies)\s*:\s*", re.IGNORECASE)
@@ -252,7 +445,7 @@ def _open_text(path: Path) -> io.TextIOBase:
     with open(path, "rb") as probe:
         gzipped = probe.read(2) == b"\x1f\x8b"
     opener = gzip.open if gzipped else open
-    return opener(path, "rt", encoding="utf-8", newline="")
+    return opener(path, "rt", encoding="utf-8-sig", newline="")  # a spreadsheet's BOM is not part of "_id"
 
 
 @lru_cache(maxsize=1)
@@ -329,7 +522,9 @@ def load_screening_list(path: str | Path = CSL_PATH) -> pd.DataFrame:
     Raises
     ------
     ScreeningListError
-        On a missing column or an unknown ``source``.
+        A file that is missing or unreadable, empty (0 bytes), not UTF-8 CSV text (binary
+        content), a truncated gzip stream, a missing column or an unknown ``source``; the message
+        names the file. A header-only or short list reads; :func:`check_list_size` refuses it.
 
     Notes
     -----
@@ -340,6 +535,21 @@ def load_screening_list(path: str | Path = CSL_PATH) -> pd.DataFrame:
     record, are left out.
     """
     path = Path(path)
+    try:
+        return _read_screening_list(path)
+    except OSError as error:  # missing, a folder, no permission, not gzip after all
+        raise ScreeningListError(f"cannot read screening list {path}: {error.strerror or error}") from None
+    except EOFError:
+        raise ScreeningListError(f"screening list {path} ends early: a truncated gzip file") from None
+    except UnicodeDecodeError as error:
+        raise ScreeningListError(f"screening list {path} is not UTF-8 text (byte 0x{error.object[error.start]:02x}); "
+                                 "binary content?") from None
+    except (csv.Error, zlib.error) as error:
+        raise ScreeningListError(f"screening list {path} is not a readable CSV file: {error}") from None
+
+
+def _read_screening_list(path: Path) -> pd.DataFrame:
+    """:func:`load_screening_list` without the translation of read errors."""
     records = skipped = duplicate_headers = 0
     seen_ids: Counter[str] = Counter()
     columns: dict[str, list[str]] = {name: [] for name in ENTRY_COLUMNS}
@@ -347,9 +557,12 @@ def load_screening_list(path: str | Path = CSL_PATH) -> pd.DataFrame:
     with _open_text(path) as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
-        missing = [name for name in _REQUIRED if name not in (header or [])]
+        if header is None:
+            raise ScreeningListError(f"screening list {path} is empty (no header, no records)")
+        missing = [name for name in _REQUIRED if name not in header]
         if missing:
-            raise ScreeningListError(f"{path}: missing CSL columns {missing}")
+            raise ScreeningListError(f"{path}: missing CSL columns {missing}; is it a Consolidated Screening "
+                                     "List CSV export?")
         at = {name: header.index(name) for name in _REQUIRED}
         for row in reader:
             if row == header:
@@ -362,7 +575,10 @@ def load_screening_list(path: str | Path = CSL_PATH) -> pd.DataFrame:
             raw_id = row[at["_id"]].strip()
             seen_ids[raw_id] += 1
             entry_id = raw_id if seen_ids[raw_id] == 1 else f"{raw_id}#{seen_ids[raw_id]}"
-            code = list_code(row[at["source"]])
+            try:
+                code = list_code(row[at["source"]])
+            except ScreeningListError as error:
+                raise ScreeningListError(f"{path}:{reader.line_num}: {error}") from None
             full_name = " ".join(row[at["name"]].split())
             if _AFFILIATE.search(full_name):
                 listed = _AFFILIATE.split(full_name, maxsplit=1)[0].strip(" .;,") or full_name
@@ -384,6 +600,43 @@ def load_screening_list(path: str | Path = CSL_PATH) -> pd.DataFrame:
     frame.attrs.update(records=records, skipped=skipped, duplicate_headers=duplicate_headers,
                        path=str(path))
     return frame
+
+
+def check_list_size(entries: pd.DataFrame, allow_short: bool = False) -> None:
+    """Refuse a screening list with no records, or much shorter than the packaged list.
+
+    A truncated download or a header-only file reads as a valid list; screened against it, every
+    party on the missing lines would pass. The packaged list's record count and the shrink
+    allowed are data (``data/csl/list_check.toml``).
+
+    Parameters
+    ----------
+    entries : pandas.DataFrame
+        A frame of :func:`load_screening_list` (its ``attrs`` give ``records`` and ``path``);
+        a frame built in memory, without ``records``, is not checked.
+    allow_short : bool
+        Accept such a list anyway (``--allow-short-list``, policy parameter
+        ``parties.allow_short_list``).
+
+    Raises
+    ------
+    ScreeningListError
+        The list is empty or shorter than allowed, and ``allow_short`` is false.
+    """
+    records = entries.attrs.get("records")
+    if allow_short or records is None:
+        return
+    path = entries.attrs.get("path", "the screening list")
+    hint = "; pass --allow-short-list (policy parameter parties.allow_short_list) to screen with it anyway"
+    if records == 0:
+        raise ScreeningListError(f"screening list {path} has no records{hint}")
+    check = load_list_check()
+    least = math.ceil(check["reference_records"] * (1 - check["max_shrink"]))
+    if records < least:
+        raise ScreeningListError(
+            f"screening list {path} has {records:,} records, fewer than {least:,} ({1 - check['max_shrink']:.0%} "
+            f"of the {check['reference_records']:,} of the packaged list, {CSL_CHECK_PATH.name}): a truncated "
+            f"or partial file?{hint}")
 
 
 # --- screening -----------------------------------------------------------------------------------
@@ -438,6 +691,12 @@ class PartyScreen:
             self._matcher = NameMatcher(self._texts)
         return self._matcher
 
+    def _listed_tails(self) -> list[Counter]:
+        """Per distinct listed text: its own trailing qualifier words (:func:`_qualifier_tail`)."""
+        if getattr(self, "_tails", None) is None:
+            self._tails = [_qualifier_tail(text, text) for text in self._texts]
+        return self._tails
+
     def fingerprints(self) -> dict[str, str]:
         """``entry_id`` → fingerprint of the entry (see :func:`pipeline.review.entry_fingerprint`)."""
         if self._fingerprints is None:
@@ -448,7 +707,14 @@ class PartyScreen:
 
     @classmethod
     def from_path(cls, path: str | Path = CSL_PATH) -> "PartyScreen":
-        """The screen for a CSL file, loaded once per resolved path and process."""
+        """The screen for a CSL file, loaded once per resolved path and process.
+
+        Raises
+        ------
+        ScreeningListError
+            The file cannot be read as a screening list (:func:`load_screening_list`). Its size
+            is checked when a rule set screens with it (:meth:`screen_policy`).
+        """
         return _screen_for(Path(path).resolve())
 
     def pair_scores(self, queries: Sequence[str], candidates: Sequence[str], backend=None) -> np.ndarray:
@@ -457,6 +723,9 @@ class PartyScreen:
         Equal normalized names score 1.0 and an empty name 0.0; the rest are scored by
         :meth:`pipeline.matching.NameMatcher.score` (no blocking, no countries), on ``backend``
         (``"auto"``, ``"numpy"``, ``"cupy"`` or a :class:`kernels.backend.Backend`; default the CPU).
+        A query with qualifiers scores the best of itself and its names without them
+        (:func:`qualifier_bases`) that keep the candidate's own qualifiers ("X (Spain)" against
+        "X (Netherlands)" is scored as written).
 
         Examples
         --------
@@ -471,14 +740,28 @@ class PartyScreen:
         right = [normalize_name(name) for name in candidates]
         scores = self.matcher.score(left, right, backend=backend) if left else np.zeros(0)
         scores[[a == b and a != "" for a, b in zip(left, right)]] = 1.0
+        pairs = [(i, base) for i, (name, text) in enumerate(zip(queries, left)) if right[i]
+                 for base in qualifier_bases(name, text) if _tail_kept(base, _qualifier_tail(candidates[i], right[i]))]
+        if pairs:
+            base_scores = self.matcher.score([base for _, base in pairs], [right[i] for i, _ in pairs], backend=backend)
+            base_scores[[base == right[i] for i, base in pairs]] = 1.0
+            np.maximum.at(scores, np.array([i for i, _ in pairs], np.int64), base_scores)
         scores[[a == "" or b == "" for a, b in zip(left, right)]] = 0.0
         return scores
 
     def screen_policy(self, names: Sequence[str], policy, backend=None,
                       countries: Sequence[str | None] | None = None) -> pd.DataFrame:
         """:meth:`screen` with the lists, thresholds and reviewed decisions of a rule set's ``[parties]``;
-        fuzzy scores on ``backend`` and moved by ``countries`` (as in :meth:`screen`)."""
+        fuzzy scores on ``backend`` and moved by ``countries`` (as in :meth:`screen`).
+
+        Raises
+        ------
+        ScreeningListError
+            The list is empty or much shorter than the packaged one (:func:`check_list_size`)
+            and the rule set does not allow it (``parties.allow_short_list``).
+        """
         params = policy.get("parties")
+        check_list_size(self.entries, params.get("allow_short_list", False))
         reviews = None
         if params.get("reviews_file"):
             from pipeline.review import ReviewBook, read_reviews
@@ -540,7 +823,11 @@ class PartyScreen:
         A hit is a listed entry scoring at least ``review_score``. The chosen hit is the most
         severe (block, then review, then none), then the highest score, then a deny-list entry,
         then a review-list entry, then the first by list code and entry id. Exact hits (equal
-        normalized text) score 1.0 and are not moved by countries. A ``clear`` decision removes
+        normalized text) score 1.0 and are not moved by countries. A name with qualifiers (places,
+        branch words, ``c/o ...``, bracketed qualifiers: :func:`qualifier_bases`) is matched as
+        written and without them, the best score counting (as written first on a tie); a
+        listed name that has qualifiers of its own is matched only by forms that keep them, and
+        ``party_tokens`` ends in ``qualifiers=...`` when the hit came from such a form. A ``clear`` decision removes
         its entry from the hits of that name; when nothing else is a hit the outcome reads
         ``"cleared"``. A ``confirm`` decision scores its entry 1.0. A decision whose entry changed
         since (fingerprint) is not applied: ``review_status`` says ``"reopened: ..."``.
@@ -556,19 +843,34 @@ class PartyScreen:
         names = list(names)
         once: dict = {}  # a name may come once per country: normalize and score each text once
         normalized = [once[name] if name in once else once.setdefault(name, normalize_name(name)) for name in names]
+        once_base: dict = {}  # the name less its qualifiers: more texts to match (qualifier_bases)
+        bases = [once_base[name] if name in once_base else once_base.setdefault(name, qualifier_bases(name, text))
+                 for name, text in zip(names, normalized)]
+        base_owner = np.fromiter((i for i, texts in enumerate(bases) for _ in texts), np.int64)
+        base_texts = [text for texts in bases for text in texts]
         n = len(names)
         text_row = {text: i for i, text in enumerate(self._texts)}
         if fuzzy and self._texts and n:
             floor = max(0.0, min(0.5, review_score - country_bonus))
             position_of: dict[str, int] = {}
             inverse = np.fromiter((position_of.setdefault(text, len(position_of)) for text in normalized), np.int64, n)
+            base_inverse = np.fromiter((position_of.setdefault(text, len(position_of)) for text in base_texts),
+                                       np.int64, len(base_texts))
             top, top_scores = self.matcher.top_matches(list(position_of), k=TOP_MATCHES, floor=floor, backend=backend)
+            base_top, base_scores = top[base_inverse], top_scores[base_inverse]
             top, top_scores = top[inverse], top_scores[inverse]
         else:
             top, top_scores = np.full((n, 1), -1, np.int64), np.zeros((n, 1))
+            base_top, base_scores = np.full((len(base_texts), 1), -1, np.int64), np.zeros((len(base_texts), 1))
         exact = np.array([text_row.get(text, -1) if text else -1 for text in normalized], np.int64)
+        base_exact = np.array([text_row.get(text, -1) for text in base_texts], np.int64)
+        base_of: dict[int, list[int]] = {}  # position -> its rows in base_texts, least stripped first
+        for k in np.flatnonzero((base_exact >= 0) | (base_top[:, 0] >= 0)).tolist():
+            base_of.setdefault(int(base_owner[k]), []).append(k)
         review_parties = reviews.parties() if reviews is not None else set()
-        candidates = np.flatnonzero((exact >= 0) | (top[:, 0] >= 0))
+        candidates = np.flatnonzero((exact >= 0) | (top[:, 0] >= 0) | np.isin(np.arange(n), list(base_of)))
+        via_base: dict[int, str] = {}  # position -> the name less qualifiers that the chosen hit matched
+        tails = self._listed_tails() if base_of else None
 
         best = np.full(n, -1, np.int64)
         score = np.full(n, np.nan)
@@ -581,17 +883,22 @@ class PartyScreen:
         listed_names, aliases = self.entries["listed_name"].tolist(), self.entries["alias"].tolist()
         severity = {"block": 2, "review": 1, None: 0}
         for position in candidates.tolist():
-            texts: dict[int, float] = {}
-            if exact[position] >= 0:
-                texts[int(exact[position])] = 1.0
-            for text, value in zip(top[position].tolist(), top_scores[position].tolist()):
-                if text >= 0 and text not in texts:
-                    texts[text] = value
+            texts: dict[int, tuple[float, int]] = {}  # listed text -> (score, -level); level 0: as written
+            offers = [(int(exact[position]), 1.0, 0)]
+            offers += [(text, value, 0) for text, value in zip(top[position].tolist(), top_scores[position].tolist())]
+            for level, k in enumerate(base_of.get(position, ()), start=1):
+                offers.append((int(base_exact[k]), 1.0, level))
+                offers += [(text, value, level) for text, value in zip(base_top[k].tolist(), base_scores[k].tolist())]
+            for text, value, level in offers:
+                if text < 0 or (level and not _tail_kept(base_texts[base_of[position][level - 1]], tails[text])):
+                    continue  # "X (Spain)" less its qualifiers is not "X (Netherlands)"
+                if text not in texts or (value, -level) > texts[text]:
+                    texts[text] = (value, -level)
             query_country = countries[position] if countries is not None else None
             reviewed = normalized[position] in review_parties
-            options = []  # (severity, score, deny, review, -order, row)
+            options = []  # (severity, score, -level, deny, review, -order, row)
             cleared = None
-            for text, value in texts.items():
+            for text, (value, level) in texts.items():
                 rows = self._index[self._texts[text]]
                 for order, row in enumerate(rows):
                     row_score = value
@@ -614,18 +921,21 @@ class PartyScreen:
                     code = codes[row]
                     kind = ("block" if code in deny and row_score >= block_score else
                             "review" if (code in deny or code in review) and row_score >= review_score else None)
-                    options.append((severity[kind], row_score, code in deny, code in review, -len(options), row))
+                    options.append((severity[kind], row_score, level, code in deny, code in review, -len(options),
+                                    row))
             if options:
                 chosen = max(options)
                 for rank, option in enumerate(sorted(options, reverse=True)[:TOP_MATCHES]):
-                    row = option[5]
+                    row = option[6]
                     for column, value in zip(MATCH_COLUMNS, (names[position], normalized[position], rank + 1,
                                                              entry_ids[row], codes[row], listed_names[row],
                                                              aliases[row], option[1])):
                         match_rows[column].append(value)
                 if chosen[1] >= review_score:
                     kind = {2: "block", 1: "review", 0: None}[chosen[0]]
-                    best[position], score[position], outcome[position] = chosen[5], chosen[1], kind
+                    best[position], score[position], outcome[position] = chosen[6], chosen[1], kind
+                    if chosen[2]:
+                        via_base[position] = base_texts[base_of[position][-chosen[2] - 1]]
                     continue
             if cleared is not None:
                 best[position], score[position], outcome[position] = cleared[0], cleared[1], "cleared"
@@ -642,11 +952,15 @@ class PartyScreen:
 
         tokens: list[str | None] = [None] * n
         for position in np.flatnonzero(hit).tolist():
-            if score[position] < 1.0 or normalized[position] != self.entries.at[int(best[position]), "normalized"]:
-                tokens[position] = self.matcher.explain(normalized[position],
-                                                        self.entries.at[int(best[position]), "normalized"])[1]
+            query = via_base.get(position, normalized[position])
+            listed_text = self.entries.at[int(best[position]), "normalized"]
+            if score[position] < 1.0 or query != listed_text:
+                tokens[position] = self.matcher.explain(query, listed_text)[1]
             else:
                 tokens[position] = "exact"
+            if position in via_base:  # say which words were read as qualifiers
+                dropped = Counter(normalized[position].split()) - Counter(query.split())
+                tokens[position] += " qualifiers=" + "+".join(dropped.elements())
         result = pd.DataFrame({
             "name": pd.Series(names, dtype="str"),
             "normalized": pd.Series(normalized, dtype="str"),
@@ -724,14 +1038,18 @@ def refresh_screening_list(source: str | Path, folder: str | Path) -> Path:
     Raises
     ------
     pipeline.parties.ScreeningListError
-        If the file does not read as a screening list (the previous version stays in use).
+        If the file does not read as a screening list (the previous version stays in use). Its
+        size is checked when a run screens with it (:func:`check_list_size`).
     """
     import hashlib
     import os
     import shutil
 
     source = Path(source)
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    try:
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    except OSError as error:
+        raise ScreeningListError(f"cannot read screening list {source}: {error.strerror or error}") from None
     suffix = ".csv.gz" if source.name.endswith(".gz") else ".csv"
     folder = Path(folder)
     kept = folder / f"csl-{digest}{suffix}"

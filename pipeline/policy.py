@@ -1,20 +1,45 @@
 """Rule sets: versioned, effective-dated policy files under ``data/policies``.
 
 A rule set is data. :func:`load_policy` reads one, applies what-if overrides (``--set KEY=VALUE``)
-and checks that every parameter the screening needs is present with the right type.
+and checks that every parameter the screening needs is present, of the right type and in range
+(:func:`check_policy`), the file first and then the rule set after each override.
 """
 from __future__ import annotations
 
 import copy
 import datetime as dt
+import re
 import tomllib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
-from pipeline.reference import POLICY_DIR
+from pipeline.reference import COUNTRIES_PATH, POLICY_DIR, load_countries
 
 FRAMEWORKS = ("tiered", "country-groups")
+
+POLICY_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+"""A rule-set id: a slug (it names checkpoint folders and output subfolders), never with ``..``."""
+
+INT64_MAX = 2**63 - 1
+"""Largest TPP amount a parameter may hold: all accounting is exact int64."""
+
+ECCN = re.compile(r"[0-9][A-E][0-9]{3}(\.[a-z0-9]+)*")
+"""An export control classification number, e.g. ``3A090.a``."""
+
+LPP_PERIODS = ("calendar-year",)
+"""LPP periods the screening implements."""
+
+AGREEMENT_KEYS = frozenset({"destination", "window_start", "window_end", "cap_tpp"})
+"""What each ``[[agreements]]`` entry must give."""
+
+NEW_KEY_TABLES = (["allocation", "caps"], ["destinations", "aliases"])
+"""Tables whose overrides may add keys (per-destination entries)."""
+
+OPTIONAL = {"parties.country_bonus": 0.0, "parties.country_penalty": 0.0, "parties.reviews_file": "",
+            "parties.allow_short_list": False}
+"""Parameters a rule-set file may omit, with their defaults; an override may set them anyway."""
 
 
 class PolicyError(ValueError):
@@ -99,7 +124,8 @@ def load_policy(ref: str | Path, overrides: Iterable[str] = ()) -> Policy:
     Raises
     ------
     PolicyError
-        Unknown id, unreadable file, missing or mistyped parameter, bad override.
+        Unknown id, unreadable file, missing, mistyped or out-of-range parameter (the file is
+        checked, then the rule set after each override, by :func:`check_policy`), bad override.
 
     Examples
     --------
@@ -120,9 +146,13 @@ def load_policy(ref: str | Path, overrides: Iterable[str] = ()) -> Policy:
     except tomllib.TOMLDecodeError as error:
         raise PolicyError(f"{path}: not valid TOML: {error}") from None
     overrides = tuple(overrides)
+    check_policy(params, path)
     for item in overrides:
         params = apply_override(params, item)
-    check_policy(params, path)
+        try:
+            _check(params)
+        except _Invalid as error:
+            raise PolicyError(f"override {item!r}: {error}") from None
     return Policy(id=params["id"], params=params, path=path, overrides=overrides)
 
 
@@ -144,7 +174,8 @@ def apply_override(params: dict, item: str) -> dict:
     """Return a copy of ``params`` with one ``KEY=VALUE`` override applied.
 
     An existing parameter keeps its type (an integer stays an integer). New keys are allowed
-    only inside per-destination tables such as ``allocation.caps``.
+    only inside per-destination tables such as ``allocation.caps``, and for the optional
+    parameters of :data:`OPTIONAL`. Values are checked by :func:`check_policy`, not here.
     """
     key, sep, text = item.partition("=")
     key = key.strip()
@@ -153,6 +184,8 @@ def apply_override(params: dict, item: str) -> dict:
     value = parse_value(text.strip())
     params = copy.deepcopy(params)
     parts = key.split(".")
+    if not all(parts):
+        raise PolicyError(f"override {key!r}: empty part in the parameter name")
     node = params
     for depth, part in enumerate(parts[:-1]):
         if isinstance(node, list) and part.isdigit() and int(part) < len(node):
@@ -164,88 +197,191 @@ def apply_override(params: dict, item: str) -> dict:
     leaf = parts[-1]
     if not isinstance(node, dict):
         raise PolicyError(f"override {key!r}: {'.'.join(parts[:-1])!r} is not a table")
-    if leaf in node:
-        old = node[leaf]
+    if leaf in node or key in OPTIONAL:
+        old = node.get(leaf, OPTIONAL.get(key))
         if isinstance(old, bool) != isinstance(value, bool) or (
             not isinstance(value, type(old)) and not (isinstance(old, float) and isinstance(value, int))
         ):
             raise PolicyError(
                 f"override {key!r}: expected {type(old).__name__}, got {type(value).__name__} ({text!r})"
             )
-    elif parts[:-1] not in (["allocation", "caps"], ["destinations", "aliases"]):
+    elif parts[:-1] not in NEW_KEY_TABLES:
         raise PolicyError(f"override {key!r}: no parameter {leaf!r} in {'.'.join(parts[:-1]) or 'the rule set'}")
     node[leaf] = value
     return params
 
 
-def _require(params: dict, dotted: str, kind: type | tuple[type, ...], path: Path) -> Any:
+class _Invalid(ValueError):
+    """A parameter problem, before it is attributed to the file or to an override."""
+
+
+def _require(params: dict, dotted: str, kind: type | tuple[type, ...]) -> Any:
     node: Any = params
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
-            raise PolicyError(f"{path}: missing parameter {dotted!r}")
+            raise _Invalid(f"missing parameter {dotted!r}")
         node = node[part]
-    if not isinstance(node, kind) or (isinstance(node, bool) and kind is int):
-        raise PolicyError(f"{path}: parameter {dotted!r} must be {getattr(kind, '__name__', kind)}")
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if (not isinstance(node, kinds) or (isinstance(node, bool) and bool not in kinds)
+            or (isinstance(node, dt.datetime) and dt.datetime not in kinds)):
+        names = " or ".join("number" if k is float else "date" if k is dt.date else k.__name__
+                            for k in kinds if k is not int or float not in kinds)
+        raise _Invalid(f"parameter {dotted!r} must be {names}, not {node!r}")
     return node
 
 
+def _amount(value: Any, dotted: str) -> int:
+    """A TPP amount: an integer in [0, 2**63 - 1]."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= INT64_MAX:
+        raise _Invalid(f"parameter {dotted!r} must be an integer in [0, {INT64_MAX}], not {value!r}")
+    return value
+
+
+def _countries(values: Any, dotted: str) -> list[str]:
+    """A list of known ISO 3166-1 alpha-2 codes (``data/countries.csv``, upper case)."""
+    if not isinstance(values, list):
+        raise _Invalid(f"parameter {dotted!r} must be a list of country codes, not {values!r}")
+    for value in values:
+        _country(value, dotted)
+    return values
+
+
+def _country(value: Any, dotted: str) -> str:
+    known = _known_countries()
+    if not isinstance(value, str) or value not in known:
+        hint = f"; did you mean {value.upper()!r}?" if isinstance(value, str) and value.upper() in known else ""
+        raise _Invalid(f"{dotted}: {value!r} is not a country code of {COUNTRIES_PATH.name} "
+                       f"(ISO 3166-1 alpha-2, upper case){hint}")
+    return value
+
+
+@lru_cache(maxsize=1)
+def _known_countries() -> frozenset[str]:
+    return frozenset(load_countries()["alpha2"])
+
+
+def _groups(params: dict, dotted: str, groups: dict) -> None:
+    for group in _require(params, dotted, list):
+        if not isinstance(group, str) or group not in groups or group == "dated":
+            raise _Invalid(f"{dotted} names unknown country group {group!r}")
+
+
+def _window(start: Any, end: Any, dotted: str) -> None:
+    for value in (start, end):
+        if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
+            raise _Invalid(f"{dotted}: window dates must be dates (YYYY-MM-DD), not {value!r}")
+    if end < start:
+        raise _Invalid(f"{dotted}: window ends before it starts ({start}..{end})")
+
+
 def check_policy(params: dict, path: Path) -> None:
-    """Check that a parsed rule set has every parameter its framework needs.
+    """Check that a parsed rule set has every parameter its framework needs, each of the right
+    type and in range.
+
+    Checks: the id is a slug (``[a-z0-9][a-z0-9._-]{0,63}``, no ``..``); country codes (group
+    members, tiers, aliases and their targets, caps, agreements) are in ``data/countries.csv``;
+    group names refer to groups; TPP amounts are integers in [0, 2**63 - 1]; scores are in [0, 1];
+    windows are dates in order; list codes are known CSL lists; a ``parties.reviews_file`` reads
+    (:func:`pipeline.review.read_reviews`).
 
     Raises
     ------
     PolicyError
+        Naming ``path`` and the parameter.
     """
-    _require(params, "id", str, path)
-    framework = _require(params, "framework", str, path)
+    try:
+        _check(params)
+    except _Invalid as error:
+        raise PolicyError(f"{path}: {error}") from None
+
+
+def _check(params: dict) -> None:
+    """:func:`check_policy` without the file name; raises :class:`_Invalid`."""
+    policy_id = _require(params, "id", str)
+    if not POLICY_ID.fullmatch(policy_id) or ".." in policy_id:
+        raise _Invalid(f"id {policy_id!r} must be 1 to 64 characters of a-z, 0-9, '.', '_', '-', starting "
+                       "with a letter or digit, without '..'")
+    framework = _require(params, "framework", str)
     if framework not in FRAMEWORKS:
-        raise PolicyError(f"{path}: framework must be one of {FRAMEWORKS}, not {framework!r}")
-    groups = _require(params, "country_groups", dict, path)
+        raise _Invalid(f"framework must be one of {FRAMEWORKS}, not {framework!r}")
+    for key in ("title", "version", "status_note"):
+        if key in params:
+            _require(params, key, str)
+    if "effective_from" in params:
+        _require(params, "effective_from", dt.date)
+    groups = _require(params, "country_groups", dict)
     for name, members in groups.items():
         if name == "dated":
+            if not isinstance(members, list):
+                raise _Invalid("country_groups.dated must be a list of tables")
             for entry in members:
-                if set(entry) < {"group", "country", "until"} or not isinstance(entry["until"], dt.date):
-                    raise PolicyError(f"{path}: country_groups.dated entries need group, country, until (a date)")
-                if entry["group"] not in groups:
-                    raise PolicyError(f"{path}: dated membership names unknown group {entry['group']!r}")
-        elif not isinstance(members, list) or not all(isinstance(c, str) and len(c) == 2 for c in members):
-            raise PolicyError(f"{path}: country group {name!r} must be a list of ISO alpha-2 codes")
-    _require(params, "destinations.aliases", dict, path)
-    _require(params, "controls.controlled_classes", list, path)
-    _require(params, "controls.gp10_denied", bool, path)
-    for key in ("deny_lists", "review_lists"):
-        _require(params, f"parties.{key}", list, path)
-    scores = [_require(params, f"parties.{key}", (int, float), path) for key in ("block_score", "review_score")]
-    if not 0 <= scores[1] <= scores[0] <= 1:
-        raise PolicyError(f"{path}: need 0 <= parties.review_score <= parties.block_score <= 1")
-    for key in ("country_bonus", "country_penalty"):  # optional
-        value = params["parties"].get(key, 0.0)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
-            raise PolicyError(f"{path}: parameter 'parties.{key}' must be a number in [0, 1]")
-    if not isinstance(params["parties"].get("reviews_file", ""), str):
-        raise PolicyError(f"{path}: parameter 'parties.reviews_file' must be str")
+                if not isinstance(entry, dict) or not {"group", "country", "until"} <= set(entry):
+                    raise _Invalid("country_groups.dated entries need group, country, until (a date)")
+                if not isinstance(entry["until"], dt.date) or isinstance(entry["until"], dt.datetime):
+                    raise _Invalid(f"country_groups.dated: until must be a date, not {entry['until']!r}")
+                if not isinstance(entry["group"], str) or entry["group"] not in groups or entry["group"] == "dated":
+                    raise _Invalid(f"dated membership names unknown group {entry['group']!r}")
+                _country(entry["country"], "country_groups.dated")
+        else:
+            _countries(members, f"country_groups.{name}")
+    for alias, target in _require(params, "destinations.aliases", dict).items():
+        _country(alias, "destinations.aliases")
+        _country(target, f"destinations.aliases.{alias}")
+    for eccn in _require(params, "controls.controlled_classes", list):
+        if not isinstance(eccn, str) or not ECCN.fullmatch(eccn):
+            raise _Invalid(f"controls.controlled_classes: {eccn!r} is not an ECCN such as '3A090.a'")
+    _require(params, "controls.gp10_denied", bool)
+    _check_parties(params)
     if framework == "tiered":
-        _require(params, "tiers.tier1", list, path)
-        for group in _require(params, "tiers.tier3_groups", list, path):
-            if group not in groups:
-                raise PolicyError(f"{path}: tiers.tier3_groups names unknown group {group!r}")
-        if _require(params, "lpp.limit_tpp", int, path) < 0:
-            raise PolicyError(f"{path}: lpp.limit_tpp must be >= 0")
-        start = _require(params, "allocation.window_start", dt.date, path)
-        end = _require(params, "allocation.window_end", dt.date, path)
-        if end < start:
-            raise PolicyError(f"{path}: allocation window ends before it starts")
-        _require(params, "allocation.default_cap_tpp", int, path)
-        for country, cap in _require(params, "allocation.caps", dict, path).items():
-            if not isinstance(cap, int) or isinstance(cap, bool) or cap < 0:
-                raise PolicyError(f"{path}: allocation.caps.{country} must be a non-negative integer")
+        _countries(_require(params, "tiers.tier1", list), "tiers.tier1")
+        _groups(params, "tiers.tier3_groups", groups)
+        _amount(_require(params, "lpp.limit_tpp", int), "lpp.limit_tpp")
+        if _require(params, "lpp", dict).get("period", LPP_PERIODS[0]) not in LPP_PERIODS:
+            raise _Invalid(f"lpp.period must be one of {LPP_PERIODS}, not {params['lpp']['period']!r}")
+        _window(_require(params, "allocation.window_start", dt.date),
+                _require(params, "allocation.window_end", dt.date), "allocation")
+        _amount(_require(params, "allocation.default_cap_tpp", int), "allocation.default_cap_tpp")
+        for country, cap in _require(params, "allocation.caps", dict).items():
+            _country(country, "allocation.caps")
+            _amount(cap, f"allocation.caps.{country}")
     else:
         for key in ("denied_groups", "license_groups", "exempt_groups"):
-            for group in _require(params, f"controls.{key}", list, path):
-                if group not in groups:
-                    raise PolicyError(f"{path}: controls.{key} names unknown group {group!r}")
-        for entry in params.get("agreements", []):
-            if set(entry) < {"destination", "window_start", "window_end", "cap_tpp"}:
-                raise PolicyError(f"{path}: agreements need destination, window_start, window_end, cap_tpp")
-            if not isinstance(entry["cap_tpp"], int) or entry["cap_tpp"] < 0:
-                raise PolicyError(f"{path}: agreement cap_tpp must be a non-negative integer")
+            _groups(params, f"controls.{key}", groups)
+        agreements = params.get("agreements", [])
+        if not isinstance(agreements, list):
+            raise _Invalid("agreements must be a list of tables")
+        for i, entry in enumerate(agreements):
+            if not isinstance(entry, dict) or not AGREEMENT_KEYS <= set(entry):
+                raise _Invalid("agreements need destination, window_start, window_end, cap_tpp")
+            _country(entry["destination"], f"agreements.{i}.destination")
+            _window(entry["window_start"], entry["window_end"], f"agreements.{i}")
+            _amount(entry["cap_tpp"], f"agreements.{i}.cap_tpp")
+
+
+def _check_parties(params: dict) -> None:
+    from pipeline.parties import KNOWN_CODES  # heavy imports only when a rule set is checked
+
+    for key in ("deny_lists", "review_lists"):
+        for code in _require(params, f"parties.{key}", list):
+            if not isinstance(code, str) or code not in KNOWN_CODES:
+                raise _Invalid(f"parties.{key}: unknown list code {code!r}; known: {', '.join(sorted(KNOWN_CODES))}")
+    scores = [_require(params, f"parties.{key}", (int, float)) for key in ("block_score", "review_score")]
+    if not 0 <= scores[1] <= scores[0] <= 1:
+        raise _Invalid("need 0 <= parties.review_score <= parties.block_score <= 1")
+    parties = params["parties"]
+    for key in ("country_bonus", "country_penalty"):  # optional
+        value = parties.get(key, 0.0)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+            raise _Invalid(f"parameter 'parties.{key}' must be a number in [0, 1]")
+    if not isinstance(parties.get("allow_short_list", False), bool):
+        raise _Invalid("parameter 'parties.allow_short_list' must be true or false")
+    reviews = parties.get("reviews_file", "")
+    if not isinstance(reviews, str):
+        raise _Invalid("parameter 'parties.reviews_file' must be str")
+    if reviews:
+        from pipeline.review import ReviewFileError, read_reviews
+
+        try:
+            read_reviews(reviews)
+        except ReviewFileError as error:
+            raise _Invalid(f"parties.reviews_file: {error}") from None

@@ -4,6 +4,7 @@ Every value lives in a reviewed data file with its source; this module only read
 """
 from __future__ import annotations
 
+import tomllib
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +19,8 @@ CATALOG_PATH = DATA_DIR / "chips.csv"
 COUNTRIES_PATH = DATA_DIR / "countries.csv"
 CSL_PATH = DATA_DIR / "csl" / "consolidated.csv.gz"
 """Default Consolidated Screening List: the full spring-2022 snapshot."""
+CSL_CHECK_PATH = DATA_DIR / "csl" / "list_check.toml"
+"""Size check of a screening list: the packaged list's record count and the shrink allowed."""
 
 # 3A090 thresholds (DOMAIN 2): TPP and performance density (TPP per mm2 of applicable die area).
 TPP_A = 4800
@@ -97,3 +100,28 @@ def load_countries(path: Path = COUNTRIES_PATH) -> pd.DataFrame:
     """Read the ISO 3166-1 alpha-2 country list (``alpha2``, ``name``)."""
     return pd.read_csv(path, comment="#", dtype=str, keep_default_na=False)
 
+
+
+@lru_cache(maxsize=None)
+def load_list_check(path: Path = CSL_CHECK_PATH) -> dict:
+    """Read the screening-list size check (``data/csl/list_check.toml``).
+
+    Returns
+    -------
+    dict
+        ``reference_records`` (int, records of the packaged list) and ``max_shrink`` (float in
+        [0, 1), the fraction of records a list may lack against it).
+
+    Raises
+    ------
+    ValueError
+        A missing value or one out of range.
+    """
+    with open(path, "rb") as handle:
+        check = tomllib.load(handle)
+    records, shrink = check.get("reference_records"), check.get("max_shrink")
+    if not isinstance(records, int) or isinstance(records, bool) or records < 1:
+        raise ValueError(f"{path}: reference_records must be a positive integer")
+    if not isinstance(shrink, (int, float)) or isinstance(shrink, bool) or not 0 <= shrink < 1:
+        raise ValueError(f"{path}: max_shrink must be a number in [0, 1)")
+    return {"reference_records": records, "max_shrink": float(shrink)}

@@ -9,14 +9,15 @@ party          the consignee name as reviewed (matched by its normalized form)
 entry_id       the CSL entry the decision is about (``entry_id`` of the screening list)
 decision       ``clear`` (a false positive: not this listed party) or ``confirm`` (a true match)
 analyst        who decided
-decided_at     when (ISO 8601 date or date-time)
+decided_at     when (ISO 8601 date or date-time; without a UTC offset it is taken as UTC)
 reason         why (free text, required)
 fingerprint    the entry's :func:`entry_fingerprint` when the decision was taken
 =============  ==================================================================================
 
 Later runs honour a decision only while the entry's fingerprint is unchanged: a changed list entry
 (new alias, address, list) re-opens the review. Rows are appended, never edited; when a party and
-entry have several rows, the latest ``decided_at`` wins (file order breaks ties).
+entry have several rows, the latest ``decided_at`` wins, compared as instants (file order breaks
+ties).
 """
 from __future__ import annotations
 
@@ -53,6 +54,44 @@ class Review:
         verb = "cleared" if self.decision == "clear" else "confirmed"
         return f"{verb} by {self.analyst} on {self.decided_at}: {self.reason}"
 
+    def instant(self) -> dt.datetime:
+        """When the decision was taken (:func:`decided_instant`)."""
+        try:
+            return decided_instant(self.decided_at)
+        except ValueError:
+            raise ReviewFileError(f"decided_at {self.decided_at!r} of the review of {self.party!r} / "
+                                  f"{self.entry_id} is not an ISO date") from None
+
+
+def decided_instant(text: str) -> dt.datetime:
+    """The instant of a ``decided_at`` value, in UTC.
+
+    Parameters
+    ----------
+    text : str
+        An ISO 8601 date or date-time. One without a UTC offset (a bare date too) is taken as
+        UTC: ``2026-03-01`` is ``2026-03-01T00:00:00+00:00``.
+
+    Returns
+    -------
+    datetime.datetime
+        Aware, in UTC.
+
+    Raises
+    ------
+    ValueError
+        ``text`` is not an ISO 8601 date or date-time.
+
+    Examples
+    --------
+    >>> decided_instant("2026-03-01T09:00:00-05:00") > decided_instant("2026-03-01T12:00:00+00:00")
+    True
+    """
+    moment = dt.datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(dt.timezone.utc)
+
 
 def entry_fingerprint(entries: pd.DataFrame) -> dict[str, str]:
     """A short hash per ``entry_id`` of what an analyst saw: list, listed name, aliases, countries.
@@ -84,15 +123,27 @@ class ReviewBook:
         Decisions in file order.
     normalize : callable
         The name normalization used by screening.
+
+    Raises
+    ------
+    ReviewFileError
+        A ``decided_at`` that is not an ISO date.
+
+    Notes
+    -----
+    Per (party, entry) the decision with the latest ``decided_at`` instant is in force
+    (:func:`decided_instant`: offsets applied, none means UTC); of equal instants, the later in
+    file order.
     """
 
     def __init__(self, reviews, normalize):
-        latest: dict[tuple[str, str], Review] = {}
+        latest: dict[tuple[str, str], tuple[dt.datetime, Review]] = {}
         for review in reviews:
             key = (normalize(review.party), review.entry_id)
-            if key not in latest or review.decided_at >= latest[key].decided_at:
-                latest[key] = review
-        self._latest = latest
+            when = review.instant()
+            if key not in latest or when >= latest[key][0]:
+                latest[key] = (when, review)
+        self._latest = {key: review for key, (_, review) in latest.items()}
 
     def __len__(self) -> int:
         return len(self._latest)
@@ -112,32 +163,37 @@ def read_reviews(path: str | Path) -> list[Review]:
     Raises
     ------
     ReviewFileError
-        Unreadable file, missing column, unknown decision, bad date, or an empty analyst,
-        reason or fingerprint.
+        Unreadable file, not UTF-8 CSV text, missing column, unknown decision, bad date, or an
+        empty analyst, reason or fingerprint; the message names the file (and the line).
     """
     path = Path(path)
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            rows = list(csv.DictReader(handle))
-            header = rows[0].keys() if rows else None
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            rows = [(reader.line_num, row) for row in reader if row]
     except OSError as error:
-        raise ReviewFileError(f"cannot read reviews file {path}: {error.strerror}") from None
-    if header is None:
-        with open(path, encoding="utf-8", newline="") as handle:
-            header = next(csv.reader(handle), [])
+        raise ReviewFileError(f"cannot read reviews file {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ReviewFileError(f"reviews file {path} is not UTF-8 text (byte 0x{error.object[error.start]:02x}); "
+                              "save it as UTF-8 CSV") from None
+    except csv.Error as error:
+        raise ReviewFileError(f"reviews file {path} is not a readable CSV file: {error}") from None
+    header = header or []
     missing = [column for column in REVIEW_COLUMNS if column not in header]
     if missing:
         raise ReviewFileError(f"{path}: missing columns {missing}")
+    at = {column: header.index(column) for column in REVIEW_COLUMNS}
     reviews = []
-    for line, row in enumerate(rows, start=2):
-        values = {column: (row[column] or "").strip() for column in REVIEW_COLUMNS}
+    for line, row in rows:
+        values = {column: (row[i] if i < len(row) else "").strip() for column, i in at.items()}
         if values["decision"] not in DECISIONS:
             raise ReviewFileError(f"{path}:{line}: decision must be one of {DECISIONS}, not {values['decision']!r}")
         for column in ("party", "entry_id", "analyst", "reason", "fingerprint"):
             if not values[column]:
                 raise ReviewFileError(f"{path}:{line}: empty {column}")
         try:
-            dt.datetime.fromisoformat(values["decided_at"])
+            decided_instant(values["decided_at"])
         except ValueError:
             raise ReviewFileError(f"{path}:{line}: decided_at {values['decided_at']!r} is not an ISO date") from None
         reviews.append(Review(**values))

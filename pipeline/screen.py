@@ -1,6 +1,7 @@
 """The screening job: ingest → parties → enrich → kernels → decide → outputs.
 
-Writes ``decisions.parquet``, ``quarantine.parquet`` and ``summary.json`` (DESIGN §3).
+Writes ``decisions.parquet``, ``quarantine.parquet``, ``parties.parquet``, ``summary.json`` and
+``report.html`` (DESIGN §3) into a run folder published all at once (:mod:`pipeline.publish`).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kernels import warm_up
+from kernels import TotalsOverflowError, warm_up
 from kernels.backend import Backend, select_backend
 from pipeline import __version__
 from pipeline.carry import Carry
@@ -51,6 +52,8 @@ class ScreenResult:
         The per-row arrays behind the decisions table (keys, totals, allocations).
     tally : Tally
         The counts behind the summary and the report's charts.
+    parties : pandas.DataFrame
+        Party results of the distinct consignees (``parties.parquet``).
     """
 
     decisions: pa.Table
@@ -59,6 +62,7 @@ class ScreenResult:
     ledger: Ledger | None = None
     outcome: Decisions | None = None
     tally: Tally | None = None
+    parties: pd.DataFrame | None = None
 
 
 class _Timer:
@@ -351,13 +355,21 @@ def screen_rows(rows: pa.Table, policy: Policy, *, carry: Carry | None = None, c
                                                             countries=countries))
             features = build_features(rows, policy, pending.result, name_codes)
     with timer.stage("decide"):
-        result = decide(features, policy, carry, backend=backend)
+        try:
+            result = decide(features, policy, carry, backend=backend)
+        except TotalsOverflowError as error:
+            if error.row is None:
+                raise
+            shipment = rows.column("shipment_id")[error.row].as_py()
+            raise TotalsOverflowError(f"running total overflows int64 at shipment {shipment!r} (row {error.row} "
+                                      "of this piece in screening order)", row=error.row) from None
     return ScreenedRows(rows, features, result, name_codes)
 
 
 def screen_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | Path | None = None, *,
                    as_of: dt.date | None = None, csl_path: str | Path = CSL_PATH,
-                   progress: Callable[[str], None] | None = None, backend: str | Backend = BACKEND) -> ScreenResult:
+                   progress: Callable[[str], None] | None = None, backend: str | Backend = BACKEND,
+                   publish: bool = True) -> ScreenResult:
     """Screen ledger files under one rule set and write the outputs.
 
     Parameters
@@ -367,8 +379,9 @@ def screen_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | P
     policy : Policy
         Rule set, overrides applied (:func:`pipeline.policy.load_policy`).
     out_dir : path, optional
-        Folder for ``decisions.parquet``, ``quarantine.parquet``, ``summary.json`` and
-        ``report.html``; nothing is written when omitted.
+        Where ``decisions.parquet``, ``quarantine.parquet``, ``parties.parquet``, ``summary.json``
+        and ``report.html`` are published, all at once (:mod:`pipeline.publish`); its run folder
+        is made before the ledger is read. Nothing is written when omitted.
     as_of : date, optional
         Screen only rows dated up to this day.
     csl_path : path
@@ -378,6 +391,8 @@ def screen_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | P
     backend : {"numpy", "auto", "cupy"} or Backend
         Where the accumulators run (:func:`kernels.backend.select_backend`); ``auto`` uses a GPU
         when one works. Decisions are the same on every backend.
+    publish : bool
+        False: write straight into ``out_dir`` (a run folder the caller publishes).
 
     Returns
     -------
@@ -387,56 +402,107 @@ def screen_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | P
     ------
     kernels.backend.BackendUnavailableError
         ``cupy`` was asked for and no CUDA device works (raised before the ledger is read).
+    pipeline.publish.PublishError
+        ``out_dir`` is refused or not writable (raised before the ledger is read).
     """
     backend = select_backend(backend)
     timer = _Timer(progress)
-    with ThreadPoolExecutor(max_workers=1) as helper:
-        # Loads the screening list and the compiled kernels (both cached per process) while the
-        # ledger is read: Arrow reads without holding the GIL.
-        preparing = helper.submit(_prepare, Path(csl_path))
-        with timer.stage("ingest"):
-            ledger = read_ledgers(paths, as_of=as_of)
-        preparing.result()
-    return screen_ledger(ledger, policy, out_dir, as_of=as_of, csl_path=csl_path, timer=timer, backend=backend)
+    with output_folder(out_dir, publish, keep=paths) as out:
+        with ThreadPoolExecutor(max_workers=1) as helper:
+            # Loads the screening list and the compiled kernels (both cached per process) while the
+            # ledger is read: Arrow reads without holding the GIL.
+            preparing = helper.submit(_prepare, Path(csl_path))
+            with timer.stage("ingest"):
+                ledger = read_ledgers(paths, as_of=as_of)
+            preparing.result()
+        return screen_ledger(ledger, policy, out, as_of=as_of, csl_path=csl_path, timer=timer, backend=backend,
+                             publish=False)
+
+
+@contextmanager
+def output_folder(out_dir: str | Path | None, publish: bool = True, keep: Sequence[str | Path] = ()):
+    """The folder a command writes into: a fresh run folder published at ``out_dir`` on success
+    (``publish``), ``out_dir`` itself (not ``publish``), or None (no ``out_dir``)."""
+    if out_dir is None:
+        yield None
+    elif not publish:
+        yield Path(out_dir)
+    else:
+        from pipeline.publish import run_folder
+
+        with run_folder(out_dir, keep) as run:
+            yield run
 
 
 def screen_ledger(ledger: Ledger, policy: Policy, out_dir: str | Path | None = None, *,
                   as_of: dt.date | None = None, csl_path: str | Path = CSL_PATH,
                   progress: Callable[[str], None] | None = None, timer: _Timer | None = None,
-                  backend: str | Backend = BACKEND) -> ScreenResult:
+                  backend: str | Backend = BACKEND, publish: bool = True) -> ScreenResult:
     """Screen validated ledger rows under one rule set (see :func:`screen_ledgers`).
 
     One ledger can be screened under several rule sets without reading it again. On a GPU the
     accumulators take the rows in time-ordered chunks sized from free device memory, with
     per-key carry-in (:meth:`kernels.backend.Backend.accumulate`), so any ledger that fits in
-    host memory runs; larger ones go through :func:`pipeline.scale.scan`.
+    host memory runs; larger ones go through :func:`pipeline.scale.scan`. ``publish=False``
+    writes straight into ``out_dir`` (a run folder the caller publishes).
     """
     backend = select_backend(backend)
     timer = timer or _Timer(progress)
-    piece = screen_rows(ledger.rows, policy, csl_path=csl_path, timer=timer, backend=backend)
-    with timer.stage("assemble"):
-        table = piece.decisions_table(policy)
-        tally = Tally.of(ledger.rows, piece.result, piece.features.tpp)
-    result, screen = piece.result, PartyScreen.from_path(Path(csl_path))
-    summary = build_summary(policy, tally, result.carry, ledger.counts, ledger.files, timer.timings, Path(csl_path),
-                            len(screen.entries), as_of, backend=backend.name)
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        with timer.stage("write"):
-            write_output(table, out / "decisions.parquet")
-            write_output(ledger.quarantine, out / "quarantine.parquet")
-            from pipeline.parties import write_party_matches
+    with output_folder(out_dir, publish) as out:
+        piece = screen_rows(ledger.rows, policy, csl_path=csl_path, timer=timer, backend=backend)
+        with timer.stage("assemble"):
+            table = piece.decisions_table(policy)
+            tally = Tally.of(ledger.rows, piece.result, piece.features.tpp)
+        result, screen = piece.result, PartyScreen.from_path(Path(csl_path))
+        summary = build_summary(policy, tally, result.carry, ledger.counts, ledger.files, timer.timings,
+                                Path(csl_path), len(screen.entries), as_of, backend=backend.name)
+        screened = ScreenResult(decisions=table, quarantine=ledger.quarantine, summary=summary, ledger=ledger,
+                                outcome=result, tally=tally, parties=piece.features.parties)
+        if out is not None:
+            write_screen_outputs(screened, out, timer=timer)
+    return screened
 
-            write_party_matches(piece.features.parties, out / "parties.parquet")
+
+def write_screen_outputs(result: ScreenResult, out: Path, *, timer: _Timer | None = None,
+                         report: bool = True) -> None:
+    """Write a screening's outputs into a run folder, each file once.
+
+    Parameters
+    ----------
+    result : ScreenResult
+    out : Path
+        An unpublished run folder (created when missing).
+    timer : optional
+        Stage timer; its timings go into ``summary.json``.
+    report : bool
+        Also write ``report.html`` and ``summary.json`` (an audit writes its own).
+    """
+    timer = timer or _Timer(None)
+    out.mkdir(exist_ok=True)
+    with timer.stage("write"):
+        write_output(result.decisions, out / "decisions.parquet")
+        write_output(result.quarantine, out / "quarantine.parquet")
+        write_parties(result.parties, out / "parties.parquet")
+        if report:
             from pipeline.report import write_report
             from pipeline.report_content import screen_report
 
-            write_report(screen_report(ScreenResult(table, ledger.quarantine, summary, ledger, result, tally)),
-                         out / "report.html")
-        summary["timings_s"] = timer.timings
-        partial = out / "summary.json.partial"
-        partial.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        os.replace(partial, out / "summary.json")
-    return ScreenResult(decisions=table, quarantine=ledger.quarantine, summary=summary, ledger=ledger, outcome=result,
-                        tally=tally)
+            write_report(screen_report(result), out / "report.html")
+    if report:
+        result.summary["timings_s"] = dict(timer.timings)
+        (out / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str) + "\n")
+
+
+def write_parties(parties: pd.DataFrame | None, path: Path) -> None:
+    """Write ``parties.parquet`` (:func:`pipeline.parties.write_party_matches`); no consignee: no rows."""
+    from pipeline.parties import MATCH_COLUMNS, write_party_matches
+
+    if parties is not None and len(parties):
+        write_party_matches(parties, path)
+        return
+    text = [c for c in MATCH_COLUMNS if c not in ("rank", "score")] + ["outcome", "party_tokens", "review_status"]
+    empty = {c: pa.array([], pa.string()) for c in text}
+    empty.update({"rank": pa.array([], pa.int8()), "score": pa.array([], pa.float64()),
+                  "chosen": pa.array([], pa.bool_())})
+    pq.write_table(pa.table({c: empty[c] for c in MATCH_COLUMNS + ["outcome", "party_tokens", "review_status",
+                                                                     "chosen"]}), path)

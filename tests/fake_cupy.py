@@ -2,8 +2,9 @@
 
 It offers what :mod:`kernels.backend` and the sorted kernels use of CuPy (array functions,
 ``asnumpy``, ``cuda.runtime``, the memory pool), with CuPy's semantics where they differ from
-NumPy's (``argsort`` is stable). Arrays are NumPy arrays, so nothing here checks device/host
-separation; only a real device does.
+NumPy's. Its ``argsort`` breaks ties against row order unless ``kind="stable"`` is stated, so a
+kernel that depends on stability must say so. Arrays are NumPy arrays, so nothing here checks
+device/host separation; only a real device does.
 """
 from __future__ import annotations
 
@@ -40,6 +41,17 @@ class _Pool:
         return 0
 
 
+def argsort(values, axis=-1, kind=None):
+    """CuPy's ``argsort``, except that ties come out in reverse row order unless ``kind="stable"``
+    is stated: code that relies on stability without saying so fails here."""
+    values = np.asarray(values)
+    if kind == "stable" or values.ndim != 1:
+        return np.argsort(values, axis=axis, kind="stable")
+    if kind is not None:
+        raise ValueError(f"cupy.argsort accepts kind=None or 'stable', not {kind!r}")
+    return np.lexsort((-np.arange(len(values)), values))
+
+
 def make(devices: int = 1, free: int = 2**30, fail: str | None = None) -> types.ModuleType:
     """A fake ``cupy`` module.
 
@@ -61,7 +73,7 @@ def make(devices: int = 1, free: int = 2**30, fail: str | None = None) -> types.
     module.cuda = types.SimpleNamespace(runtime=_Runtime(devices, free, fail), Device=_Device)
     module.get_default_memory_pool = _Pool
     module.asnumpy = np.asarray
-    module.argsort = lambda values: np.argsort(values, kind="stable")
+    module.argsort = argsort
 
     def cumsum(values, *args, **kwargs):
         if fail == "kernel":

@@ -99,7 +99,7 @@ def test_audit_and_diff_write_reports_with_untrusted_names_escaped(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["changed_rows"] == 2 and summary["transitions"]["DENIED"] == {"DENIED": 1}
-    assert (out / "ai-diffusion-2025" / "decisions.parquet").exists()
+    assert (out / "a" / "decisions.parquet").exists() and (out / "b" / "decisions.parquet").exists()
     assert "Decisions: ai-diffusion-2025 (rows)" in (out / "report.html").read_text()
     result = runner.invoke(app, ["diff", str(ledger), "-p", "ai-diffusion-2025", "--out", str(out)])
     assert result.exit_code == 2 and "exactly two" in result.output

@@ -1,6 +1,9 @@
 """Differential tests: the engine against the independent DuckDB SQL oracle, on random ledgers.
 
 Also: the output does not depend on the order of the input rows.
+
+Other suites import :func:`random_rows` from here, on machines without DuckDB too (the GPU
+image has none): the oracle is imported only by the tests that use it, which skip without it.
 """
 import datetime as dt
 import random
@@ -12,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import shipment, write_ledger
-from oracle_sql import screen_sql
 from pipeline.parties import PartyScreen
 from pipeline.policy import load_policy
 from pipeline.reference import load_catalog
@@ -59,7 +61,17 @@ def random_rows(rng: random.Random, n: int) -> list[dict]:
     return rows
 
 
-def oracle(ledger_path, policy):
+@pytest.fixture
+def oracle():
+    """The SQL oracle as ``oracle(ledger_path, policy)``; skips where DuckDB is not installed."""
+    pytest.importorskip("duckdb", reason="the SQL oracle needs duckdb")
+    return sql_oracle
+
+
+def sql_oracle(ledger_path, policy):
+    """The oracle's decisions for a ledger file (needs duckdb)."""
+    from oracle_sql import screen_sql
+
     rows = pq.read_table(ledger_path)
     ledger = pa.table({
         **{c: rows.column(c) for c in rows.column_names if c not in ("ship_date", "quantity")},
@@ -85,14 +97,14 @@ def as_rows(table):
 @pytest.mark.parametrize("policy_id", sorted(OVERRIDES))
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 120))
-def test_engine_equals_sql_oracle(tmp_path, policy_id, seed, n):
+def test_engine_equals_sql_oracle(tmp_path, oracle, policy_id, seed, n):
     policy = load_policy(policy_id, OVERRIDES[policy_id])
     path = write_ledger(random_rows(random.Random(seed), n), tmp_path / f"{seed}-{n}.parquet")
     assert as_rows(engine(path, policy)) == as_rows(oracle(path, policy))
 
 
 @pytest.mark.parametrize("policy_id", sorted(OVERRIDES))
-def test_engine_equals_sql_oracle_on_a_larger_ledger(tmp_path, policy_id):
+def test_engine_equals_sql_oracle_on_a_larger_ledger(tmp_path, oracle, policy_id):
     policy = load_policy(policy_id, OVERRIDES[policy_id])
     path = write_ledger(random_rows(random.Random(7), 5000), tmp_path / "large.parquet")
     ours, theirs = as_rows(engine(path, policy)), as_rows(oracle(path, policy))

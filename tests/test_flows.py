@@ -1,6 +1,11 @@
 """The Prefect flows, embedded (no server). Kept few: Prefect's start-up costs seconds."""
+import importlib.util
+import json
 import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -9,15 +14,33 @@ from conftest import write_ledger
 from test_differential import random_rows
 
 
+REPO = Path(__file__).resolve().parents[1]
+needs_prefect = pytest.mark.skipif(importlib.util.find_spec("prefect") is None, reason="prefect is not installed")
+
+
+def prefect_settings(home) -> dict:
+    """Offline Prefect settings with its files under ``home``."""
+    return {"PREFECT_HOME": str(home), "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
+
+
 @pytest.fixture(scope="module")
 def prefect_home(tmp_path_factory):
-    pytest.importorskip("prefect")
-    settings = {"PREFECT_HOME": str(tmp_path_factory.mktemp("prefect")), "DO_NOT_TRACK": "1",
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-                "PREFECT_LOGGING_LEVEL": "WARNING"}
+    """Prefect settings, then a temporary server for the module's flows, stopped before pytest's capture is.
+
+    Settings go into the environment before Prefect is imported (it reads them on import).
+    Prefect's own temporary server would otherwise be stopped at interpreter exit, logging that
+    through a handler whose stream (pytest's capture) is closed by then: a "Logging error".
+    """
+    if importlib.util.find_spec("prefect") is None:
+        pytest.skip("prefect is not installed")
+    settings = {**prefect_settings(tmp_path_factory.mktemp("prefect")), "PREFECT_LOGGING_LEVEL": "WARNING"}
     saved = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)
-    yield
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
@@ -49,3 +72,44 @@ def test_nightly_then_audit_flows(prefect_home, tmp_path):
     summary = audit(lake, str(tmp_path / "audit"), policy="ai-diffusion-2025", as_of="2027-01-01")
     assert summary["rows"]["accepted"] < 300 and "discrepancies" in summary
     assert (tmp_path / "audit" / "report.html").read_text().count("<svg") >= 1
+
+
+NIGHTLY_SCRIPT = """
+import json, sys
+from typer.testing import CliRunner
+from pipeline.cli import app
+
+lake, out, first, second = sys.argv[1:]
+runner = CliRunner()
+results = [runner.invoke(app, ["nightly", first, "--lake", lake, "-o", out, "--scheduler", "none", "-v"]),
+           runner.invoke(app, ["nightly", second, "--lake", lake, "-o", out, "--workers", "1"])]
+print(json.dumps([[r.exit_code, r.output] for r in results]))
+"""
+
+
+@needs_prefect
+def test_nightly_command_keeps_library_logs_quiet_and_exits_cleanly(tmp_path):
+    """Default ``nightly``: no Prefect or Dask INFO lines; ``-v`` shows them; no "Logging error" at exit.
+
+    In a fresh interpreter, through ``CliRunner``: Prefect binds its console handler to the
+    runner's stream, closed when the command returns, before the interpreter exits.
+    """
+    from pipeline.generate import generate_ledger, generate_next
+    from pipeline.lake import ingest
+
+    generate_ledger(tmp_path / "history.parquet", 3_000, seed=5)
+    ingest([tmp_path / "history.parquet"], tmp_path / "lake")
+    generate_next(tmp_path / "night1.csv", tmp_path / "history.parquet", 200, seed=1)
+    generate_next(tmp_path / "night2.csv", tmp_path / "night1.csv", 200, seed=2)
+    env = {**os.environ, **prefect_settings(tmp_path / "prefect")}
+    for key in ("PREFECT_LOGGING_LEVEL", "PREFECT_API_URL"):
+        env.pop(key, None)
+    run = subprocess.run([sys.executable, "-c", NIGHTLY_SCRIPT, str(tmp_path / "lake"), str(tmp_path / "out"),
+                          str(tmp_path / "night1.csv"), str(tmp_path / "night2.csv")],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    (verbose_code, verbose), (quiet_code, quiet) = json.loads(run.stdout.strip().splitlines()[-1])
+    assert verbose_code == 0 and "| INFO    | Flow run" in verbose and "nightly: " in verbose
+    assert quiet_code == 0 and "200 rows" in " ".join(quiet.split())
+    assert "INFO" not in quiet and "distributed." not in quiet, quiet
+    assert "Logging error" not in run.stderr and "Traceback" not in run.stderr, run.stderr[-3000:]

@@ -283,3 +283,78 @@ def test_consignee_pool(clean):
     # Skewed buyers: the largest consignee takes far more than an even share.
     top = frame["consignee_name"].value_counts(normalize=True).iloc[0]
     assert top > 10 / stats["consignees"]
+
+
+# ------------------------------------------------------------------- the next night of a ledger
+@pytest.mark.parametrize("history_name,night_name", [("h.parquet", "n.csv"), ("h.csv", "n.jsonl"),
+                                                     ("h.jsonl", "n.parquet")])
+def test_next_night_is_accepted_whole_after_the_history(tmp_path, history_name, night_name):
+    from pipeline.generate import generate_next
+    from pipeline.lake import ingest
+
+    history = tmp_path / history_name
+    generate_ledger(history, 5_000, seed=4, bad_rows=14, listed_names=LISTED)  # bad ids count too
+    night = tmp_path / night_name
+    stats = generate_next(night, history, 800, seed=1)
+    lake = tmp_path / "lake"
+    ingest([history], lake)
+    report = ingest([night], lake)
+    assert report.counts["rows_read"] == 800
+    assert report.counts["quarantined"] == 0 and report.counts["accepted"] == 800
+
+    before = read_ledgers([history]).rows
+    after = read_ledgers([night]).rows
+    last = pc.max(before.column("ship_date")).as_py()
+    assert stats["after_last_date"] == last.isoformat()
+    assert pc.min(after.column("ship_date")).as_py() > last
+    assert stats["first_date"] == pc.min(after.column("ship_date")).as_py().isoformat()
+    ids = after.column("shipment_id").to_pylist()
+    assert stats["first_id"] == min(ids) == "SHP-000000005000" and all(ID_PATTERN.match(i) for i in ids)
+    # Mostly pending, a few shipped (the day after), all from the history's consignees.
+    statuses = after.column("status").cast(pa.string()).to_pylist()
+    assert statuses.count("shipped") == stats["shipped"] == 80 and statuses.count("pending") == 720
+    known = set(before.column("consignee_name").cast(pa.string()).to_pylist())
+    names = after.column("consignee_name").cast(pa.string()).to_pylist()
+    assert set(names) <= known and len(set(names)) > 20
+
+    # The night after that continues the numbering again.
+    again = generate_next(tmp_path / "n2.parquet", night, 100, seed=2)
+    assert again["first_id"] == "SHP-000000005800" and again["first_date"] > stats["last_date"]
+    assert ingest([tmp_path / "n2.parquet"], lake).counts["accepted"] == 100
+
+
+def test_next_night_is_deterministic_and_keeps_consignee_addresses(tmp_path):
+    from pipeline.generate import generate_next
+
+    generate_ledger(tmp_path / "h.parquet", 3_000, seed=6)
+    generate_next(tmp_path / "a.csv", tmp_path / "h.parquet", 500, seed=3)
+    generate_next(tmp_path / "b.csv", tmp_path / "h.parquet", 500, seed=3)
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    history, night = read_any(tmp_path / "h.parquet"), read_any(tmp_path / "a.csv")
+    address = dict(zip(text(history, "consignee_name"), text(history, "consignee_address")))
+    assert all(address[n] == a for n, a in zip(text(night, "consignee_name"), text(night, "consignee_address")))
+
+
+def test_next_night_of_a_missing_or_broken_ledger_is_a_clear_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from pipeline.generate import generate_next
+    from pipeline.ingest import LedgerReadError
+
+    with pytest.raises(LedgerReadError, match="no such ledger file"):
+        generate_next(tmp_path / "n.csv", tmp_path / "missing.parquet", 10)
+    (tmp_path / "broken.parquet").write_bytes(b"not parquet")
+    runner = CliRunner()
+    for after, message in (("missing.parquet", "no such ledger file"), ("broken.parquet", "cannot read as parquet")):
+        result = runner.invoke(app, ["generate", str(tmp_path / "n.csv"), "--after", str(tmp_path / after),
+                                     "-n", "10", "-q"])
+        assert result.exit_code == 1 and "error:" in result.output and message in result.output
+        assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "n.csv").exists()
+
+    generate_ledger(tmp_path / "h.jsonl", 1_000, seed=1)
+    result = runner.invoke(app, ["generate", str(tmp_path / "n.csv"), "--after", str(tmp_path / "h.jsonl"),
+                                 "-n", "50", "-q"])
+    assert result.exit_code == 0 and "ids from SHP-000000001000" in result.output
+    assert read_ledgers([tmp_path / "n.csv"]).counts["accepted"] == 50

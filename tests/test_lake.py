@@ -172,7 +172,9 @@ def test_ingest_in_several_calls_equals_one(tmp_path, generated):
     assert steps.ledger().rows.equals(once.ledger().rows)
     assert [(p.key, p.rows, p.sha256) for p in steps.partitions] == [(p.key, p.rows, p.sha256) for p in once.partitions]
     on_disk = sorted(p.relative_to(steps.path).as_posix() for p in (steps.path / "partitions").rglob("*.parquet"))
-    assert on_disk == sorted([p.path for p in steps.partitions] + [steps._index_paths[p.key] for p in steps.partitions])
+    kept = [r["path"] for r in manifest_of(steps.path).get("retired", [])]  # superseded, kept for readers
+    assert kept and on_disk == sorted([p.path for p in steps.partitions]
+                                      + [steps._index_paths[p.key] for p in steps.partitions] + kept)
 
 
 _CHILD = """
@@ -220,7 +222,8 @@ def test_crash_mid_ingest_leaves_the_lake_as_it_was(tmp_path, generated):
     report = ingest(parts[2:], lake_dir)
     assert report.committed and not (lake_dir / ".staging").exists()
     assert plain(Lake.open(lake_dir).ledger().rows).equals(plain(read_ledgers([clean]).rows))
-    named = {p.path for p in Lake.open(lake_dir).partitions}
+    named = {p.path for p in Lake.open(lake_dir).partitions} \
+        | {r["path"] for r in manifest_of(lake_dir)["retired"] if "/rows-" in r["path"]}  # kept for readers
     assert {p.relative_to(lake_dir).as_posix() for p in (lake_dir / "partitions").rglob("rows-*")} == named
 
 

@@ -230,6 +230,15 @@ def test_outputs_and_summary_reconcile(tmp_path):
     assert quarantine.column("reason").to_pylist() == ["unknown country code: destination_country"]
 
 
-def test_tpp_overflow_is_an_error_not_a_wrap(tmp_path):
-    with pytest.raises(OverflowError):
-        run(tmp_path, [shipment("A", quantity=2**62)], "ai-diffusion-2025")
+def test_row_tpp_overflow_is_quarantined_not_wrapped(tmp_path):
+    out, result = run(tmp_path, [shipment("A", quantity=2**62), shipment("B", quantity=1)], "ai-diffusion-2025")
+    assert list(out) == ["B"]
+    assert result.quarantine.column("reason").to_pylist() == ["quantity × unit TPP exceeds int64"]
+
+
+def test_running_total_overflow_is_an_error_naming_the_shipment(tmp_path):
+    quantity = 2**62 // 15_832 + 1000  # each row fits in int64; the consignee-year's LPP total does not
+    rows = [shipment("FIRST", "2025-03-01", consignee_id="C-1", quantity=quantity),
+            shipment("SECOND", "2025-03-02", consignee_id="C-1", quantity=quantity)]
+    with pytest.raises(OverflowError, match="'SECOND'"):
+        run(tmp_path, rows, "ai-diffusion-2025")

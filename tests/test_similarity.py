@@ -2,9 +2,10 @@
 
 Cases parametrised over ``numpy`` and ``cupy`` run :func:`kernels.similarity.pair_similarity` on
 that namespace and compare with :func:`pipeline.matching.score_pairs` on the CPU; the CuPy ones
-are skipped where no CUDA device works. On NumPy the scores must be equal bit for bit, on CuPy
-within 1e-6. The NumPy-backed CuPy stand-in (``tests/fake_cupy.py``) runs ``match-names
---backend cupy`` and the party screen end to end.
+are skipped where no CUDA device works. The scores must be equal bit for bit on every namespace:
+each float step of the array form is one IEEE operation, on CuPy too (one kernel each, nothing
+contracted into a multiply-add). The NumPy-backed CuPy stand-in (``tests/fake_cupy.py``) runs
+``match-names --backend cupy`` and the party screen end to end.
 """
 import sys
 
@@ -22,8 +23,6 @@ from pipeline.cli import app
 from pipeline.matching import (ALPHA, MAX_TOKENS, MIN_TOKEN_SIMILARITY, SWAP_PENALTY, NameMatcher, candidate_pairs,
                                score_pairs)
 from pipeline.parties import PartyScreen
-
-TOLERANCE = 1e-6
 
 
 @pytest.fixture(scope="module", params=["numpy", "cupy"])
@@ -49,11 +48,12 @@ def vectorised(matcher: NameMatcher, queries, listed, pair_query, pair_listed, d
     return runs[0]
 
 
-def assert_same(expected, got, device):
+def assert_same(expected, got, device=None):
+    """Bit-for-bit equal scores (same operations in the same order), with the first difference named."""
     assert got.dtype == np.float64 and got.shape == expected.shape
-    assert np.abs(got - expected).max(initial=0.0) <= TOLERANCE
-    if device.xp is np:
-        assert np.array_equal(got, expected)  # same operations in the same order
+    differ = np.flatnonzero(got.view(np.int64) != expected.view(np.int64))
+    assert not len(differ), (f"{len(differ)} of {len(got)} scores differ; first at {differ[0]}: "
+                             f"{got[differ[0]]!r} != {expected[differ[0]]!r}")
 
 
 def compare(matcher: NameMatcher, left, right, device, **options):
@@ -222,11 +222,44 @@ def test_score_pairs_takes_a_backend(device, screen):
     matcher = screen.matcher
     left = ["huawie technologies", "ramimakhlouf", "acme"]
     right = ["huawei technologies", "rami makhlouf", "zenith"]
-    assert np.abs(matcher.score(left, right, backend=device) - matcher.score(left, right)).max() <= TOLERANCE
+    assert_same(matcher.score(left, right), matcher.score(left, right, backend=device))
     names = ["huawei technologes", "rami makhlouf trading", "acme widgets"]
     best, scores = matcher.top_matches(names, k=3, backend=device)
     cpu_best, cpu_scores = matcher.top_matches(names, k=3)
-    assert np.abs(scores - cpu_scores).max() <= TOLERANCE and (best[:, 0] == cpu_best[:, 0]).all()
+    assert_same(cpu_scores.ravel(), scores.ravel())
+    assert np.array_equal(best, cpu_best)
+
+
+def test_assert_same_catches_a_last_bit_difference():
+    """The comparison is exact: one ulp off (what a contracted multiply-add gives) fails."""
+    expected = np.array([0.1 * 3, 0.7, 0.0])
+    assert_same(expected, expected.copy())
+    with pytest.raises(AssertionError, match="1 of 3 scores differ; first at 0"):
+        assert_same(expected, np.array([np.nextafter(expected[0], 1.0), 0.7, 0.0]))
+
+
+def test_auto_keeps_pair_scoring_on_the_cpu(fake_gpu, monkeypatch):
+    """``auto`` on a working device scores pairs with the Numba loop; ``cupy`` asked for by name
+    uses the array form there."""
+    calls = []
+    original = similarity.pair_similarity
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["xp"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(similarity, "pair_similarity", spy)
+    matcher = NameMatcher(["huawei technologies", "rami makhlouf"])
+    left, right = ["huawie technologies", "ramimakhlouf"], ["huawei technologies", "rami makhlouf"]
+    auto = select_backend("auto")
+    assert auto.name == "cupy" and not auto.scores_pairs_on_device
+    assert_same(matcher.score(left, right), matcher.score(left, right, backend=auto))
+    assert_same(matcher.score(left, right), matcher.score(left, right, backend="auto"))
+    assert calls == []
+    explicit = select_backend("cupy")
+    assert explicit.scores_pairs_on_device
+    assert_same(matcher.score(left, right), matcher.score(left, right, backend=explicit))
+    assert calls == [sys.modules["cupy"]]
 
 
 def test_match_names_on_the_fake_device(fake_gpu, tmp_path, monkeypatch):

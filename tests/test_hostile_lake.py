@@ -1,0 +1,224 @@
+"""A lake under stress: ingests committing while readers run, damaged files, `chipscreen lake verify`."""
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from conftest import shipment, write_ledger
+from pipeline import lake as lake_module
+from pipeline.cli import app
+from pipeline.lake import MANIFEST, Lake, LakeError, ingest
+from pipeline.lake_screen import screen_lake
+from pipeline.lake_verify import verify
+from pipeline.policy import load_policy
+
+POLICY = "post-rescission-2025"
+
+
+def march(prefix, n, day="2025-03-0{}"):
+    return [shipment(f"{prefix}{i}", day.format(1 + i % 9), quantity=1 + i) for i in range(n)]
+
+
+def ids(table):
+    return sorted(table.column("shipment_id").cast(pa.string()).to_pylist())
+
+
+def manifest_of(lake_dir):
+    return json.loads((Path(lake_dir) / MANIFEST).read_text())
+
+
+def on_disk(lake_dir):
+    return sorted(p.relative_to(lake_dir).as_posix() for p in (Path(lake_dir) / "partitions").rglob("*.parquet"))
+
+
+def named_or_kept(lake_dir):
+    manifest = manifest_of(lake_dir)
+    return sorted([p["path"] for p in manifest["partitions"]] + [p["index"] for p in manifest["partitions"]]
+                  + [r["path"] for r in manifest.get("retired", [])])
+
+
+@pytest.fixture
+def small_lake(tmp_path):
+    """A lake of two months (March, April 2025) and one quarantined row, at generation 1."""
+    rows = march("A", 6) + [shipment("APR1", "2025-04-02"), shipment("BAD", quantity=0)]
+    ingest([write_ledger(rows, tmp_path / "first.parquet")], tmp_path / "lake")
+    return tmp_path / "lake"
+
+
+def cli(*args):
+    """Exit code and output (stdout and stderr, line wrapping undone) of one command."""
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, " ".join(result.output.split())
+
+
+# ------------------------------------------------------------------------ C9: one generation
+def test_a_reader_keeps_its_generation_while_an_ingest_rewrites_its_partition(small_lake, tmp_path):
+    old = Lake.open(small_lake)
+    old_march = old.partition("2025-03")
+    ingest([write_ledger(march("B", 4), tmp_path / "more.parquet")], small_lake)  # rewrites 2025-03
+    new = Lake.open(small_lake)
+    assert new.generation == old.generation + 1 and new.partition("2025-03").path != old_march.path
+    # The old snapshot still reads generation g, rows and index alike.
+    assert ids(old.read("2025-03")) == sorted(f"A{i}" for i in range(6))
+    assert ids(old.read_index("2025-03")) == sorted(f"A{i}" for i in range(6))
+    assert ids(old.ledger().rows) == sorted([f"A{i}" for i in range(6)] + ["APR1"])
+    assert ids(new.read("2025-03")) == sorted([f"A{i}" for i in range(6)] + [f"B{i}" for i in range(4)])
+    # The superseded files are listed as kept, and nothing else lies about.
+    retired = manifest_of(small_lake)["retired"]
+    assert {r["path"] for r in retired} == {old_march.path, old._index_paths["2025-03"]}
+    assert all(r["generation"] == old.generation for r in retired)
+    assert on_disk(small_lake) == named_or_kept(small_lake)
+
+
+def test_superseded_files_go_after_the_retention_then_readers_get_a_clear_error(small_lake, tmp_path, monkeypatch):
+    old = Lake.open(small_lake)
+    gone = old.partition("2025-03").path
+    for night in range(3):  # three more commits, each rewriting March
+        ingest([write_ledger(march(f"N{night}-", 2), tmp_path / f"night{night}.parquet")], small_lake)
+        assert on_disk(small_lake) == named_or_kept(small_lake)
+    assert (small_lake / gone).exists()  # three commits but within the hour: kept
+    assert ids(old.read("2025-03")) == sorted(f"A{i}" for i in range(6))
+    monkeypatch.setattr(lake_module, "RETAIN_SECONDS", 0)
+    middle = Lake.open(small_lake)  # generation 4
+    ingest([write_ledger(march("Z", 2), tmp_path / "z.parquet")], small_lake)  # generation 5
+    assert not (small_lake / gone).exists()  # 4 commits back and past the grace period
+    assert (small_lake / middle.partition("2025-03").path).exists()  # one commit back: kept
+    assert middle.read("2025-03").num_rows == middle.partition("2025-03").rows == 12
+    assert on_disk(small_lake) == named_or_kept(small_lake)
+    with pytest.raises(LakeError, match=r"the lake changed during the run \(generation 1 → 5\).*run again"):
+        old.read("2025-03")
+    assert ids(old.read("2025-04")) == ["APR1"]  # April was never rewritten
+
+
+def test_a_lake_screen_survives_an_ingest_committing_mid_run(small_lake, tmp_path):
+    policy = load_policy(POLICY)
+    committed = []
+
+    def ingest_now(message):
+        if not committed:  # after the run opened the lake and planned, before it read a partition
+            committed.append(ingest([write_ledger(march("LATE", 3), tmp_path / "late.parquet")], small_lake))
+
+    run = screen_lake(small_lake, policy, tmp_path / "out", scheduler="none", progress=ingest_now)
+    assert committed and committed[0].committed
+    assert run.summary["lake"]["generation"] == 1
+    decisions = pq.read_table(tmp_path / "out" / "decisions.parquet")
+    assert ids(decisions) == sorted([f"A{i}" for i in range(6)] + ["APR1"])
+    # The next run sees the late rows.
+    again = screen_lake(small_lake, policy, tmp_path / "out", scheduler="none")
+    assert again.summary["lake"]["generation"] == 2
+    assert "LATE0" in pq.read_table(tmp_path / "out" / "decisions.parquet").column("shipment_id").to_pylist()
+
+
+def test_clean_up_removes_only_the_lakes_own_files(small_lake, tmp_path):
+    march_dir = small_lake / "partitions" / "2025-03"
+    mine = [march_dir / "NOTES.txt", small_lake / "quarantine" / "README.md", march_dir / "copy.parquet"]
+    for path in mine:
+        path.write_text("kept by its owner\n")
+    (small_lake / "partitions" / "2025-03" / "rows-deadbeefdeadbeef.parquet").write_bytes(b"crashed ingest")
+    ingest([write_ledger(march("C", 2), tmp_path / "c.parquet")], small_lake)
+    assert all(path.read_text() == "kept by its owner\n" for path in mine)
+    assert not (march_dir / "rows-deadbeefdeadbeef.parquet").exists()  # a leftover of the lake's own
+
+
+# ------------------------------------------------------------------- C10: damaged partitions
+def test_a_truncated_partition_is_a_clear_error(small_lake, tmp_path):
+    part = Lake.open(small_lake).partition("2025-03")
+    path = small_lake / part.path
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(LakeError, match=r"partition 2025-03 .*chipscreen lake verify"):
+        Lake.open(small_lake).read("2025-03")
+    code, output = cli("screen", "--lake", small_lake, "-p", POLICY, "-o", tmp_path / "out", "--scheduler", "none",
+                       "-q")
+    assert code == 1 and "error:" in output and "Traceback" not in output
+    assert "2025-03" in output and "chipscreen lake verify" in output
+    code, output = cli("lake", "verify", small_lake)
+    assert code == 1 and f"{part.path}: " in output and "bytes" in output
+
+
+def test_a_partition_rewritten_with_other_content_is_refused(small_lake):
+    part = Lake.open(small_lake).partition("2025-03")
+    path = small_lake / part.path
+    table = pq.read_table(path)
+    quantity = table.column("quantity")
+    changed = table.set_column(table.schema.get_field_index("quantity"), "quantity", pc.add(quantity, 1000))
+    pq.write_table(changed, path, compression="zstd")  # same rows, other quantities
+    with pytest.raises(LakeError, match=r"partition 2025-03 does not match the lake's manifest"):
+        Lake.open(small_lake).read("2025-03")
+    with pytest.raises(LakeError, match="chipscreen lake verify"):
+        Lake.open(small_lake).ledger()
+
+
+def test_same_size_corruption_is_found_by_verify(small_lake):
+    lake = Lake.open(small_lake)
+    part = lake.partition("2025-03")
+    path = small_lake / part.path
+    data = bytearray(path.read_bytes())
+    data[10] ^= 0xFF  # inside the first data page: size, footer and row count unchanged
+    path.write_bytes(bytes(data))
+    code, output = cli("lake", "verify", small_lake)
+    assert code == 1, output
+    assert f"{part.path}: content differs from the manifest (SHA-256)" in output
+    assert "error: 1 of 5 files" in output and "Traceback" not in output
+
+
+def test_a_missing_index_is_a_clear_error_naming_verify(small_lake):
+    lake = Lake.open(small_lake)
+    (small_lake / lake._index_paths["2025-04"]).unlink()
+    with pytest.raises(LakeError, match=r"id index of partition 2025-04 is missing .*generation 1.*lake verify"):
+        lake.read_index("2025-04")
+    found = verify(small_lake)
+    assert found.bad == [(lake._index_paths["2025-04"], "missing")] and len(found.verified) == 4
+
+
+def test_verify_a_sound_lake(small_lake):
+    code, output = cli("lake", "verify", small_lake)
+    assert code == 0, output
+    assert "5 files verified (lake generation 1)" in output  # 2 partitions, 2 indexes, 1 quarantine
+
+
+def test_verify_and_reads_accept_manifests_without_sizes(small_lake):
+    manifest = manifest_of(small_lake)
+    for part in manifest["partitions"]:
+        for key in ("bytes", "footer_sha256", "index_sha256", "index_bytes", "index_footer_sha256"):
+            part.pop(key)
+    for entry in manifest["quarantine"]:
+        entry.pop("bytes"), entry.pop("footer_sha256")
+    manifest.pop("retired")
+    (small_lake / MANIFEST).write_text(json.dumps(manifest))
+    lake = Lake.open(small_lake)
+    assert ids(lake.ledger().rows) == sorted([f"A{i}" for i in range(6)] + ["APR1"])
+    assert lake.quarantine().num_rows == 1
+    code, output = cli("lake", "verify", small_lake)
+    assert code == 0 and "5 files verified" in output and "2 id indexes" in output
+    # Row counts still guard the reads of such a lake.
+    path = small_lake / lake.partition("2025-03").path
+    pq.write_table(pq.read_table(path).slice(0, 2), path)
+    with pytest.raises(LakeError, match=r"2 rows, the manifest records 6"):
+        Lake.open(small_lake).read("2025-03")
+
+
+def test_verify_a_folder_that_is_not_a_lake(tmp_path):
+    code, output = cli("lake", "verify", tmp_path)
+    assert code == 1 and "error:" in output and "not a ledger lake" in output
+
+
+def test_a_damaged_partition_read_on_a_dask_worker_is_a_lake_error(small_lake, tmp_path, dask_cluster):
+    path = small_lake / Lake.open(small_lake).partition("2025-03").path
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(LakeError, match=r"partition 2025-03 does not match .*chipscreen lake verify"):
+        screen_lake(small_lake, load_policy(POLICY), tmp_path / "out", scheduler=dask_cluster.scheduler_address)
+    assert not (tmp_path / "out").exists()  # nothing published
+
+
+def test_a_manifest_with_a_damaged_entry_is_a_clear_error(small_lake):
+    manifest = manifest_of(small_lake)
+    del manifest["partitions"][0]["rows"]
+    (small_lake / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(LakeError, match=r"manifest.json: damaged manifest \(KeyError: 'rows'\)"):
+        Lake.open(small_lake)
+    code, output = cli("lake", "verify", small_lake)
+    assert code == 1 and "error:" in output and "damaged manifest" in output and "Traceback" not in output

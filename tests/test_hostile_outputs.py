@@ -1,0 +1,285 @@
+"""Outputs under hostile conditions: refused destinations, faults at every write, empty ledgers."""
+import json
+import os
+import shutil
+from itertools import count
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+import pipeline.report
+from conftest import shipment, write_ledger
+from pipeline import lake_screen
+from pipeline.audit import audit_ledgers, diff_ledgers
+from pipeline.cli import app
+from pipeline.lake import ingest
+from pipeline.lake_screen import screen_lake
+from pipeline.policy import load_policy
+from pipeline.publish import PublishError, runs_folder
+from pipeline.screen import screen_ledgers
+
+runner = CliRunner()
+HEADER = ("shipment_id,ship_date,status,consignee_name,destination_country,sku,quantity,"
+          "recorded_authorization\n")
+
+
+def snapshot(out: Path) -> dict:
+    """Every file published at ``out``: relative path → bytes."""
+    real = Path(os.path.realpath(out))
+    return {str(p.relative_to(real)): p.read_bytes() for p in sorted(real.rglob("*")) if p.is_file()}
+
+
+WRITERS = [(pq, "write_table"), (pd.DataFrame, "to_parquet"), (Path, "write_text"), (os, "replace"),
+           (os, "symlink"), (os, "rename"), (os, "link"), (pipeline.report, "write_report"),
+           (pipeline.report, "write_csv")]
+
+
+class Faults:
+    """Make the k-th call of any writer in :data:`WRITERS` raise ``OSError``."""
+
+    def __init__(self, patch, k):
+        self.k, self.calls = k, 0
+        for owner, name in WRITERS:
+            original = getattr(owner, name)
+            patch.setattr(owner, name, self._wrap(original))
+
+    def _wrap(self, original):
+        def writer(*args, **kwargs):
+            self.calls += 1
+            if self.calls == self.k:
+                raise OSError(f"injected fault at write {self.k}")
+            return original(*args, **kwargs)
+        return writer
+
+    @property
+    def fired(self):
+        return self.calls >= self.k
+
+
+def rows(prefix, n, month="2025-03"):
+    return [shipment(f"{prefix}{i:03d}", f"{month}-{1 + i % 27:02d}", quantity=1 + i,
+                     consignee_name=f"Compute {prefix} {i % 5}", recorded_authorization="LPP")
+            for i in range(n)]
+
+
+# ------------------------------------------------------------------------------------ D1, D4
+def test_lake_screen_and_nightly_refuse_an_out_they_did_not_publish(tmp_path, monkeypatch):
+    lake = tmp_path / "lake"
+    ingest([write_ledger(rows("H", 20), tmp_path / "h.parquet")], lake)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    monkeypatch.chdir(tmp_path)
+    for out in (".", "lake", "lake/sub", "mine"):
+        for command in (["screen", "--lake", "lake", "-p", "ai-diffusion-2025", "--scheduler", "none", "-q"],
+                        ["nightly", "--lake", "lake", "--scheduler", "none"]):
+            result = runner.invoke(app, command + ["-o", out])
+            assert result.exit_code == 1, (out, result.output)
+            assert "error:" in result.output and "--out" in result.output and "Traceback" not in result.output
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before  # nothing deleted, nothing added
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_plain_screen_refuses_a_folder_with_files_and_an_out_holding_its_input(tmp_path, monkeypatch):
+    ledger = write_ledger(rows("A", 3), tmp_path / "l.csv")
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "decisions.parquet").write_text("not ours")
+    for out in (tmp_path / "old", tmp_path):
+        result = runner.invoke(app, ["screen", str(ledger), "-p", "ai-diffusion-2025", "-o", str(out), "-q"])
+        assert result.exit_code == 1 and "--out" in result.output, result.output
+    assert (tmp_path / "old" / "decisions.parquet").read_text() == "not ours" and ledger.is_file()
+
+
+def test_an_unwritable_out_fails_before_the_ledger_is_read(tmp_path, monkeypatch):
+    import pipeline.screen
+
+    ledger = write_ledger(rows("A", 3), tmp_path / "l.csv")
+    monkeypatch.setattr(pipeline.screen, "read_ledgers", lambda *a, **k: pytest.fail("screened before the check"))
+    for out in (ledger, ledger / "out", Path("/proc/chipscreen-out")):
+        result = runner.invoke(app, ["screen", str(ledger), "-p", "ai-diffusion-2025", "-o", str(out), "-q"])
+        assert result.exit_code == 1 and "error:" in result.output and "--out" in result.output, result.output
+
+
+def test_diff_never_uses_a_rule_set_id_as_a_path(tmp_path):
+    ledger = write_ledger(rows("A", 5), tmp_path / "l.csv")
+    out = tmp_path / "work" / "diff"
+    for hostile in ("../../x", "", "."):
+        result = runner.invoke(app, ["diff", str(ledger), "-p", "ai-diffusion-2025", "-p", "ai-diffusion-2025",
+                                     "--set", f"id={hostile}", "-o", str(out), "-q"])
+        assert result.exit_code in (0, 1) and "Traceback" not in result.output, result.output
+        assert {p.name for p in tmp_path.iterdir()} <= {"l.csv", "work"}
+        assert not (tmp_path / "x").exists() and not (tmp_path / "work" / "x").exists()
+        if result.exit_code == 0:
+            assert sorted(os.listdir(out)) == ["a", "b", "changes.csv", "changes.parquet", "report.html",
+                                               "summary.json"]
+    first, second = load_policy("ai-diffusion-2025"), load_policy("ai-diffusion-2025", ["lpp.limit_tpp=1"])
+    result = diff_ledgers([ledger], first, second, tmp_path / "same-id")
+    assert result.summary["folders"] == {"ai-diffusion-2025-a": "a", "ai-diffusion-2025-b": "b"}
+    for folder, rules in (("a", []), ("b", ["lpp.limit_tpp=1"])):
+        summary = json.loads((tmp_path / "same-id" / folder / "summary.json").read_text())
+        assert summary["policy"]["overrides"] == rules
+
+
+# ------------------------------------------------------------------------------------ D2
+@pytest.mark.parametrize("command", ["screen", "audit", "diff"])
+def test_a_fault_at_any_write_leaves_the_previous_outputs_whole(tmp_path, monkeypatch, command):
+    policy, other = load_policy("ai-diffusion-2025"), load_policy("post-rescission-2025")
+    first = write_ledger(rows("A", 6), tmp_path / "first.csv")
+    second = write_ledger(rows("B", 9), tmp_path / "second.csv")
+    out = tmp_path / "out"
+
+    def run(ledger):
+        if command == "screen":
+            screen_ledgers([ledger], policy, out)
+        elif command == "audit":
+            audit_ledgers([ledger], policy, out)
+        else:
+            diff_ledgers([ledger], policy, other, out)
+
+    run(first)
+    published = snapshot(out)
+    for k in count(1):
+        with monkeypatch.context() as patch:
+            faults = Faults(patch, k)
+            try:
+                run(second)
+            except OSError as error:
+                assert "injected" in str(error)
+            else:
+                assert not faults.fired, f"write {k} failed silently"
+        if not faults.fired:
+            break
+        assert snapshot(out) == published, f"fault at write {k} changed the published outputs"
+        assert [p.name for p in runs_folder(out).iterdir()] == [os.readlink(out).split("/")[-1]], k
+    assert k > 5
+    now = snapshot(out)
+    assert now.keys() == published.keys() and now != published  # the new run, complete
+
+
+# ------------------------------------------------------------------------------------ D3
+def lake_state(tmp_path):
+    """A lake screened once into ``out``, then given new rows: the state before tonight's run."""
+    base = tmp_path / "pristine"
+    base.mkdir()
+    policy = load_policy("ai-diffusion-2025")
+    ingest([write_ledger(rows("H", 12, "2025-03"), tmp_path / "h.parquet")], base / "lake")
+    screen_lake(base / "lake", policy, base / "out", scheduler="none")
+    ingest([write_ledger(rows("T", 7, "2025-04"), tmp_path / "t.parquet")], base / "lake")
+    return base, policy
+
+
+def published_ids(out):
+    return sorted(pq.read_table(Path(out) / "decisions.parquet").column("shipment_id").to_pylist())
+
+
+def test_a_fault_at_any_write_of_a_lake_run_never_loses_tonights_rows(tmp_path, monkeypatch):
+    base, policy = lake_state(tmp_path)
+    tonight = [f"T{i:03d}" for i in range(7)]
+    previous = snapshot(base / "out")
+    for k in count(1):
+        work = tmp_path / f"k{k}"
+        shutil.copytree(base, work, symlinks=True)
+        with monkeypatch.context() as patch:
+            faults = Faults(patch, k)
+            try:
+                screen_lake(work / "lake", policy, work / "out", scheduler="none")
+                failed = False
+            except OSError as error:
+                assert "injected" in str(error)
+                failed = True
+        if not faults.fired:
+            break
+        now = snapshot(work / "out")
+        # Either untouched, or the complete new run (a fault after the switch: checkpoint not moved).
+        assert now == previous or (now.keys() == previous.keys() and published_ids(work / "out") == tonight), k
+        if failed:
+            again = screen_lake(work / "lake", policy, work / "out", scheduler="none")
+            assert again.plan.mode != "unchanged" and published_ids(work / "out") == tonight, k
+        shutil.rmtree(work)
+    assert k > 10
+
+
+def test_the_checkpoint_moves_only_after_the_publish(tmp_path, monkeypatch):
+    base, policy = lake_state(tmp_path)
+    monkeypatch.setattr(lake_screen, "publish_run", lambda *a, **k: (_ for _ in ()).throw(OSError("crash")))
+    with pytest.raises(OSError):
+        screen_lake(base / "lake", policy, base / "out", scheduler="none")
+    monkeypatch.undo()
+    run = screen_lake(base / "lake", policy, base / "out", scheduler="none")
+    assert run.plan.mode == "incremental" and run.scan.rows == 7
+    assert published_ids(base / "out") == [f"T{i:03d}" for i in range(7)]
+
+
+def test_unchanged_only_when_out_still_holds_the_last_run(tmp_path):
+    base, policy = lake_state(tmp_path)
+    lake = base / "lake"
+    assert screen_lake(lake, policy, base / "out", scheduler="none").plan.mode == "incremental"
+    for _ in range(2):  # nothing new, and the out holds the last run: unchanged, night after night
+        assert screen_lake(lake, policy, base / "out", scheduler="none").plan.mode == "unchanged"
+    other = screen_lake(lake, policy, tmp_path / "elsewhere", scheduler="none")  # not there: all the rows
+    assert other.plan.mode == "full" and pq.read_table(tmp_path / "elsewhere" / "decisions.parquet").num_rows == 19
+    # A checkpoint that does not say where its run went (an earlier version, maybe a crash): screen again.
+    [folder] = [p for p in (lake / "checkpoints").iterdir() if not p.name.startswith(".")]
+    meta = json.loads((folder / "checkpoint.json").read_text())
+    del meta["published"]
+    (folder / "checkpoint.json").write_text(json.dumps(meta))
+    again = screen_lake(lake, policy, tmp_path / "elsewhere", scheduler="none")
+    assert again.plan.mode == "full" and again.scan.rows == 19
+
+
+# ------------------------------------------------------------------------------------ C1
+@pytest.mark.parametrize("case", ["header only", "all rows bad", "as-of before every row"])
+def test_no_accepted_row_gives_valid_empty_outputs(tmp_path, case):
+    ledger = tmp_path / "l.csv"
+    body = {"header only": "", "all rows bad": "X1,not-a-date,shipped,A,IN,NVIDIA-H100-SXM,1,\n",
+            "as-of before every row": "X1,2025-03-01,shipped,A,IN,NVIDIA-H100-SXM,1,LPP\n"}[case]
+    ledger.write_text(HEADER + body)
+    extra = ["--as-of", "2020-01-01"] if case.startswith("as-of") else []
+    commands = {"screen": ["screen", str(ledger), "-p", "ai-diffusion-2025"],
+                "audit": ["audit", str(ledger), "-p", "ai-diffusion-2025"],
+                "diff": ["diff", str(ledger), "-p", "ai-diffusion-2025", "-p", "post-rescission-2025"]}
+    for name, command in commands.items():
+        out = tmp_path / name
+        result = runner.invoke(app, command + ["-o", str(out), "-q"] + extra)
+        assert result.exit_code == 0, (name, result.output)
+        for path in out.rglob("*.parquet"):
+            table = pq.read_table(path)
+            assert table.num_rows == (1 if case == "all rows bad" and path.name == "quarantine.parquet" else 0)
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["rows"]["accepted"] == 0 and (out / "report.html").is_file()
+
+
+def test_an_empty_lake_and_a_replay_before_every_row_give_empty_outputs(tmp_path):
+    (tmp_path / "empty.csv").write_text(HEADER)
+    ingest([tmp_path / "empty.csv"], tmp_path / "empty-lake")
+    ingest([write_ledger(rows("H", 5), tmp_path / "h.parquet")], tmp_path / "lake")
+    for lake, extra in (("empty-lake", []), ("lake", ["--as-of", "2020-01-01"])):
+        out = tmp_path / f"out-{lake}"
+        result = runner.invoke(app, ["screen", "--lake", str(tmp_path / lake), "-p", "ai-diffusion-2025",
+                                     "--scheduler", "none", "-o", str(out), "-q"] + extra)
+        assert result.exit_code == 0, result.output
+        assert pq.read_table(out / "decisions.parquet").num_rows == 0
+        assert json.loads((out / "summary.json").read_text())["rows"]["screened_this_run"] == 0
+
+
+# ------------------------------------------------------------------------------------ C11, messages
+def test_scheduler_addresses_and_lake_errors_are_clear(tmp_path, monkeypatch):
+    ingest([write_ledger(rows("H", 5), tmp_path / "h.parquet")], tmp_path / "lake")
+    base = ["screen", "--lake", str(tmp_path / "lake"), "-p", "ai-diffusion-2025", "-o", str(tmp_path / "o"), "-q"]
+    result = runner.invoke(app, base + ["--scheduler", "not an address"])
+    assert result.exit_code == 1 and "--scheduler" in result.output and "Traceback" not in result.output
+    monkeypatch.setattr(lake_screen, "CONNECT_TIMEOUT_S", 1)
+    result = runner.invoke(app, base + ["--scheduler", "tcp://127.0.0.1:9"])
+    assert result.exit_code == 1 and "cannot reach the Dask scheduler" in result.output, result.output
+    assert not (tmp_path / "o").exists() and not runs_folder(tmp_path / "o").exists()
+    result = runner.invoke(app, ["screen", "--lake", str(tmp_path / "nothing"), "-p", "ai-diffusion-2025",
+                                 "-o", str(tmp_path / "o2"), "-q"])
+    assert result.exit_code == 1 and "not a ledger lake" in result.output
+    assert "error: 1" not in result.output and result.output.count("error:") == 1
+
+
+def test_publish_error_is_a_runtime_error():
+    assert issubclass(PublishError, RuntimeError)  # every command reports it as `error: ...`
