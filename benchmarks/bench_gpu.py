@@ -413,7 +413,7 @@ def blocked_pairs(count: int, seed: int):
     """At least ``count`` blocked pairs of synthetic consignee names (``bench_parties``) against the
     real list, cut to ``count``: ``(matcher, queries, pair_query, pair_listed)``."""
     from bench_parties import synthetic_names
-    from pipeline.matching import TokenArrays, candidate_pairs
+    from pipeline.parties import TokenArrays, candidate_pairs
     from pipeline.parties import PartyScreen, normalize_name
 
     matcher = PartyScreen.from_path().matcher
@@ -433,7 +433,8 @@ def pairwise_stage(backend: Backend, count: int, repeats: int, seed: int) -> dic
     import numba
 
     from kernels.similarity import pair_similarity
-    from pipeline.matching import ALPHA, MIN_TOKEN_SIMILARITY, SWAP_PENALTY, _score_pairs_on, score_pairs
+    from pipeline.parties import ALPHA, MIN_TOKEN_SIMILARITY, SWAP_PENALTY, score_pairs
+    from pipeline.parties.score import _score_pairs_on
 
     print(f"  pairwise scoring, {count:,} pairs: building pairs ...", flush=True)
     matcher, queries, pair_query, pair_listed = blocked_pairs(count, seed)

@@ -28,7 +28,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.matching import GENERIC_WORDS, KIND_WORD, NameMatcher, naive_top_match, token_kind  # noqa: E402
+from pipeline.parties import GENERIC_WORDS, KIND_WORD, NameMatcher, naive_top_match, token_kind  # noqa: E402
 from pipeline.parties import PartyScreen, normalize_name, strip_qualifiers  # noqa: E402
 from pipeline.policy import load_policy  # noqa: E402
 

@@ -6,29 +6,28 @@ from typing import Optional
 
 from prefect import flow, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 
 from flows.artifacts import _cell, run_markdown
-from flows.nightly import publish_run
-from pipeline.audit import audit_ledgers
+from flows.nightly import log
+from pipeline.audit import audit_in
 from pipeline.policy import load_policy
-from pipeline.publish import discard, new_run
 from pipeline.reference import CSL_PATH
+from pipeline.run.run import Run
 
 
-@task(name="replay and audit")
-def replay(lake: str, policy_id: str, overrides: list[str], as_of: Optional[str], run_dir: str, csl: str) -> dict:
-    """Recompute the lake's rows as of a date and list the discrepancies."""
+@task(name="replay and audit", cache_policy=NO_CACHE)
+def replay(run: Run, lake: str, policy_id: str, overrides: list[str], as_of: Optional[str]) -> dict:
+    """Recompute the lake's rows as of a date and list the discrepancies, within the flow's run."""
     import datetime as dt
 
     day = dt.date.fromisoformat(as_of) if as_of else None
-    result = audit_ledgers([lake], load_policy(policy_id, overrides), run_dir, as_of=day, csl_path=csl,
-                           publish=False)
-    return result.summary
+    return audit_in(run, [lake], load_policy(policy_id, overrides), as_of=day).summary
 
 
 @flow(name="audit")
 def audit(lake: str, out: str, policy: str = "ai-diffusion-2025", as_of: Optional[str] = None,
-          overrides: Optional[list[str]] = None, csl: str = str(CSL_PATH)) -> dict:
+          overrides: Optional[list[str]] = None, csl: str = str(CSL_PATH), backend: str = "numpy") -> dict:
     """Replay a ledger lake under ``policy`` as of ``as_of`` and publish the audit.
 
     Parameters
@@ -44,19 +43,17 @@ def audit(lake: str, out: str, policy: str = "ai-diffusion-2025", as_of: Optiona
     overrides : list of str, optional
     csl : str
         Screening-list file.
+    backend : str
+        ``numpy``, ``auto`` (a working GPU, else the CPU) or ``cupy``; resolved once, first.
 
     Returns
     -------
     dict
         The audit's ``summary.json``.
     """
-    run_dir = new_run(out, [lake])
-    try:
-        summary = replay(lake, policy, overrides or [], as_of, str(run_dir), csl)
-        published = Path(publish_run(str(run_dir), out, [lake]))
-    except BaseException:
-        discard(run_dir)
-        raise
+    with Run.open(out, backend=backend, csl_path=csl, keep=[lake], progress=log) as run:
+        summary = replay(run, lake, policy, overrides or [], as_of)
+    published = Path(out)
     found = summary["discrepancies"]
     kinds = "\n".join(f"| {_cell(kind)} | {count:,} |" for kind, count in found["by_kind"].items())
     create_markdown_artifact(

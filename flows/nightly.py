@@ -11,14 +11,15 @@ from typing import Optional
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 
 from flows.artifacts import run_markdown
 from pipeline.lake import ingest
-from pipeline.lake_screen import check_scheduler, commit_checkpoint, screen_lake
+from pipeline.lake_screen import check_scheduler, screen_lake_in
 from pipeline.parties import refresh_screening_list
 from pipeline.policy import load_policy
-from pipeline.publish import discard, new_run, publish
 from pipeline.reference import CSL_PATH
+from pipeline.run.run import Run
 
 
 @task(name="ingest ledger files")
@@ -45,32 +46,20 @@ def refresh_reference(lake: str, csl_source: Optional[str]) -> str:
     return str(kept)
 
 
-@task(name="screen lake")
-def screen(lake: str, policy_id: str, overrides: list[str], run_dir: str, out: str, csl: str, scheduler: str,
-           workers: Optional[int], backend: str = "auto") -> dict:
-    """Screen what is new in the lake into ``run_dir`` (the Dask work runs inside this task).
+@task(name="screen lake", cache_policy=NO_CACHE)
+def screen(run: Run, lake: str, policy_id: str, overrides: list[str], csl: str, scheduler: str,
+           workers: Optional[int]) -> dict:
+    """Screen what is new in the lake within the flow's run (the Dask work runs inside this task).
 
-    Returns the run's summary under ``summary`` and the staged checkpoint folder under
-    ``checkpoint`` (committed only after the publish).
+    The run's checkpoint is committed once the run is published.
     """
-    policy = load_policy(policy_id, overrides)
-    logger = get_run_logger()
-    result = screen_lake(lake, policy, run_dir, scheduler=scheduler, workers=workers, csl_path=csl, publish=False,
-                         destination=out, backend=backend, progress=lambda message: logger.info(message))
-    return {"summary": result.summary, "checkpoint": str(result.checkpoint) if result.checkpoint else None}
+    run.use_screening_list(csl)
+    return screen_lake_in(run, lake, load_policy(policy_id, overrides), scheduler=scheduler, workers=workers).summary
 
 
-@task(name="publish")
-def publish_run(run_dir: str, out: str, keep: Optional[list[str]] = None) -> str:
-    """Move the run's outputs into place in one step."""
-    publish(Path(run_dir), Path(out), keep or [])
-    return str(Path(out).absolute())
-
-
-@task(name="commit checkpoint")
-def commit(staged: str) -> None:
-    """Move the lake's checkpoint forward, once the results it stands for are published."""
-    commit_checkpoint(staged)
+def log(message: str) -> None:
+    """Report a run's progress to the Prefect run logger."""
+    get_run_logger().info(message)
 
 
 @flow(name="nightly-screen", log_prints=False)
@@ -112,27 +101,19 @@ def nightly_screen(files: list[str], lake: str, out: str, policy: str = "post-re
     check_scheduler(scheduler)
     if inbox:
         files = list(files) + sorted(str(p) for p in Path(inbox).iterdir() if p.suffix in (".parquet", ".csv", ".jsonl"))
-    run_dir = new_run(out, [lake])  # before any work: a refused or unwritable --out stops here
-    staged = None
-    try:
+    # Before any work: the backend is resolved, and a refused or unwritable --out stops here.
+    with Run.open(out, backend=backend, keep=[lake], progress=log) as run:
         ingested = ingest_files(files, lake)
         csl = refresh_reference(lake, csl_source)
-        screened = screen(lake, policy, overrides or [], str(run_dir), out, csl, scheduler, workers, backend)
-        summary, staged = screened["summary"], screened["checkpoint"]
-        published = publish_run(str(run_dir), out, [lake])
-    except BaseException:
-        discard(run_dir)  # the previous results stay as they were, and so does the checkpoint
-        if staged:
-            discard(Path(staged))
-        raise
-    if staged:
-        commit(staged)
+        summary = screen(run, lake, policy, overrides or [], csl, scheduler, workers)
+    published = str(Path(out).absolute())
     summary["ingest"] = ingested
-    run = summary["lake"]
+    lake_run = summary["lake"]
     create_markdown_artifact(
         key="nightly-screen", description=f"chipscreen nightly screen {dt.date.today().isoformat()}",
         markdown=run_markdown(
             f"Nightly screen: {summary['rows']['screened_this_run']:,} rows screened", summary, Path(published),
-            f"Lake generation {run['generation']}, run **{run['run']}** ({run['why']}); ingest added "
+            f"Lake generation {lake_run['generation']}, run **{lake_run['run']}** ({lake_run['why']}); "
+            f"ingest added "
             f"{ingested['counts'].get('accepted', 0):,} rows, quarantined {ingested['counts'].get('quarantined', 0):,}."))
     return summary

@@ -1,6 +1,6 @@
 """Pairwise name similarity vectorised over pairs, written against an array namespace ``xp``.
 
-:func:`pair_similarity` computes what :func:`pipeline.matching.score_pairs` (Numba, one pair
+:func:`pair_similarity` computes what :func:`kernels.pair_scores.pair_scores` (Numba, one pair
 after another) computes, from the same flat arrays, in whole-array steps that run on NumPy and
 on CuPy. The caller owns tokenisation and weights; this module imports nothing of the pipeline.
 
@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 JOINED_MIN_SIMILARITY = 0.9
-"""Glued-word similarity that replaces a lower score (as in :mod:`pipeline.matching`)."""
+"""Glued-word similarity that replaces a lower score (as in :mod:`kernels.pair_scores`)."""
 JOINED_LENGTH_SLACK = 0.1
 """Names whose lengths without spaces differ by more than this share of the longer one, plus 1,
 are not compared glued."""
@@ -74,7 +74,7 @@ def pair_similarity(q_tokens, q_offsets, t_tokens, t_offsets, pair_query, pair_l
     kinds : array of int8
         Kind per token; kind 1 (digits) only ever equals itself.
     alpha, min_token_similarity, swap_penalty : float
-        As :data:`pipeline.matching.ALPHA`, ``MIN_TOKEN_SIMILARITY`` and ``SWAP_PENALTY``.
+        As :data:`pipeline.parties.ALPHA`, ``MIN_TOKEN_SIMILARITY`` and ``SWAP_PENALTY``.
     xp : module
         :mod:`numpy` or :mod:`cupy`; host arrays are moved to it.
     max_cells : int

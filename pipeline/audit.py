@@ -7,26 +7,32 @@ that prove it. A diff screens the same rows under two rule sets and reports the 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from kernels.backend import Backend
 
 from pipeline.decide import (
     AUTH_AIA, AUTH_LICENSE, AUTH_LPP, AUTH_NLR, AUTH_VEU, AUTHORIZATIONS, CAP_EXCEEDED, DECISIONS, DENIED, LICENSE_REQUIRED, NLR, NO_AUTH,
     REVIEW,
 )
 from pipeline.enrich import codes_and_values, present
-from pipeline.ingest import Ledger, read_ledgers
+from pipeline.ingest import Ledger
 from pipeline.policy import Policy
 from pipeline.reference import CSL_PATH
-from pipeline.screen import ScreenResult, output_folder, screen_ledger, write_screen_outputs
+from pipeline.report_content import audit_report, diff_report
+from pipeline.results import AuditResult, DiffResult, ScreenResult
+from pipeline.run.run import Run
+from pipeline.run.screening import screen_whole, write_screening
+from pipeline.run.sink import CSV_ROWS  # noqa: F401  (public name)
+from pipeline.run.source import LedgerSource
+
+__all__ = ["AuditResult", "DISCREPANCY_KINDS", "DiffResult", "audit_in", "audit_ledgers", "diff_ledgers",
+           "discrepancies", "read_history", "transition_matrix"]
 
 DISCREPANCY_KINDS = {
     "SHIPPED_DENIED": "shipped although the line is denied (party, GP10 or destination/HQ)",
@@ -40,29 +46,6 @@ DISCREPANCY_KINDS = {
                               "is not Tier 1, VEU or LICENSE without its id)",
 }
 """Discrepancy codes, most severe first, with what each means."""
-CSV_ROWS = 1_000_000
-"""Rows in a CSV export: spreadsheets stop at 1,048,576. The Parquet output always has every row."""
-
-
-def _export(frame: pd.DataFrame, out: Path, name: str) -> dict:
-    """Write ``name``.parquet (all rows) and ``name``.csv (spreadsheet-safe, capped); say what was written."""
-    from pipeline.report import write_csv
-
-    _write_parquet(frame, out / f"{name}.parquet")
-    write_csv(frame.head(CSV_ROWS), out / f"{name}.csv")
-    return {"parquet_rows": len(frame), "csv_rows": min(len(frame), CSV_ROWS),
-            "csv_truncated": len(frame) > CSV_ROWS}
-
-
-@dataclass
-class AuditResult:
-    """An audit's screening run and its discrepancies (one row per discrepant shipped line)."""
-
-    screening: ScreenResult
-    discrepancies: pd.DataFrame
-    summary: dict
-
-
 def _covered(recorded: np.ndarray, computed: np.ndarray, has_license: np.ndarray,
              has_veu: np.ndarray) -> np.ndarray:
     """Whether each row's recorded authorization covers the authorization the rules give.
@@ -172,18 +155,6 @@ def _exact_ints(column: pa.ChunkedArray) -> pd.Series:
     return column.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
 
 
-def _write_json(data: dict, path: Path) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(partial, path)
-
-
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    partial = path.with_name(path.name + ".partial")
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), partial)
-    os.replace(partial, path)
-
-
 def read_history(paths: Sequence[str | Path], as_of: dt.date | None = None) -> Ledger:
     """Validated rows of ledger files, or of a ledger lake given as a single folder.
 
@@ -194,56 +165,47 @@ def read_history(paths: Sequence[str | Path], as_of: dt.date | None = None) -> L
     as_of : date, optional
         Only rows dated up to this day.
     """
-    if len(paths) == 1 and Path(paths[0]).is_dir():
-        from pipeline.lake import Lake
-
-        return Lake.open(paths[0]).ledger(as_of=as_of)
-    return read_ledgers(paths, as_of=as_of)
+    return LedgerSource(paths, as_of).read()
 
 
 def audit_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | Path | None = None, *,
                   as_of: dt.date | None = None, csl_path: str | Path = CSL_PATH,
-                  progress: Callable[[str], None] | None = None, publish: bool = True) -> AuditResult:
+                  progress: Callable[[str], None] | None = None, publish: bool = True,
+                  backend: str | Backend = "numpy") -> AuditResult:
     """Replay ledgers under ``policy`` as of a date and list the discrepancies.
 
     Publishes the screening outputs plus ``discrepancies.parquet``, ``discrepancies.csv`` and
     ``report.html`` at ``out_dir``, all at once; ``summary.json`` gains a ``discrepancies``
     section. ``publish=False`` writes straight into ``out_dir`` (a run folder the caller publishes).
+    ``backend`` (``numpy``, ``auto``, ``cupy`` or a Backend) is resolved once, before any work.
     """
-    with output_folder(out_dir, publish, keep=paths) as out:
-        ledger = read_history(paths, as_of=as_of)
-        screening = screen_ledger(ledger, policy, None, as_of=as_of, csl_path=csl_path, progress=progress)
-        found = discrepancies(screening)
-        status_codes, status_values = codes_and_values(ledger.rows.column("status"))
-        shipped = (int(np.count_nonzero(status_codes == status_values.index("shipped")))
-                   if "shipped" in status_values else 0)
-        counts = found.attrs["counts"]
-        summary = {**screening.summary, "discrepancies": {
-            "shipped_rows": shipped, "rows_with_discrepancies": len(found),
-            "by_kind": {k: v for k, v in counts.items() if v},
-            "by_destination": {k: int(v) for k, v in found["destination_country"].value_counts().items()},
-            "kinds": DISCREPANCY_KINDS,
-        }}
-        if out is not None:
-            from pipeline.report import write_report
-            from pipeline.report_content import audit_report
+    with Run.open(out_dir, backend=backend, csl_path=csl_path, keep=paths, publish=publish,
+                  progress=progress) as run:
+        return audit_in(run, paths, policy, as_of)
 
-            write_screen_outputs(screening, out, report=False)
-            summary["discrepancies"]["exports"] = _export(found, out, "discrepancies")
-            _write_json(summary, out / "summary.json")
-            write_report(audit_report(screening, found, summary), out / "report.html")
+
+def audit_in(run: Run, paths: Sequence[str | Path], policy: Policy, as_of: dt.date | None = None) -> AuditResult:
+    """Audit within ``run`` (see :func:`audit_ledgers`): outputs into its folder, each once."""
+    ledger = read_history(paths, as_of=as_of)
+    screening = screen_whole(run, ledger, policy, as_of)
+    found = discrepancies(screening)
+    status_codes, status_values = codes_and_values(ledger.rows.column("status"))
+    shipped = (int(np.count_nonzero(status_codes == status_values.index("shipped")))
+               if "shipped" in status_values else 0)
+    counts = found.attrs["counts"]
+    summary = {**screening.summary, "discrepancies": {
+        "shipped_rows": shipped, "rows_with_discrepancies": len(found),
+        "by_kind": {k: v for k, v in counts.items() if v},
+        "by_destination": {k: int(v) for k, v in found["destination_country"].value_counts().items()},
+        "kinds": DISCREPANCY_KINDS,
+    }}
+    sink = run.sink
+    if sink is not None:
+        write_screening(sink, screening, run, report=False)
+        summary["discrepancies"]["exports"] = sink.export(found, "discrepancies")
+        sink.json("summary.json", summary)
+        sink.report(audit_report(screening, found, summary))
     return AuditResult(screening=screening, discrepancies=found, summary=summary)
-
-
-@dataclass
-class DiffResult:
-    """Two screenings of the same rows and what changed between them."""
-
-    first: ScreenResult
-    second: ScreenResult
-    transitions: pd.DataFrame
-    changes: pd.DataFrame
-    summary: dict
 
 
 def transition_matrix(first: np.ndarray, second: np.ndarray) -> pd.DataFrame:
@@ -278,31 +240,30 @@ DIFF_FOLDERS = ("a", "b")
 
 def diff_ledgers(paths: Sequence[str | Path], first: Policy, second: Policy, out_dir: str | Path | None = None, *,
                  as_of: dt.date | None = None, csl_path: str | Path = CSL_PATH,
-                 progress: Callable[[str], None] | None = None, publish: bool = True) -> DiffResult:
+                 progress: Callable[[str], None] | None = None, publish: bool = True,
+                 backend: str | Backend = "numpy") -> DiffResult:
     """Screen the same rows under two rule sets and report the transitions.
 
     Publishes, all at once at ``out_dir``, each screening in ``a/`` (first rule set) and ``b/``
     (second), and ``changes.parquet``, ``changes.csv``, ``summary.json`` (with the transitions) and
-    ``report.html``. ``publish=False`` writes straight into ``out_dir``.
+    ``report.html``. ``publish=False`` writes straight into ``out_dir``. ``backend`` is resolved
+    once, before any work, and both screenings run on it.
     """
     if first.id == second.id and first.overrides == second.overrides:
         raise ValueError("diff needs two different rule sets (or the same one with different --set overrides)")
-    with output_folder(out_dir, publish, keep=paths) as out:
+    with Run.open(out_dir, backend=backend, csl_path=csl_path, keep=paths, publish=publish,
+                  progress=progress) as run:
         ledger = read_history(paths, as_of=as_of)
         labels = [first.id, second.id] if first.id != second.id else [f"{first.id}-a", f"{second.id}-b"]
-        runs = [screen_ledger(ledger, policy, None, as_of=as_of, csl_path=csl_path, progress=progress)
-                for policy in (first, second)]
+        runs = [screen_whole(run, ledger, policy, as_of) for policy in (first, second)]
         result = _diff(ledger, runs, labels)
-        if out is not None:
-            from pipeline.report import write_report
-            from pipeline.report_content import diff_report
-
-            for run, folder in zip(runs, DIFF_FOLDERS):
-                write_screen_outputs(run, out / folder)
-            result.summary["exports"] = _export(result.changes, out, "changes")
-            _write_json(result.summary, out / "summary.json")
-            write_report(diff_report(runs, labels, result.transitions, result.changes, result.summary),
-                         out / "report.html")
+        sink = run.sink
+        if sink is not None:
+            for screening, folder in zip(runs, DIFF_FOLDERS):
+                write_screening(sink.sub(folder), screening, run)
+            result.summary["exports"] = sink.export(result.changes, "changes")
+            sink.json("summary.json", result.summary)
+            sink.report(diff_report(runs, labels, result.transitions, result.changes, result.summary))
     return result
 
 

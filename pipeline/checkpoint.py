@@ -32,11 +32,11 @@ import pyarrow.parquet as pq
 
 from pipeline import __version__
 from pipeline.carry import Carry
+from pipeline.ingest import file_digest
 from pipeline.lake import Lake, Partition
 from pipeline.policy import Policy
 from pipeline.publish import discard, new_run, publish
 from pipeline.reference import CATALOG_PATH, COUNTRIES_PATH
-from pipeline.screen import file_digest
 from pipeline.tally import Tally
 
 CHECKPOINTS = "checkpoints"

@@ -618,7 +618,7 @@ app.add_typer(lake_app, name="lake")
 def lake_verify(lake: Path = typer.Argument(..., help="Lake folder.")) -> None:
     """Check every partition, index and quarantine file of a lake against its manifest (SHA-256)."""
     from pipeline.lake import LakeError
-    from pipeline.lake_verify import verify
+    from pipeline.lake import verify
 
     try:
         result = verify(lake)

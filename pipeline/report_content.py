@@ -6,16 +6,12 @@ over time, tables and provenance. Rendering (HTML, SVG, escaping) lives in :mod:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
 from pipeline.decide import DECISIONS
 from pipeline.ingest import file_digest
-
-if TYPE_CHECKING:  # the screening imports this module to write its report
-    from pipeline.screen import ScreenResult
+from pipeline.results import ScreenResult
 
 TABLE_ROWS = 500
 """Rows shown in a report table; the full data is in the Parquet and CSV outputs."""

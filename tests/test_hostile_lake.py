@@ -9,11 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import shipment, write_ledger
-from pipeline import lake as lake_module
 from pipeline.cli import app
-from pipeline.lake import MANIFEST, Lake, LakeError, ingest
+from pipeline.lake import MANIFEST, Lake, LakeError, ingest, verify
+from pipeline.lake import manifest as lake_manifest
 from pipeline.lake_screen import screen_lake
-from pipeline.lake_verify import verify
 from pipeline.policy import load_policy
 
 POLICY = "post-rescission-2025"
@@ -82,7 +81,7 @@ def test_superseded_files_go_after_the_retention_then_readers_get_a_clear_error(
         assert on_disk(small_lake) == named_or_kept(small_lake)
     assert (small_lake / gone).exists()  # three commits but within the hour: kept
     assert ids(old.read("2025-03")) == sorted(f"A{i}" for i in range(6))
-    monkeypatch.setattr(lake_module, "RETAIN_SECONDS", 0)
+    monkeypatch.setattr(lake_manifest, "RETAIN_SECONDS", 0)
     middle = Lake.open(small_lake)  # generation 4
     ingest([write_ledger(march("Z", 2), tmp_path / "z.parquet")], small_lake)  # generation 5
     assert not (small_lake / gone).exists()  # 4 commits back and past the grace period

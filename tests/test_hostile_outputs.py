@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import pipeline.report
+import pipeline.run.run
 from conftest import shipment, write_ledger
 from pipeline import lake_screen
 from pipeline.audit import audit_ledgers, diff_ledgers
@@ -204,7 +205,7 @@ def test_a_fault_at_any_write_of_a_lake_run_never_loses_tonights_rows(tmp_path, 
 
 def test_the_checkpoint_moves_only_after_the_publish(tmp_path, monkeypatch):
     base, policy = lake_state(tmp_path)
-    monkeypatch.setattr(lake_screen, "publish_run", lambda *a, **k: (_ for _ in ()).throw(OSError("crash")))
+    monkeypatch.setattr(pipeline.run.run, "publish_run", lambda *a, **k: (_ for _ in ()).throw(OSError("crash")))
     with pytest.raises(OSError):
         screen_lake(base / "lake", policy, base / "out", scheduler="none")
     monkeypatch.undo()

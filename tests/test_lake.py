@@ -262,13 +262,13 @@ def test_cli_ingest_prints_a_report(tmp_path, ledger_file):
 
 def test_a_csv_ledger_streams_in_small_blocks_with_the_same_result(tmp_path, monkeypatch):
     """CSV is read a block at a time: many blocks give the same lake and quarantine as one."""
-    import pipeline.lake as lake_module
+    import pipeline.lake.sources as lake_sources
 
     path = tmp_path / "ledger.csv"
     generate_ledger(path, 300, seed=4, bad_rows=30)
     whole = ingest([path], tmp_path / "one-block")
-    monkeypatch.setattr(lake_module, "CSV_BLOCK_BYTES", 2048)
-    blocks = list(lake_module._csv_batches(path, []))
+    monkeypatch.setattr(lake_sources, "CSV_BLOCK_BYTES", 2048)
+    blocks = list(lake_sources._csv_batches(path, []))
     assert len(blocks) > 5
     streamed = ingest([path], tmp_path / "many-blocks")
     assert streamed.counts == whole.counts and streamed.counts["quarantined"] > 0

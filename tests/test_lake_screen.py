@@ -7,7 +7,6 @@ import pytest
 
 from conftest import shipment, write_ledger
 from pipeline import lake_screen
-from pipeline import screen as screen_module
 from pipeline.parties import PartyScreen
 from pipeline.lake import ingest
 from pipeline.lake_screen import screen_lake
@@ -50,13 +49,12 @@ def test_nightly_rows_after_the_checkpoint_are_screened_alone(ledger_rows, tmp_p
     history, tonight = split(ledger_rows, "2027-09-10")
     assert history and tonight
     tonight[0]["consignee_name"] = "Brand New Compute Ltd"  # one name the history never saw
-    screen_module._NAME_RESULTS.clear()  # what earlier tests screened in this process
     lake = tmp_path / "lake"
     ingest([write_ledger(history, tmp_path / "history.parquet")], lake)
     first = screen_lake(lake, policy, tmp_path / "out", scheduler="none")
     assert first.plan.mode == "full"
     ingest([write_ledger(tonight, tmp_path / "tonight.parquet")], lake)
-    screen_module._NAME_RESULTS.clear()  # as in tomorrow's fresh process
+    # Party results live in the run (no process-wide cache): tonight starts from the checkpoint's.
     matched = []
     original = PartyScreen.screen_policy
     monkeypatch.setattr(PartyScreen, "screen_policy",

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.matching import (
+from pipeline.parties import (
     KIND_LOW,
     KIND_NUMBER,
     KIND_WORD,

@@ -1,7 +1,7 @@
 """The vectorised pairwise similarity (kernels/similarity.py) against the Numba one it replaces on a GPU.
 
 Cases parametrised over ``numpy`` and ``cupy`` run :func:`kernels.similarity.pair_similarity` on
-that namespace and compare with :func:`pipeline.matching.score_pairs` on the CPU; the CuPy ones
+that namespace and compare with :func:`pipeline.parties.score_pairs` on the CPU; the CuPy ones
 are skipped where no CUDA device works. The scores must be equal bit for bit on every namespace:
 each float step of the array form is one IEEE operation, on CuPy too (one kernel each, nothing
 contracted into a multiply-add). The NumPy-backed CuPy stand-in (``tests/fake_cupy.py``) runs
@@ -20,7 +20,7 @@ from conftest import cupy_or_skip
 from kernels import similarity
 from kernels.backend import Backend, select_backend
 from pipeline.cli import app
-from pipeline.matching import (ALPHA, MAX_TOKENS, MIN_TOKEN_SIMILARITY, SWAP_PENALTY, NameMatcher, candidate_pairs,
+from pipeline.parties import (ALPHA, MAX_TOKENS, MIN_TOKEN_SIMILARITY, SWAP_PENALTY, NameMatcher, candidate_pairs,
                                score_pairs)
 from pipeline.parties import PartyScreen
 
@@ -320,7 +320,7 @@ def test_party_screen_on_the_fake_device(fake_gpu, screen):
 def test_cpu_shortcuts_bound_the_osa_distance(a, b, cap):
     """The character-mask bound never exceeds the distance, and the capped distance is exact up
     to the cap and above it otherwise: so skipping on them changes no score."""
-    from pipeline.matching import _fewest_edits, _osa
+    from kernels.pair_scores import fewest_edits as _fewest_edits, osa as _osa
 
     chars = np.array([ord(c) for c in a + b], np.int32)
     offsets = np.array([0, len(a), len(a) + len(b)], np.int64)

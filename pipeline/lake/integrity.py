@@ -1,4 +1,4 @@
-"""Checking every file of a ledger lake against its manifest (``chipscreen lake verify``).
+"""Verifying every byte of a ledger lake against its manifest (``chipscreen lake verify``).
 
 Reads (:meth:`pipeline.lake.Lake.read`) check only a file's size, Parquet footer and row count;
 :func:`verify` reads every byte of every partition, id index and quarantine file the manifest
@@ -12,8 +12,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.ingest import file_digest
-from pipeline.lake import Lake
+from pipeline.ingest.formats import file_digest
+from pipeline.lake.reader import Lake
 
 
 @dataclass

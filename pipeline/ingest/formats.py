@@ -1,0 +1,341 @@
+"""Reading ledger files as they are: CSV, Parquet and JSON Lines (plain or gzip-compressed).
+
+A file that cannot be read at all raises :class:`~pipeline.ingest.schema.LedgerReadError`
+naming the file; a line that is not a row (malformed CSV, a JSON Lines line that is not a flat
+object) is recorded for the quarantine, never dropped.
+"""
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import sys
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from pipeline.ingest.schema import (CATEGORICAL_COLUMNS, FLOAT_EXACT, LEDGER_COLUMNS, REASON_JSON_LINE,
+                                    REASON_MALFORMED, REQUIRED_COLUMNS, SCREENING_COLUMNS, LedgerReadError)
+from pipeline.ingest.validate import _as_text
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ledger_format(path: Path) -> str:
+    """``parquet``, ``csv`` or ``jsonl`` from the file name."""
+    name = path.name.lower()
+    for suffixes, kind in (((".parquet", ".pq"), "parquet"), ((".csv", ".csv.gz"), "csv"),
+                           ((".jsonl", ".ndjson", ".jsonl.gz", ".json"), "jsonl")):
+        if name.endswith(suffixes):
+            return kind
+    raise LedgerReadError(f"{path}: unknown ledger format (use .parquet, .csv or .jsonl)")
+
+
+def _read_parquet(path: Path) -> tuple[pa.Table, list[str]]:
+    schema = pq.read_schema(path)
+    check_parquet_schema(path, schema)
+    present = [c for c in SCREENING_COLUMNS if c in schema.names]
+    dictionary = [c for c in present if c in CATEGORICAL_COLUMNS and pa.types.is_string(schema.field(c).type)]
+    unread = [c for c in LEDGER_COLUMNS if c in schema.names and c not in SCREENING_COLUMNS]
+    table = pq.read_table(path, columns=present, read_dictionary=dictionary)
+    table.validate(full=True)  # damaged pages can decode into bad UTF-8 or dictionary codes
+    return table, unread
+
+
+def check_columns(path: Path, names: Sequence[str]) -> None:
+    """Raise :class:`LedgerReadError` for a ledger column given twice or a required column absent."""
+    repeated = sorted({c for c in names if c in LEDGER_COLUMNS and list(names).count(c) > 1})
+    if repeated:
+        raise LedgerReadError(f"{path}: duplicate column(s): {', '.join(repeated)}")
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if missing:
+        raise LedgerReadError(f"{path}: missing required column(s): {', '.join(missing)}")
+
+
+def _scalar_type(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
+            or pa.types.is_floating(kind) or pa.types.is_decimal(kind) or pa.types.is_boolean(kind)
+            or pa.types.is_null(kind) or pa.types.is_date(kind) or pa.types.is_timestamp(kind))
+
+
+def check_parquet_schema(path: Path, schema: pa.Schema) -> None:
+    """Raise :class:`LedgerReadError` for duplicate, missing or non-scalar ledger columns of a Parquet file."""
+    check_columns(path, schema.names)
+    for name in LEDGER_COLUMNS:
+        if name in schema.names and not _scalar_type(schema.field(name).type):
+            raise LedgerReadError(f"{path}: column {name} has type {schema.field(name).type}; "
+                                  "expected text, a number or a date")
+
+
+def csv_options(malformed: list) -> dict:
+    """Arrow CSV options for ledgers: every ledger column as text, blank as null, malformed lines
+    skipped and recorded in ``malformed`` as ``(line number or None, text, reason)``."""
+    def invalid_row(row):
+        malformed.append((row.number if row.number is not None and row.number >= 0 else None, row.text,
+                          REASON_MALFORMED))
+        return "skip"
+
+    return {"parse_options": pacsv.ParseOptions(invalid_row_handler=invalid_row),
+            "convert_options": pacsv.ConvertOptions(column_types={c: pa.string() for c in LEDGER_COLUMNS},
+                                                    null_values=[""], strings_can_be_null=True,
+                                                    quoted_strings_can_be_null=True)}
+
+
+@contextlib.contextmanager
+def quiet_csv_errors():
+    """Keep Arrow from printing "Exception ignored" when a malformed CSV line is not UTF-8.
+
+    Arrow cannot hand such a line to the handler of :func:`csv_options`; the read then fails
+    with an ArrowInvalid, which the callers turn into a :class:`LedgerReadError`.
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if not (isinstance(unraisable.exc_value, UnicodeDecodeError)
+                and getattr(unraisable.object, "__name__", None) == "invalid_row"):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+
+
+def number_malformed(path: Path, malformed: list) -> None:
+    """Fill in the line numbers of malformed CSV lines (a threaded read does not know them).
+
+    Reads the file again, on one thread; runs only when some line was malformed.
+    """
+    if all(number is not None for number, _, _ in malformed):
+        return
+    again: list = []
+    with quiet_csv_errors():
+        for _ in pacsv.open_csv(path, read_options=pacsv.ReadOptions(use_threads=False), **csv_options(again)):
+            pass
+    if len(again) == len(malformed):
+        malformed[:] = again
+
+
+def sniff_text(path: Path, kind: str) -> None:
+    """Refuse, with a clear message, a text ledger that is compressed or not UTF-8 (UTF-16/32, NUL bytes)."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    compressed = path.name.lower().endswith(".gz")
+    if head[:2] == b"\x1f\x8b" and not compressed:
+        raise LedgerReadError(f"{path}: gzip-compressed data; name the file {path.name}.gz")
+    if compressed:
+        with gzip.open(path, "rb") as handle:
+            head = handle.read(4096)
+    if head[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+        raise LedgerReadError(f"{path}: UTF-32 text; save the ledger as UTF-8")
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise LedgerReadError(f"{path}: UTF-16 text; save the ledger as UTF-8")
+    if b"\x00" in head:
+        raise LedgerReadError(f"{path}: NUL bytes; not a UTF-8 {kind} file (UTF-16 without a byte-order mark?)")
+
+
+def _read_csv(path: Path, malformed: list) -> pa.Table:
+    with quiet_csv_errors():
+        table = pacsv.read_csv(path, **csv_options(malformed))
+    number_malformed(path, malformed)
+    return table
+
+
+def _read_bytes(path: Path) -> bytes:
+    return gzip.decompress(path.read_bytes()) if path.name.lower().endswith(".gz") else path.read_bytes()
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list) -> dict:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        raise _DuplicateKey(next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i])))
+    return record
+
+
+def _json_text(value) -> str | None:
+    """A JSON scalar as ledger text: strings as they are, numbers and booleans as JSON writes them."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _json_lines(data: bytes, malformed: list) -> pa.Table:
+    """JSON Lines line by line: each line that is not a flat JSON object goes to ``malformed``."""
+    columns: dict[str, list] = {c: [] for c in LEDGER_COLUMNS}
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        problem = None
+        try:
+            record = json.loads(line.decode("utf-8"), object_pairs_hook=_unique_keys)
+        except UnicodeDecodeError:
+            problem = "not UTF-8"
+        except _DuplicateKey as error:
+            problem = f"duplicate key {error}"
+        except (ValueError, RecursionError):
+            problem = "not JSON"
+        else:
+            if not isinstance(record, dict):
+                problem = "not a JSON object"
+            else:
+                nested = [c for c in LEDGER_COLUMNS if isinstance(record.get(c), (dict, list))]
+                problem = f"nested value in {nested[0]}" if nested else None
+        if problem:
+            text = line.decode("utf-8", "replace").rstrip("\r")
+            malformed.append((number, text, f"{REASON_JSON_LINE}: {problem}"))
+            continue
+        for name in LEDGER_COLUMNS:
+            columns[name].append(_json_text(record.get(name)))
+    return pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
+
+
+_JSON_SCHEMA = pa.schema([(c, pa.string()) for c in LEDGER_COLUMNS if c != "quantity"])
+"""Ledger text columns read from JSON as strings: no timestamp inference, a date is text as in CSV."""
+
+
+def _plain_json(table: pa.Table) -> bool:
+    """Did Arrow read every ledger column as CSV would see it (text, exact integers, booleans)?"""
+    for name in LEDGER_COLUMNS:
+        if name not in table.column_names:
+            continue
+        kind = table.schema.field(name).type
+        if name == "quantity" and pa.types.is_floating(kind):
+            # an int64 beside a float becomes a double: only exact while below 2**53
+            top = pc.max(pc.abs(table.column(name))).as_py()
+            if top is not None and top >= FLOAT_EXACT:
+                return False
+        elif not (pa.types.is_string(kind) or pa.types.is_int64(kind) or pa.types.is_boolean(kind)
+                  or pa.types.is_null(kind)):
+            return False
+        elif pa.types.is_string(kind):
+            try:
+                table.column(name).validate(full=True)  # Arrow's JSON reader lets bad UTF-8 through
+            except pa.ArrowInvalid:
+                return False
+    return True
+
+
+def _read_jsonl(path: Path, malformed: list) -> pa.Table:
+    """A JSON Lines ledger: by Arrow when every line is a flat object, else line by line."""
+    data = _read_bytes(path)
+    names = [c for c in LEDGER_COLUMNS if f'"{c}"'.encode() in data]
+    check_columns(path, names)
+    try:
+        table = pajson.read_json(io.BytesIO(data), parse_options=pajson.ParseOptions(explicit_schema=_JSON_SCHEMA))
+        table = table if _plain_json(table) else None
+    except (pa.ArrowException, UnicodeError):  # a key that is not UTF-8 fails as the names are read
+        table = None
+    if table is None:
+        table = _json_lines(data, malformed)
+        if not table.num_rows and malformed:
+            number, _, reason = malformed[0]
+            raise LedgerReadError(f"{path}: no line is a JSON object (line {number}: {reason})")
+    return table.select([c for c in names if c in table.column_names])
+
+
+@dataclass
+class LedgerSource:
+    """One ledger file as read.
+
+    Attributes
+    ----------
+    path : Path
+    format : str
+        ``parquet``, ``csv`` or ``jsonl``.
+    table : pyarrow.Table
+        The ledger columns read for screening (all columns for CSV and JSON Lines).
+    unread : list of str
+        Parquet columns left on disk until a quarantined or duplicate row needs them.
+    malformed : list of (int, str, str)
+        Lines that are not a row (a CSV line with the wrong number of fields, a JSON Lines line
+        that is not a flat JSON object): line number in the file, text, reason.
+    """
+
+    path: Path
+    format: str
+    table: pa.Table
+    unread: list[str]
+    malformed: list
+
+    def rows_as_read(self, local: np.ndarray) -> pa.Table:
+        """Rows by position in the file, every ledger column as text, values as read."""
+        if not len(local):
+            return pa.table({name: pa.array([], pa.string()) for name in LEDGER_COLUMNS})
+        taken = pa.array(local, type=pa.int64())
+        table = self.table.take(taken)
+        if self.unread:
+            rest = pq.read_table(self.path, columns=self.unread).take(taken)
+            table = pa.table({**{c: table.column(c) for c in table.column_names},
+                              **{c: rest.column(c) for c in rest.column_names}})
+        return pa.table({name: (_as_text(table.column(name)) if name in table.column_names
+                                else pa.chunked_array([pa.nulls(len(local), pa.string())]))
+                         for name in LEDGER_COLUMNS})
+
+
+def read_ledger_file(path: str | Path) -> LedgerSource:
+    """Read one ledger file as it is.
+
+    Raises
+    ------
+    LedgerReadError
+        Missing file, unknown format, unreadable content, or a required column absent.
+    """
+    path = Path(path)
+    kind = ledger_format(path)
+    check_path(path)
+    malformed: list = []
+    unread: list[str] = []
+    try:
+        if kind == "parquet":
+            table, unread = _read_parquet(path)
+        elif kind == "csv":
+            sniff_text(path, kind)
+            table = _read_csv(path, malformed)
+        else:
+            sniff_text(path, kind)
+            table = _read_jsonl(path, malformed)
+        check_columns(path, table.column_names)
+        table = table.select([c for c in LEDGER_COLUMNS if c in table.column_names])
+    except LedgerReadError:
+        raise
+    except READ_ERRORS as error:
+        raise LedgerReadError(f"{path}: cannot read as {kind}: {error}") from None
+    return LedgerSource(path=path, format=kind, table=table, unread=unread, malformed=malformed)
+
+
+READ_ERRORS = (pa.ArrowException, OSError, EOFError, UnicodeError, ValueError, zlib.error)
+"""What reading a damaged file can raise; each becomes a :class:`LedgerReadError` naming the file."""
+
+
+def check_path(path: Path) -> None:
+    """Raise :class:`LedgerReadError` unless ``path`` is an existing file."""
+    if path.is_dir():
+        raise LedgerReadError(f"{path}: is a directory, not a ledger file")
+    if not path.is_file():
+        raise LedgerReadError(f"{path}: no such ledger file")

@@ -1,0 +1,133 @@
+"""The validated ledger: :func:`read_ledgers` reads files into a :class:`Ledger` and its quarantine.
+
+Counts reconcile: rows read = accepted + quarantined (+ rows after ``as_of``, when given).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.ingest.formats import LedgerSource, read_ledger_file
+from pipeline.ingest.order import _is_identity, _other_columns, _resolve_duplicates, _rows_as_read, _screening_order
+from pipeline.ingest.schema import _REASON_TEXTS, LEDGER_COLUMNS, SCREENING_COLUMNS, LedgerReadError
+from pipeline.ingest.validate import _validate
+
+
+@dataclass
+class Ledger:
+    """Validated ledger rows in screening order, and what was rejected.
+
+    Attributes
+    ----------
+    rows : pyarrow.Table
+        Accepted rows sorted by ``(ship_date, shipment_id)``, the :data:`SCREENING_COLUMNS`
+        only; ``ship_date`` is date32,
+        ``quantity`` int64, categorical columns are dictionary-encoded and normalized
+        (country codes upper case, status lower case, surrounding blanks removed).
+    quarantine : pyarrow.Table
+        Rejected rows as read (all columns as text), plus ``raw_line``, ``reason``, ``source_file``,
+        ``source_row`` (row number in the file; for a malformed line, its line number).
+    counts : dict
+        ``rows_read``, ``accepted``, ``quarantined``, ``excluded_after_as_of``, ``by_reason``.
+    files : list of dict
+        Per input file: ``path``, ``format``, ``bytes``, ``rows_read``.
+    """
+
+    rows: pa.Table
+    quarantine: pa.Table
+    counts: dict
+    files: list[dict] = field(default_factory=list)
+
+
+def read_ledgers(paths: Sequence[str | Path], *, as_of: dt.date | None = None,
+                 progress: Callable[[str], None] | None = None) -> Ledger:
+    """Read, validate and order one or more ledger files.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        CSV, Parquet or JSON Lines files with the DESIGN §3 columns.
+    as_of : date, optional
+        Screen only rows with ``ship_date <= as_of``; later valid rows are counted as
+        ``excluded_after_as_of``.
+    progress : callable, optional
+        Called with a short message per step.
+
+    Returns
+    -------
+    Ledger
+
+    Raises
+    ------
+    LedgerReadError
+        A file cannot be read at all.
+    """
+    note = progress or (lambda message: None)
+    if not paths:
+        raise LedgerReadError("no ledger files given")
+    parts, reason_parts, sources, files = [], [], [], []
+    for path in paths:
+        note(f"reading {Path(path).name}")
+        source = read_ledger_file(path)
+        columns, reasons = _validate(source.table)
+        parts.append(columns)
+        reason_parts.append(reasons)
+        sources.append(source)
+        files.append({"path": str(path), "format": source.format, "bytes": Path(path).stat().st_size,
+                      "rows_read": source.table.num_rows + len(source.malformed),
+                      "malformed_lines": len(source.malformed)})
+    note("checking duplicates and order")
+    columns = {name: pa.chunked_array([c for part in parts for c in part[name].chunks], type=parts[0][name].type)
+               for name in SCREENING_COLUMNS}
+    reasons = np.concatenate(reason_parts)
+    starts = np.cumsum([0] + [s.table.num_rows for s in sources])[:-1]
+    accepted = np.flatnonzero(reasons == 0)
+    order, distinct = _screening_order(columns["ship_date"], columns["shipment_id"], accepted)
+    if not distinct:
+        _resolve_duplicates(columns, reasons, order, lambda rows: _other_columns(sources, starts, rows))
+    keep = reasons[order] == 0
+    order = order[keep]
+    excluded = 0
+    if as_of is not None:
+        days = pc.cast(columns["ship_date"], pa.int32()).to_numpy()[order]
+        within = days <= (as_of - dt.date(1970, 1, 1)).days
+        excluded = int((~within).sum())
+        order = order[within]
+    rows = pa.table({name: columns[name] for name in SCREENING_COLUMNS})
+    if not _is_identity(order, rows.num_rows):
+        rows = rows.take(pa.array(order))
+    bad = np.flatnonzero(reasons)
+    quarantine = _quarantine_table(sources, starts, reasons, bad)
+    rows_read = sum(f["rows_read"] for f in files)
+    by_reason = pd.Series(quarantine.column("reason").to_pylist(), dtype=object).value_counts().to_dict() \
+        if quarantine.num_rows else {}
+    counts = {"rows_read": rows_read, "accepted": rows.num_rows, "quarantined": quarantine.num_rows,
+              "excluded_after_as_of": excluded, "by_reason": {k: int(v) for k, v in sorted(by_reason.items())}}
+    if counts["accepted"] + counts["quarantined"] + excluded != rows_read:
+        raise AssertionError(f"row counts do not reconcile: {counts}")
+    return Ledger(rows=rows, quarantine=quarantine, counts=counts, files=files)
+
+
+def _quarantine_table(sources: list[LedgerSource], starts: np.ndarray, reasons: np.ndarray,
+                      bad: np.ndarray) -> pa.Table:
+    """Rejected rows as read (every column as text), with reason and origin; then malformed lines."""
+    table = _rows_as_read(sources, starts, bad)
+    owner = np.searchsorted(starts, bad, side="right") - 1
+    texts = np.array(_REASON_TEXTS, dtype=object)[reasons[bad]]
+    table = table.append_column("raw_line", pa.nulls(len(bad), pa.string()))
+    table = table.append_column("reason", pa.array(texts.tolist(), type=pa.string()))
+    table = table.append_column("source_file", pa.array([str(sources[i].path) for i in owner], type=pa.string()))
+    table = table.append_column("source_row", pa.array(bad - starts[owner] + 1, type=pa.int64()))
+    extra = [{**{name: None for name in LEDGER_COLUMNS}, "raw_line": text, "reason": reason,
+              "source_file": str(source.path), "source_row": number}
+             for source in sources for number, text, reason in source.malformed]
+    if extra:
+        table = pa.concat_tables([table, pa.Table.from_pylist(extra, schema=table.schema)])
+    return table

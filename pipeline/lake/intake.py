@@ -1,0 +1,309 @@
+"""Ingest: validate ledger files, stage month partitions, then commit a new manifest.
+
+Peak memory is about 30 bytes per input row; accepted rows are spilled per month to the
+staging folder, and the only commit point is the replacement of ``manifest.json``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.ingest.formats import file_digest
+from pipeline.ingest.schema import _REASON_TEXTS, CATEGORICAL_COLUMNS, LEDGER_COLUMNS, LedgerReadError
+from pipeline.ingest.validate import _categorical, _validate
+from pipeline.lake.dedupe import _NO_OP, _match_lake, _new_quarantine_rows, _resolve_repeats
+from pipeline.lake.hashing import _column_hashes, _row_hashes
+from pipeline.lake.manifest import (LAKE_FORMAT, LAKE_VERSION, LOCK, MANIFEST, STAGING, LakeError, _clean_leftovers,
+                                    _empty_manifest, _file_facts, _fsync_dir, _Lock, _month_key, _now, _retire,
+                                    _write_parquet)
+from pipeline.lake.partitions import _canonical, _write_partition
+from pipeline.lake.schema import QUARANTINE_SCHEMA, STORED_COLUMNS, STORED_SCHEMA
+from pipeline.lake.sources import _as_read, _batches, _open_source, _quarantine_rows, _rows_as_read, _Source
+
+CRASH_ENV = "CHIPSCREEN_INGEST_CRASH_AFTER"
+"""Test hook: exit the process abruptly (``os._exit(1)``) once this many partitions are written."""
+_NO_MONTH = np.iinfo(np.int32).min
+"""Month slot of a rejected row (months before 1970 are negative)."""
+
+
+@dataclass
+class IngestReport:
+    """What one :func:`ingest` call did.
+
+    Attributes
+    ----------
+    lake : Path
+    generation : int
+        Lake generation after the call (unchanged when nothing was committed).
+    committed : bool
+        False when the call changed nothing (every row already in the lake or quarantined before).
+    counts : dict
+        ``rows_read`` = ``accepted`` + ``duplicates`` + ``quarantined``. ``accepted``: rows added
+        to the lake, of which ``superseded`` replaced a pending row of the same id;
+        ``duplicates``: rows already in the lake with identical content; ``quarantined``: rows
+        rejected, by reason in ``by_reason``; ``quarantine_added``: those not already in the
+        lake's quarantine (a file ingested again adds none).
+    partitions_written : list of str
+        Keys of the partitions written as new versions (or removed, when emptied).
+    files : list of dict
+        Per input file: ``path``, ``sha256``, ``format``, ``bytes``, ``rows_read``,
+        ``malformed_lines``, ``new`` (not ingested before).
+    seconds : float
+    """
+
+    lake: Path
+    generation: int
+    committed: bool
+    counts: dict
+    partitions_written: list[str] = field(default_factory=list)
+    files: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _progress_note(progress):
+    return progress or (lambda stage, done, total: None)
+
+
+def ingest(paths: Sequence[str | Path], lake_dir: str | Path, *,
+           progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
+    """Validate ledger files and add their rows to a lake (created when absent).
+
+    Parameters
+    ----------
+    paths : sequence of path
+        CSV, Parquet or JSON Lines ledgers (DESIGN §3). Parquet is streamed in batches of
+        :data:`BATCH_ROWS`; CSV and JSON Lines files are read whole.
+    lake_dir : path
+    progress : callable, optional
+        ``progress(stage, done, total)``: rows read per file, then partitions written.
+
+    Returns
+    -------
+    IngestReport
+
+    Raises
+    ------
+    pipeline.ingest.LedgerReadError
+        A file cannot be read at all; the lake is left unchanged.
+    LakeError
+        ``lake_dir`` is not a lake, or another ingest holds it.
+
+    Notes
+    -----
+    Peak memory is about 30 bytes per input row (hashes and flags) plus one month partition
+    and one input batch. The only commit point is the replacement of ``manifest.json``.
+    """
+    started = time.perf_counter()
+    lake_dir = Path(lake_dir)
+    if not paths:
+        raise LedgerReadError("no ledger files given")
+    if lake_dir.exists() and not (lake_dir / MANIFEST).exists() and any(
+            p.name not in (STAGING, LOCK, "partitions", "quarantine") for p in lake_dir.iterdir()):
+        raise LakeError(f"{lake_dir}: exists and is not a ledger lake (no {MANIFEST}); use an empty folder")
+    lake_dir.mkdir(parents=True, exist_ok=True)
+    with _Lock(lake_dir):
+        manifest = json.loads((lake_dir / MANIFEST).read_text()) if (lake_dir / MANIFEST).exists() \
+            else _empty_manifest()
+        _clean_leftovers(lake_dir, manifest)
+        staging = lake_dir / STAGING
+        staging.mkdir()
+        try:
+            report = _ingest(paths, lake_dir, manifest, staging, _progress_note(progress))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> IngestReport:
+    # ---- pass 1: stream, validate, hash, spill accepted rows per month
+    sources: list[_Source] = []
+    reasons_parts, id_parts, row_parts, shipped_parts, month_parts = [], [], [], [], []
+    quarantine_parts: list[pa.Table] = []
+    writers: dict[int, pq.ParquetWriter] = {}
+    spill_schema = STORED_SCHEMA.append(pa.field("_row", pa.int64()))
+    total = 0
+    try:
+        for path in map(Path, paths):
+            source = _open_source(path, total)
+            sources.append(source)
+            for raw in _batches(source):
+                n = raw.num_rows
+                columns, reasons = _validate(raw)
+                for name in STORED_COLUMNS:
+                    if name not in columns:  # exporter, consignee_address: normalized like other text
+                        column = raw.column(name) if name in raw.column_names else \
+                            pa.chunked_array([pa.nulls(n, pa.string())])
+                        columns[name] = _categorical(column, lambda a: a)
+                table = pa.table({c: columns[c].cast(STORED_SCHEMA.field(c).type) for c in STORED_COLUMNS})
+                bad = np.flatnonzero(reasons)
+                if len(bad):
+                    texts = np.array(_REASON_TEXTS, dtype=object)[reasons[bad]]
+                    quarantine_parts.append(_quarantine_rows(pa.table(_as_read(raw.take(pa.array(bad)))),
+                                                             texts, source, source.rows + bad))
+                months = np.full(n, _NO_MONTH, dtype=np.int32)
+                good = reasons == 0
+                days = pc.cast(table.column("ship_date"), pa.int32()).fill_null(0).to_numpy(zero_copy_only=False)
+                months[good] = days[good].astype("M8[D]").astype("M8[M]").astype(np.int32)
+                row_hash = _row_hashes(table)
+                id_hash = _column_hashes(table.column("shipment_id"))
+                shipped = pc.fill_null(pc.equal(table.column("status").cast(pa.string()), "shipped"),
+                                       False).to_numpy(zero_copy_only=False)
+                rows = np.arange(total, total + n, dtype=np.int64)
+                table = table.append_column("_row", pa.array(rows))
+                by_month = np.argsort(months, kind="stable")
+                ordered = months[by_month]
+                bounds = np.flatnonzero(np.diff(ordered)) + 1
+                table = table.take(pa.array(by_month))
+                for begin, end in zip(np.r_[0, bounds], np.r_[bounds, n]):
+                    month = int(ordered[begin])
+                    if month == _NO_MONTH:
+                        continue  # rejected rows
+                    if month not in writers:
+                        writers[month] = pq.ParquetWriter(
+                            staging / f"spill-{month}.parquet", spill_schema, compression="none",
+                            use_dictionary=list(CATEGORICAL_COLUMNS), write_statistics=False)
+                    # Only the dictionary values this month uses: a batch's dictionary can be large.
+                    writers[month].write_table(_canonical(table.slice(begin, end - begin), sort=False))
+                reasons_parts.append(reasons)
+                id_parts.append(id_hash)
+                row_parts.append(row_hash)
+                shipped_parts.append(shipped)
+                month_parts.append(months)
+                total += n
+                source.rows += n
+                note(f"reading {path.name}", source.rows, max(source.expected, source.rows))
+            if source.malformed:
+                extra = [{**{c: None for c in LEDGER_COLUMNS}, "raw_line": text, "reason": reason,
+                          "source_file": str(path), "source_row": number, "source_sha256": source.sha256}
+                         for number, text, reason in source.malformed]
+                quarantine_parts.append(pa.Table.from_pylist(extra, schema=QUARANTINE_SCHEMA))
+    finally:
+        for writer in writers.values():
+            writer.close()
+
+    def joined(parts, dtype):
+        return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+    reasons = joined(reasons_parts, np.int16)
+    id_hash, row_hash = joined(id_parts, np.uint64), joined(row_parts, np.uint64)
+    shipped, months = joined(shipped_parts, bool), joined(month_parts, np.int32)
+    del reasons_parts, id_parts, row_parts, shipped_parts, month_parts
+    spills = {month: staging / f"spill-{month}.parquet" for month in writers}
+    invalid = reasons > 0  # quarantined while streaming, with the rows as read
+
+    # ---- duplicates within this call (as read_ledgers resolves them)
+    note("checking duplicates", 0, 1)
+    _resolve_repeats(reasons, id_hash, row_hash, spills)
+    # ---- against the lake
+    removals, superseded = _match_lake(lake_dir, manifest, reasons, id_hash, row_hash, shipped, spills)
+    note("checking duplicates", 1, 1)
+
+    # ---- quarantine of this call
+    late = np.flatnonzero((reasons > 0) & ~invalid)
+    for source in sources:
+        mine = late[(late >= source.start) & (late < source.start + source.rows)]
+        if len(mine):
+            local = mine - source.start
+            texts = np.array(_REASON_TEXTS, dtype=object)[reasons[mine]]
+            quarantine_parts.append(_quarantine_rows(_rows_as_read(source, local), texts, source, local))
+    quarantine = pa.concat_tables(quarantine_parts) if quarantine_parts else QUARANTINE_SCHEMA.empty_table()
+    if quarantine.num_rows:
+        order = {str(s.path): i for i, s in enumerate(sources)}
+        file_order = pa.array([order[f] for f in quarantine.column("source_file").to_pylist()], pa.int32())
+        sort = pc.sort_indices(pa.table({"f": file_order, "r": quarantine.column("source_row")}),
+                               [("f", "ascending"), ("r", "ascending")])
+        quarantine = quarantine.take(sort)
+    fresh = _new_quarantine_rows(lake_dir, manifest, quarantine)
+
+    # ---- counts
+    by_reason = pd.Series(quarantine.column("reason").to_pylist(), dtype=object).value_counts().to_dict() \
+        if quarantine.num_rows else {}
+    accepted = int((reasons == 0).sum())
+    counts = {"rows_read": total + sum(len(s.malformed) for s in sources), "accepted": accepted,
+              "superseded": superseded, "duplicates": int((reasons == _NO_OP).sum()),
+              "quarantined": quarantine.num_rows, "quarantine_added": fresh.num_rows,
+              "by_reason": {k: int(v) for k, v in sorted(by_reason.items())}}
+    if counts["accepted"] + counts["duplicates"] + counts["quarantined"] != counts["rows_read"]:
+        raise AssertionError(f"row counts do not reconcile: {counts}")
+    known = {f["sha256"] for f in manifest["files"]}
+    files = [{"path": str(s.path), "sha256": s.sha256, "format": s.format, "bytes": s.bytes,
+              "rows_read": s.rows + len(s.malformed), "malformed_lines": len(s.malformed),
+              "new": s.sha256 not in known} for s in sources]
+    new_files, seen = [], set(known)
+    for entry in files:
+        if entry["sha256"] not in seen:
+            seen.add(entry["sha256"])
+            new_files.append(entry)
+    if not (accepted or fresh.num_rows or new_files):
+        return IngestReport(lake=lake_dir, generation=manifest["generation"], committed=False, counts=counts,
+                            files=files)
+
+    # ---- write new partition versions, month by month, then commit
+    generation = manifest["generation"] + 1
+    stamp = _now()
+    keep = reasons == 0
+    touched = sorted(set(np.unique(months[keep]).tolist()) | set(removals))
+    existing = {p["key"]: p for p in manifest["partitions"]}
+    crash_after = os.environ.get(CRASH_ENV)
+    crash_after = int(crash_after) if crash_after not in (None, "") else None
+    written: dict[str, dict | None] = {}
+    for done, month in enumerate(touched):
+        if crash_after is not None and done >= crash_after:
+            os._exit(1)  # test hook: die like a killed process, no clean-up
+        key = _month_key(month)
+        note("writing partitions", done, len(touched))
+        written[key] = _write_partition(lake_dir, key, existing.get(key), spills.get(month), keep,
+                                        removals.get(month), stamp, id_hash, row_hash)
+    note("writing partitions", len(touched), len(touched))
+    if crash_after is not None and len(touched) >= crash_after:
+        os._exit(1)
+
+    partitions = {k: v for k, v in existing.items()}
+    for key, entry in written.items():
+        if entry is None:
+            partitions.pop(key, None)
+        else:
+            partitions[key] = entry
+    quarantine_entries = list(manifest["quarantine"])
+    if fresh.num_rows:
+        relative = f"quarantine/q-{generation:06d}.parquet"
+        (lake_dir / "quarantine").mkdir(exist_ok=True)
+        _write_parquet(fresh, lake_dir / relative)
+        quarantine_entries.append({"path": relative, "rows": fresh.num_rows, "generation": generation,
+                                   "sha256": file_digest(lake_dir / relative), **_file_facts(lake_dir / relative)})
+    lake_reasons = dict(manifest["counts"]["by_reason"])
+    for reason, count in pd.Series(fresh.column("reason").to_pylist(), dtype=object).value_counts().items():
+        lake_reasons[reason] = lake_reasons.get(reason, 0) + int(count)
+    ordered = [partitions[k] for k in sorted(partitions)]
+    new_manifest = {
+        "format": LAKE_FORMAT, "version": LAKE_VERSION, "generation": generation, "partitions": ordered,
+        "quarantine": quarantine_entries, "retired": _retire(manifest, ordered, generation, stamp),
+        "files": manifest["files"] + [{**{k: v for k, v in f.items() if k != "new"}, "ingested_at": stamp,
+                                       "generation": generation} for f in new_files],
+        "counts": {"rows": sum(p["rows"] for p in ordered),
+                   "quarantined": sum(q["rows"] for q in quarantine_entries),
+                   "superseded": manifest["counts"]["superseded"] + superseded,
+                   "by_reason": dict(sorted(lake_reasons.items()))},
+    }
+    partial = staging / MANIFEST
+    with open(partial, "w") as handle:
+        handle.write(json.dumps(new_manifest, indent=1) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, lake_dir / MANIFEST)  # the commit point
+    _fsync_dir(lake_dir)
+    _clean_leftovers(lake_dir, new_manifest)  # superseded files past their retention
+    return IngestReport(lake=lake_dir, generation=generation, committed=True, counts=counts,
+                        partitions_written=sorted(written), files=files)

@@ -1,0 +1,94 @@
+"""Writing a month partition's new version: its rows file and id index, canonical bytes."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.ingest.formats import file_digest
+from pipeline.lake.manifest import STAGING, _file_facts, _write_parquet
+from pipeline.lake.schema import INDEX_SCHEMA, STORED_COLUMNS
+
+
+def _write_partition(lake_dir: Path, key: str, old: dict | None, spill: Path | None, keep: np.ndarray,
+                     removed: pa.Array | None, stamp: str, id_hash: np.ndarray, row_hash: np.ndarray) -> dict | None:
+    """Write the new version of one month: old rows (less superseded ones) plus new rows, sorted.
+
+    Returns its manifest entry, or None when the month is left empty.
+    """
+    tables, indexes = [], []
+    if old is not None:
+        table = pq.read_table(lake_dir / old["path"], columns=list(STORED_COLUMNS))
+        index = pq.read_table(lake_dir / old["index"])
+        if removed is not None and len(removed):
+            stay = pc.invert(pc.is_in(index.column("shipment_id"), value_set=removed))
+            table, index = table.filter(stay), index.filter(stay)
+        tables.append(table)
+        indexes.append(index)
+    if spill is not None:
+        new = pq.read_table(spill)
+        numbers = new.column("_row").to_numpy()
+        mask = keep[numbers]
+        numbers = numbers[mask]
+        new = new.filter(pa.array(mask)).drop_columns(["_row"])
+        tables.append(new)
+        indexes.append(_index_of(new, id_hash[numbers], row_hash[numbers]))
+    table = pa.concat_tables(tables)
+    index = pa.concat_tables(indexes)
+    if not table.num_rows:
+        return None
+    order = pc.sort_indices(table.select(["ship_date", "shipment_id"]),
+                            [("ship_date", "ascending"), ("shipment_id", "ascending")])
+    table, index = table.take(order), index.take(order)
+    folder = lake_dir / "partitions" / key
+    folder.mkdir(parents=True, exist_ok=True)
+    staged = lake_dir / STAGING / f"rows-{key}.parquet"
+    _write_parquet(_canonical(table), staged)
+    sha = file_digest(staged)
+    rows_path, index_path = folder / f"rows-{sha[:16]}.parquet", folder / f"ids-{sha[:16]}.parquet"
+    _write_parquet(index.combine_chunks(), index_path)
+    facts = _file_facts(staged)
+    index_facts = _file_facts(index_path)
+    os.replace(staged, rows_path)
+    dates = table.column("ship_date")
+    return {"key": key, "path": rows_path.relative_to(lake_dir).as_posix(),
+            "index": index_path.relative_to(lake_dir).as_posix(),
+            "first_date": dates[0].as_py().isoformat(), "last_date": dates[-1].as_py().isoformat(),
+            "rows": table.num_rows, "sha256": sha, "ingested_at": stamp, **facts,
+            "index_sha256": file_digest(index_path), "index_bytes": index_facts["bytes"],
+            "index_footer_sha256": index_facts["footer_sha256"]}
+
+
+def _canonical(table: pa.Table, sort: bool = True) -> pa.Table:
+    """One chunk per column; each dictionary reduced to the values in use (and sorted, so that equal
+    rows give equal bytes)."""
+    table = table.unify_dictionaries().combine_chunks()
+    columns = {}
+    for name, column in zip(table.column_names, table.columns):
+        if pa.types.is_dictionary(column.type) and column.num_chunks == 1:
+            chunk = column.chunk(0)
+            codes = pc.fill_null(chunk.indices, -1).to_numpy(zero_copy_only=False)
+            used = np.zeros(len(chunk.dictionary) + 1, dtype=bool)
+            used[codes] = True  # -1 marks the null slot (last)
+            kept = np.flatnonzero(used[:-1])
+            values = chunk.dictionary.take(pa.array(kept))
+            order = pc.sort_indices(values).to_numpy() if sort else np.arange(len(kept))
+            mapping = np.full(len(chunk.dictionary) + 1, -1, dtype=np.int32)
+            mapping[kept[order]] = np.arange(len(kept), dtype=np.int32)
+            new_codes = mapping[codes]
+            column = pa.chunked_array([pa.DictionaryArray.from_arrays(
+                pa.array(new_codes, mask=new_codes < 0), values.take(pa.array(order)))])
+        columns[name] = column
+    return pa.table(columns, schema=table.schema)
+
+
+def _index_of(table: pa.Table, id_hash: np.ndarray, row_hash: np.ndarray) -> pa.Table:
+    """The id index rows of stored rows (:data:`INDEX_SCHEMA`), hashes as computed at validation."""
+    shipped = pc.fill_null(pc.equal(table.column("status").cast(pa.string()), "shipped"), False)
+    return pa.table({"shipment_id": table.column("shipment_id"),
+                     "id_hash": pa.array(id_hash, pa.uint64()), "row_hash": pa.array(row_hash, pa.uint64()),
+                     "shipped": shipped}, schema=INDEX_SCHEMA)

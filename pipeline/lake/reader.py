@@ -1,0 +1,250 @@
+"""Reading a lake: :class:`Lake` opens one manifest generation and checks each file it reads.
+
+Reads check a file's size, Parquet footer and row count against the manifest;
+:func:`pipeline.lake.integrity.verify` checks every byte.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.ingest.ledger import Ledger
+from pipeline.ingest.schema import SCREENING_COLUMNS
+from pipeline.lake.manifest import LAKE_FORMAT, LAKE_VERSION, MANIFEST, LakeError, _footer_digest
+from pipeline.lake.schema import QUARANTINE_SCHEMA, STORED_SCHEMA
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One month of ledger rows, as the manifest records it.
+
+    Attributes
+    ----------
+    key : str
+        ``YYYY-MM`` of ``ship_date``.
+    path : str
+        Partition file, relative to the lake folder.
+    first_date, last_date : datetime.date
+        Earliest and latest ``ship_date`` in the partition.
+    rows : int
+    sha256 : str
+        SHA-256 of the partition file.
+    ingested_at : str
+        ISO time (UTC) this version of the partition was written.
+    bytes : int or None
+        Size of the partition file (None in manifests written before sizes were recorded).
+    footer_sha256 : str or None
+        SHA-256 of its Parquet footer, checked at each read (None in older manifests).
+    """
+
+    key: str
+    path: str
+    first_date: dt.date
+    last_date: dt.date
+    rows: int
+    sha256: str
+    ingested_at: str
+    bytes: int | None = None
+    footer_sha256: str | None = None
+
+
+class Lake:
+    """A ledger lake opened for reading (a snapshot of its manifest).
+
+    Notes
+    -----
+    Consistency: a ``Lake`` reads the one manifest generation it opened. Partition files are
+    immutable (named by content hash); a commit replaces the manifest and keeps the files it
+    supersedes for :data:`KEEP_GENERATIONS` more commits and at least :data:`RETAIN_SECONDS`,
+    so a reader that opened generation ``g`` can finish while ingests go on. A file gone all
+    the same is a :class:`LakeError` ("the lake changed during the run"), never a mix of
+    generations. Each read checks the file's size, Parquet footer and row count against the
+    manifest (a mismatch is a :class:`LakeError`); :func:`pipeline.lake.verify` checks
+    every byte (SHA-256).
+
+    Examples
+    --------
+    >>> lake = Lake.open("lake")                        # doctest: +SKIP
+    >>> ledger = lake.ledger(as_of=dt.date(2026, 6, 30))  # doctest: +SKIP
+    """
+
+    def __init__(self, path: Path, manifest: dict):
+        self.path = Path(path)
+        self._manifest = manifest
+        self.generation: int = manifest["generation"]
+        self.partitions: list[Partition] = [
+            Partition(key=p["key"], path=p["path"], first_date=dt.date.fromisoformat(p["first_date"]),
+                      last_date=dt.date.fromisoformat(p["last_date"]), rows=p["rows"], sha256=p["sha256"],
+                      ingested_at=p["ingested_at"], bytes=p.get("bytes"), footer_sha256=p.get("footer_sha256"))
+            for p in manifest["partitions"]]
+        self._index_paths = {p["key"]: p["index"] for p in manifest["partitions"]}
+        self._index_entries = {p["key"]: p for p in manifest["partitions"]}
+        self.files: list[dict] = manifest["files"]
+        """Ingested source files: ``path``, ``sha256``, ``format``, ``bytes``, ``rows_read``, ..."""
+        self.counts: dict = manifest["counts"]
+        """Lake totals: ``rows``, ``quarantined``, ``superseded``, ``by_reason``."""
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Lake":
+        """Open the lake in ``path``.
+
+        Raises
+        ------
+        LakeError
+            ``path`` holds no lake manifest, or the manifest is not one.
+        """
+        path = Path(path)
+        manifest_path = path / MANIFEST
+        if not manifest_path.is_file():
+            raise LakeError(f"{path}: not a ledger lake (no {MANIFEST}); create one with "
+                            f"`chipscreen ingest LEDGER... --lake {path}`")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, ValueError) as error:
+            raise LakeError(f"{manifest_path}: unreadable manifest: {error}") from None
+        if manifest.get("format") != LAKE_FORMAT:
+            raise LakeError(f"{manifest_path}: not a {LAKE_FORMAT} manifest")
+        if manifest.get("version") != LAKE_VERSION:
+            raise LakeError(f"{manifest_path}: lake version {manifest.get('version')} (this code reads {LAKE_VERSION})")
+        try:
+            return cls(path, manifest)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise LakeError(f"{manifest_path}: damaged manifest ({type(error).__name__}: {error})") from None
+
+    def partition(self, key: str) -> Partition:
+        """The partition of month ``key`` (``YYYY-MM``)."""
+        for part in self.partitions:
+            if part.key == key:
+                return part
+        raise KeyError(key)
+
+    def read(self, partition: Partition | str, columns: Sequence[str] | None = None) -> pa.Table:
+        """Rows of one partition in screening order, ``(ship_date, shipment_id)``.
+
+        Parameters
+        ----------
+        partition : Partition or str
+            A partition or its key.
+        columns : sequence of str, optional
+            Default: the :data:`pipeline.ingest.SCREENING_COLUMNS`, the schema of ``Ledger.rows``;
+            :data:`STORED_COLUMNS` adds ``exporter`` and ``consignee_address``.
+
+        Raises
+        ------
+        LakeError
+            The file is missing, or its size, footer or row count differs from the manifest.
+        """
+        part = self.partition(partition) if isinstance(partition, str) else partition
+        return self._read_checked(part.path, f"partition {part.key}", part.rows, part.bytes, part.footer_sha256,
+                                  list(columns or SCREENING_COLUMNS))
+
+    def read_index(self, partition: Partition | str) -> pa.Table:
+        """The id index of one partition (:data:`INDEX_SCHEMA`), aligned row for row with :meth:`read`.
+
+        Raises
+        ------
+        LakeError
+            As :meth:`read`.
+        """
+        key = partition if isinstance(partition, str) else partition.key
+        entry = self._index_entries[key]
+        return self._read_checked(entry["index"], f"id index of partition {key}", entry["rows"],
+                                  entry.get("index_bytes"), entry.get("index_footer_sha256"))
+
+    def quarantine(self) -> pa.Table:
+        """Rows quarantined at ingest, as read (text), with ``reason`` and origin (:data:`QUARANTINE_SCHEMA`).
+
+        Raises
+        ------
+        LakeError
+            As :meth:`read`.
+        """
+        pieces = [self._read_checked(q["path"], "quarantine file", q["rows"], q.get("bytes"), q.get("footer_sha256"))
+                  for q in self._manifest["quarantine"]]
+        return pa.concat_tables(pieces) if pieces else QUARANTINE_SCHEMA.empty_table()
+
+    def _read_checked(self, relative: str, what: str, rows: int, size: int | None, footer: str | None,
+                      columns: list[str] | None = None) -> pa.Table:
+        """Read one lake file after checking it against its manifest entry (size, footer, rows)."""
+        path = self.path / relative
+        try:
+            source = pa.OSFile(str(path), "rb")
+        except FileNotFoundError:
+            raise self._gone(relative, what) from None
+        except OSError as error:
+            raise LakeError(f"{path}: cannot read the {what}: {error}") from None
+        with source:
+            try:
+                actual = source.size()
+                if size is not None and actual != size:
+                    raise self._damaged(relative, what, f"{actual} bytes, the manifest records {size}")
+                if footer is not None and _footer_digest(source, actual) != footer:
+                    raise self._damaged(relative, what, "its Parquet footer differs from the one committed")
+                parquet = pq.ParquetFile(source)
+                if parquet.metadata.num_rows != rows:
+                    raise self._damaged(relative, what, f"{parquet.metadata.num_rows} rows, the manifest "
+                                                        f"records {rows}")
+                return parquet.read(columns=columns)
+            except (pa.ArrowException, OSError, ValueError) as error:
+                raise self._damaged(relative, what, f"not readable as Parquet ({error})") from None
+
+    def _gone(self, relative: str, what: str) -> LakeError:
+        """The error for a file of this snapshot that is no longer there."""
+        try:
+            now = json.loads((self.path / MANIFEST).read_text())["generation"]
+        except (OSError, ValueError, KeyError, TypeError):
+            now = None
+        if now is not None and now != self.generation:
+            return LakeError(f"{self.path}: the lake changed during the run (generation {self.generation} → {now}): "
+                             f"the {what} ({relative}) of generation {self.generation} is gone; run again")
+        return LakeError(f"{self.path / relative}: the {what} is missing (lake generation {self.generation}); "
+                         f"run `chipscreen lake verify {self.path}`")
+
+    def _damaged(self, relative: str, what: str, detail: str) -> LakeError:
+        return LakeError(f"{self.path / relative}: the {what} does not match the lake's manifest "
+                         f"(generation {self.generation}): {detail}; run `chipscreen lake verify {self.path}`")
+
+    def ledger(self, as_of: dt.date | None = None) -> Ledger:
+        """All partitions as one :class:`pipeline.ingest.Ledger`, ready for ``screen_ledger``.
+
+        Parameters
+        ----------
+        as_of : date, optional
+            Keep only rows with ``ship_date <= as_of``; later rows count as ``excluded_after_as_of``.
+
+        Notes
+        -----
+        ``counts`` describe the lake, not one reading of files: ``rows_read`` = ``accepted`` +
+        ``quarantined`` + ``excluded_after_as_of``, where ``quarantined`` is every row in the
+        lake's quarantine.
+        """
+        pieces, excluded = [], 0
+        for part in self.partitions:
+            if as_of is not None and part.first_date > as_of:
+                excluded += part.rows
+                continue
+            table = self.read(part)
+            if as_of is not None and part.last_date > as_of:
+                within = pc.less_equal(table.column("ship_date"), pa.scalar(as_of, pa.date32()))
+                table = table.filter(within)
+                excluded += part.rows - table.num_rows
+            pieces.append(table)
+        if pieces:
+            rows = pa.concat_tables(pieces).unify_dictionaries().combine_chunks()
+        else:
+            rows = STORED_SCHEMA.empty_table().select(list(SCREENING_COLUMNS))
+        quarantine = self.quarantine()
+        by_reason = pd.Series(quarantine.column("reason").to_pylist(), dtype=object).value_counts().to_dict() \
+            if quarantine.num_rows else {}
+        counts = {"rows_read": rows.num_rows + quarantine.num_rows + excluded, "accepted": rows.num_rows,
+                  "quarantined": quarantine.num_rows, "excluded_after_as_of": excluded,
+                  "by_reason": {k: int(v) for k, v in sorted(by_reason.items())}}
+        return Ledger(rows=rows, quarantine=quarantine, counts=counts, files=[dict(f) for f in self.files])

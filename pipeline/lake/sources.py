@@ -1,0 +1,140 @@
+"""Input ledgers streamed for ingest: Parquet and CSV a batch at a time, JSON Lines whole.
+
+Rows are read as they are; validation is :mod:`pipeline.ingest`'s. Rows a later check rejects
+are read back from the file by position (:func:`_rows_as_read`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipeline.ingest.formats import (READ_ERRORS, check_columns, check_parquet_schema, check_path, csv_options,
+                                     file_digest, ledger_format, number_malformed, quiet_csv_errors,
+                                     read_ledger_file, sniff_text)
+from pipeline.ingest.schema import CATEGORICAL_COLUMNS, LEDGER_COLUMNS, LedgerReadError
+from pipeline.ingest.validate import _as_text
+from pipeline.lake.schema import QUARANTINE_SCHEMA
+
+BATCH_ROWS = 1 << 20
+"""Rows validated at a time while streaming a Parquet ledger."""
+CSV_BLOCK_BYTES = 64 << 20
+"""Bytes of CSV text parsed at a time: CSV ledgers stream like Parquet ones."""
+
+
+@dataclass
+class _Source:
+    """One input file being ingested."""
+
+    path: Path
+    format: str
+    sha256: str
+    bytes: int
+    start: int                    # global number of its first row
+    rows: int = 0                 # rows read (excluding malformed CSV lines)
+    expected: int = 0             # rows in the file, when known before reading (Parquet)
+    malformed: list = field(default_factory=list)
+    whole: object = None          # the LedgerSource of a CSV / JSON Lines file (read whole)
+    row_groups: np.ndarray | None = None  # Parquet: first row of each row group
+
+
+def _parquet_columns(path: Path) -> tuple[pq.ParquetFile, list[str]]:
+    try:
+        parquet = pq.ParquetFile(path)
+        names = parquet.schema_arrow.names
+        check_parquet_schema(path, parquet.schema_arrow)
+        present = [c for c in LEDGER_COLUMNS if c in names]
+        dictionary = [c for c in present if c in CATEGORICAL_COLUMNS
+                      and pa.types.is_string(parquet.schema_arrow.field(c).type)]
+        return pq.ParquetFile(path, read_dictionary=dictionary), present
+    except READ_ERRORS as error:
+        raise LedgerReadError(f"{path}: cannot read as parquet: {error}") from None
+
+
+def _open_source(path: Path, start: int) -> _Source:
+    kind = ledger_format(path)
+    check_path(path)
+    return _Source(path=path, format=kind, sha256=file_digest(path), bytes=path.stat().st_size, start=start)
+
+
+def _batches(source: _Source) -> Iterator[pa.Table]:
+    """The file's rows as read, a batch at a time (Parquet and CSV stream; JSON Lines is read whole)."""
+    if source.format == "parquet":
+        parquet, present = _parquet_columns(source.path)
+        meta = parquet.metadata
+        source.expected = meta.num_rows
+        source.row_groups = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
+        try:
+            for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=present):
+                batch.validate(full=True)  # damaged pages can decode into bad UTF-8 or dictionary codes
+                yield pa.Table.from_batches([batch])
+        except READ_ERRORS as error:
+            raise LedgerReadError(f"{source.path}: cannot read as parquet: {error}") from None
+        return
+    if source.format == "csv":
+        yield from _csv_batches(source.path, source.malformed)
+        return
+    whole = read_ledger_file(source.path)
+    if whole.unread:
+        raise AssertionError("only Parquet files leave columns unread")
+    source.whole, source.malformed = whole, whole.malformed
+    for offset in range(0, max(whole.table.num_rows, 1), BATCH_ROWS):
+        yield whole.table.slice(offset, BATCH_ROWS)
+
+
+def _as_read(table: pa.Table) -> dict[str, pa.ChunkedArray]:
+    """Every ledger column as text (missing columns null), values as read."""
+    return {name: (_as_text(table.column(name)) if name in table.column_names
+                   else pa.chunked_array([pa.nulls(table.num_rows, pa.string())])) for name in LEDGER_COLUMNS}
+
+
+def _csv_batches(path: Path, malformed: list) -> Iterator[pa.Table]:
+    """A CSV ledger's rows as read (text), :data:`CSV_BLOCK_BYTES` at a time; bad lines go to ``malformed``."""
+    try:
+        sniff_text(path, "csv")
+        with quiet_csv_errors():
+            reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                                    **csv_options(malformed))
+            names = reader.schema.names
+            check_columns(path, names)
+            present = [c for c in LEDGER_COLUMNS if c in names]
+            for batch in reader:
+                yield pa.Table.from_batches([batch]).select(present)
+        number_malformed(path, malformed)
+    except READ_ERRORS as error:
+        raise LedgerReadError(f"{path}: cannot read as csv: {error}") from None
+
+
+def _rows_as_read(source: _Source, local: np.ndarray) -> pa.Table:
+    """Rows of one file by position (sorted), every ledger column as text."""
+    if source.whole is not None:
+        return source.whole.rows_as_read(local)
+    if source.format == "csv":  # read the file again, keeping only the rows asked for
+        pieces, offset = [], 0
+        for batch in _csv_batches(source.path, []):
+            wanted = local[(local >= offset) & (local < offset + batch.num_rows)] - offset
+            if len(wanted):
+                pieces.append(pa.table(_as_read(batch.take(pa.array(wanted)))))
+            offset += batch.num_rows
+        return pa.concat_tables(pieces)
+    parquet, present = _parquet_columns(source.path)
+    group = np.searchsorted(source.row_groups, local, side="right") - 1
+    pieces = []
+    for g in np.unique(group):
+        part = parquet.read_row_group(int(g), columns=present)
+        pieces.append(pa.table(_as_read(part.take(pa.array(local[group == g] - source.row_groups[g])))))
+    return pa.concat_tables(pieces)
+
+
+def _quarantine_rows(as_read: pa.Table, reasons: Sequence[str], source: _Source, local: np.ndarray) -> pa.Table:
+    n = as_read.num_rows
+    return pa.table({**{c: as_read.column(c) for c in LEDGER_COLUMNS},
+                     "raw_line": pa.nulls(n, pa.string()), "reason": pa.array(list(reasons), pa.string()),
+                     "source_file": pa.array([str(source.path)] * n, pa.string()),
+                     "source_row": pa.array(local + 1, pa.int64()),
+                     "source_sha256": pa.array([source.sha256] * n, pa.string())}, schema=QUARANTINE_SCHEMA)

@@ -1,0 +1,310 @@
+"""The screening list: reading a Consolidated Screening List (CSL) export, checking its size, refreshing it.
+
+The CSL quirks handled here are described in ``data/csl/SOURCES.md``; the list codes are data
+(``data/parties/list-codes.csv``).
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+import re
+import zlib
+from collections import Counter
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.parties.normalize import TRAILING_PARENTHESIS, normalize_name
+from pipeline.parties.vocabulary import KNOWN_CODES, LIST_CODES
+from pipeline.reference import COUNTRIES_PATH, CSL_CHECK_PATH, CSL_PATH, load_list_check
+
+ENTRY_COLUMNS = ["entry_id", "list_code", "listed_name", "alias", "normalized", "countries"]
+"""Columns of :func:`load_screening_list`."""
+
+
+class ScreeningListError(ValueError):
+    """A screening-list file that cannot be used (unreadable, not a CSL export, unknown source,
+    missing columns, or empty or much shorter than the packaged list)."""
+
+
+def list_code(source: str) -> str:
+    """Short code of a CSL ``source`` string, from its parenthesised abbreviation.
+
+    Parameters
+    ----------
+    source : str
+        The ``source`` field, e.g. ``"Entity List (EL) - Bureau of Industry and Security"``.
+
+    Returns
+    -------
+    str
+        One of the codes in :data:`LIST_CODES`.
+
+    Raises
+    ------
+    ScreeningListError
+        When no known code is in parentheses, so a new list is never screened silently.
+
+    Examples
+    --------
+    >>> list_code("Entity List (EL) - Bureau of Industry and Security")
+    'EL'
+    >>> list_code("Non-SDN Menu-Based Sanctions List (NS-MBS List) - Treasury Department")
+    'NS-MBS'
+    """
+    if source in LIST_CODES:
+        return LIST_CODES[source]
+    for inner in re.findall(r"\(([^()]*)\)", source):
+        code = re.sub(r"\s+List$", "", inner.strip())
+        if code in KNOWN_CODES:
+            return code
+    raise ScreeningListError(f"unknown screening-list source {source!r}; add it to data/parties/list-codes.csv")
+
+
+_AFFILIATE = re.compile(r"\s*\bAffiliated Entit(?:y|ies)\s*:\s*", re.IGNORECASE)
+_REQUIRED = ("_id", "source", "name", "alt_names", "addresses")
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    with open(path, "rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    opener = gzip.open if gzipped else open
+    return opener(path, "rt", encoding="utf-8-sig", newline="")  # a spreadsheet's BOM is not part of "_id"
+
+
+@lru_cache(maxsize=1)
+def _country_names() -> dict[str, str]:
+    """ISO-2 code by code and by casefolded English name, from ``data/countries.csv``."""
+    with open(COUNTRIES_PATH, encoding="utf-8", newline="") as handle:
+        rows = csv.reader(line for line in handle if not line.startswith("#"))
+        next(rows)
+        lookup = {}
+        for code, country in rows:
+            lookup[code] = code
+            lookup[country.casefold()] = code
+    return lookup
+
+
+def address_countries(addresses: str) -> str:
+    """``;``-joined ISO-2 countries at the end of each ``"; "``-separated address.
+
+    A spelled-out country (``"China"``) is mapped through ``data/countries.csv``; an address that
+    ends in neither (a postcode, a city) adds nothing.
+
+    Examples
+    --------
+    >>> address_countries("Minsk, BY; Borisov, 222512, BY; Room 5, Shenzhen, China; Tehran")
+    'BY;CN'
+    """
+    lookup = _country_names()
+    found: dict[str, None] = {}
+    for address in addresses.split(";"):
+        tail = address.rsplit(",", 1)[-1].strip()
+        code = lookup.get(tail) if len(tail) == 2 else lookup.get(tail.casefold())
+        if code:
+            found[code] = None
+    return ";".join(found)
+
+
+def _searchable_names(name: str, alt_names: str) -> list[str]:
+    """The texts to match for one record: name parts, their base forms, and aliases."""
+    parts = _AFFILIATE.split(name)
+    texts = []
+    for part in parts:
+        part = part.strip(" .;,")
+        texts.append(part)
+        base = TRAILING_PARENTHESIS.sub("", part).strip(" .;,")
+        if base and base != part:
+            texts.append(base)  # "Huawei Technologies Co., Ltd. (Huawei)" -> "... Co., Ltd."
+    for alias in alt_names.split("; "):
+        alias = alias.strip()
+        if alias[:4].lower() == "and ":
+            alias = alias[4:].strip()
+        texts.append(alias)
+    return [text for text in dict.fromkeys(texts) if text]
+
+
+def load_screening_list(path: str | Path = CSL_PATH) -> pd.DataFrame:
+    """Read a CSL CSV export into one row per searchable name.
+
+    Parameters
+    ----------
+    path : str or Path
+        A CSL CSV file, plain or gzip-compressed (detected from the content).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``entry_id`` (the record's ``_id``; the k-th repeat of an ``_id`` gets ``"#k"``),
+        ``list_code``, ``listed_name`` (the primary name, whitespace collapsed, without an
+        embedded "Affiliated Entity: ..." tail), ``alias`` (the
+        text matched against: the name, a part of it, or an ``alt_names`` alias),
+        ``normalized`` and ``countries`` (``;``-joined ISO-2 codes, ``""`` if none).
+        ``attrs`` holds ``records`` (complete records read), ``skipped`` (truncated or
+        malformed records), ``duplicate_headers`` and ``path``.
+
+    Raises
+    ------
+    ScreeningListError
+        A file that is missing or unreadable, empty (0 bytes), not UTF-8 CSV text (binary
+        content), a truncated gzip stream, a missing column or an unknown ``source``; the message
+        names the file. A header-only or short list reads; :func:`check_list_size` refuses it.
+
+    Notes
+    -----
+    Searchable names per record: the primary name split at an embedded "Affiliated Entity:"
+    (each part an entry), each part also without a trailing parenthetical such as an acronym or
+    "(f.k.a. ...)", and each ``alt_names`` alias (split on ``"; "``, leading "and " dropped).
+    Entries whose normalized text is empty, or that repeat one already kept for the same
+    record, are left out.
+    """
+    path = Path(path)
+    try:
+        return _read_screening_list(path)
+    except OSError as error:  # missing, a folder, no permission, not gzip after all
+        raise ScreeningListError(f"cannot read screening list {path}: {error.strerror or error}") from None
+    except EOFError:
+        raise ScreeningListError(f"screening list {path} ends early: a truncated gzip file") from None
+    except UnicodeDecodeError as error:
+        raise ScreeningListError(f"screening list {path} is not UTF-8 text (byte 0x{error.object[error.start]:02x}); "
+                                 "binary content?") from None
+    except (csv.Error, zlib.error) as error:
+        raise ScreeningListError(f"screening list {path} is not a readable CSV file: {error}") from None
+
+
+def _read_screening_list(path: Path) -> pd.DataFrame:
+    """:func:`load_screening_list` without the translation of read errors."""
+    records = skipped = duplicate_headers = 0
+    seen_ids: Counter[str] = Counter()
+    columns: dict[str, list[str]] = {name: [] for name in ENTRY_COLUMNS}
+    normalized_cache: dict[str, str] = {}
+    with _open_text(path) as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise ScreeningListError(f"screening list {path} is empty (no header, no records)")
+        missing = [name for name in _REQUIRED if name not in header]
+        if missing:
+            raise ScreeningListError(f"{path}: missing CSL columns {missing}; is it a Consolidated Screening "
+                                     "List CSV export?")
+        at = {name: header.index(name) for name in _REQUIRED}
+        for row in reader:
+            if row == header:
+                duplicate_headers += 1
+                continue
+            if len(row) != len(header):
+                skipped += 1
+                continue
+            records += 1
+            raw_id = row[at["_id"]].strip()
+            seen_ids[raw_id] += 1
+            entry_id = raw_id if seen_ids[raw_id] == 1 else f"{raw_id}#{seen_ids[raw_id]}"
+            try:
+                code = list_code(row[at["source"]])
+            except ScreeningListError as error:
+                raise ScreeningListError(f"{path}:{reader.line_num}: {error}") from None
+            full_name = " ".join(row[at["name"]].split())
+            if _AFFILIATE.search(full_name):
+                listed = _AFFILIATE.split(full_name, maxsplit=1)[0].strip(" .;,") or full_name
+            else:
+                listed = full_name
+            countries = address_countries(row[at["addresses"]])
+            kept = set()
+            for text in _searchable_names(full_name, row[at["alt_names"]]):
+                normalized = normalized_cache.get(text)
+                if normalized is None:
+                    normalized = normalized_cache[text] = normalize_name(text)
+                if not normalized or normalized in kept:
+                    continue
+                kept.add(normalized)
+                for column, value in zip(ENTRY_COLUMNS, (entry_id, code, listed, text, normalized,
+                                                         countries)):
+                    columns[column].append(value)
+    frame = pd.DataFrame(columns, columns=ENTRY_COLUMNS, dtype="str")
+    frame.attrs.update(records=records, skipped=skipped, duplicate_headers=duplicate_headers,
+                       path=str(path))
+    return frame
+
+
+def check_list_size(entries: pd.DataFrame, allow_short: bool = False) -> None:
+    """Refuse a screening list with no records, or much shorter than the packaged list.
+
+    A truncated download or a header-only file reads as a valid list; screened against it, every
+    party on the missing lines would pass. The packaged list's record count and the shrink
+    allowed are data (``data/csl/list_check.toml``).
+
+    Parameters
+    ----------
+    entries : pandas.DataFrame
+        A frame of :func:`load_screening_list` (its ``attrs`` give ``records`` and ``path``);
+        a frame built in memory, without ``records``, is not checked.
+    allow_short : bool
+        Accept such a list anyway (``--allow-short-list``, policy parameter
+        ``parties.allow_short_list``).
+
+    Raises
+    ------
+    ScreeningListError
+        The list is empty or shorter than allowed, and ``allow_short`` is false.
+    """
+    records = entries.attrs.get("records")
+    if allow_short or records is None:
+        return
+    path = entries.attrs.get("path", "the screening list")
+    hint = "; pass --allow-short-list (policy parameter parties.allow_short_list) to screen with it anyway"
+    if records == 0:
+        raise ScreeningListError(f"screening list {path} has no records{hint}")
+    check = load_list_check()
+    least = math.ceil(check["reference_records"] * (1 - check["max_shrink"]))
+    if records < least:
+        raise ScreeningListError(
+            f"screening list {path} has {records:,} records, fewer than {least:,} ({1 - check['max_shrink']:.0%} "
+            f"of the {check['reference_records']:,} of the packaged list, {CSL_CHECK_PATH.name}): a truncated "
+            f"or partial file?{hint}")
+
+
+
+def refresh_screening_list(source: str | Path, folder: str | Path) -> Path:
+    """Check a newly downloaded Consolidated Screening List and keep a copy named by its hash.
+
+    Parameters
+    ----------
+    source : path
+        The new file (CSV, optionally gzip-compressed).
+    folder : path
+        Where screening-list versions are kept (e.g. ``<lake>/reference``).
+
+    Returns
+    -------
+    Path
+        The kept copy, ``csl-<sha256 prefix>.csv[.gz]``; an identical earlier copy is reused.
+
+    Raises
+    ------
+    pipeline.parties.ScreeningListError
+        If the file does not read as a screening list (the previous version stays in use). Its
+        size is checked when a run screens with it (:func:`check_list_size`).
+    """
+    import hashlib
+    import os
+    import shutil
+
+    source = Path(source)
+    try:
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    except OSError as error:
+        raise ScreeningListError(f"cannot read screening list {source}: {error.strerror or error}") from None
+    suffix = ".csv.gz" if source.name.endswith(".gz") else ".csv"
+    folder = Path(folder)
+    kept = folder / f"csl-{digest}{suffix}"
+    if kept.exists():
+        return kept
+    load_screening_list(source)  # raises on a file that is not a screening list
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = kept.with_name(kept.name + ".partial")
+    shutil.copyfile(source, partial)
+    os.replace(partial, kept)
+    return kept

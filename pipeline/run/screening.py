@@ -1,0 +1,61 @@
+"""A ledger screened within a run: one piece through the scan, its outputs through the sink.
+
+What ``screen``, ``audit`` and ``diff`` share: the rows are read once (:class:`LedgerSource`),
+screened whole by :func:`pipeline.run.scan.scan` (the GPU kernels chunk them with carry-in), and
+each screening's outputs are written once (:func:`write_screening`).
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from pipeline.ingest import Ledger
+from pipeline.policy import Policy
+from pipeline.report_content import screen_report
+from pipeline.results import ScreenResult
+from pipeline.run.run import Run
+from pipeline.run.scan import scan
+from pipeline.run.sink import DECISIONS, Sink
+from pipeline.run.source import LedgerSource
+from pipeline.run.summary import build_summary
+
+
+def screen_whole(run: Run, ledger: Ledger, policy: Policy, as_of: dt.date | None = None) -> ScreenResult:
+    """Screen a ledger's rows in one piece under ``policy``.
+
+    Parameters
+    ----------
+    run : Run
+    ledger : Ledger
+        Validated rows (:class:`pipeline.run.source.LedgerSource`).
+    policy : Policy
+    as_of : date, optional
+        Recorded in the summary.
+
+    Returns
+    -------
+    ScreenResult
+        With the ledger, the per-row outcome, the tally and the party results.
+    """
+    scanned = scan(run, LedgerSource.pieces(ledger), policy, keep=True, remember=False, timer=run)
+    [piece] = scanned.pieces
+    screened = piece.screened
+    with run.stage("assemble"):
+        table = screened.decisions_table(policy)
+    summary = build_summary(policy, piece.tally, screened.result.carry, ledger.counts, ledger.files, run.timings,
+                            run.csl_path, len(run.screening_list.entries), as_of, backend=run.backend.name)
+    return ScreenResult(decisions=table, quarantine=ledger.quarantine, summary=summary, ledger=ledger,
+                        outcome=screened.result, tally=piece.tally, parties=screened.features.parties)
+
+
+def write_screening(sink: Sink, result: ScreenResult, run: Run, *, report: bool = True) -> None:
+    """Write a screening's outputs, each once: decisions, quarantine, parties; with ``report``, also
+    ``report.html`` and ``summary.json`` (an audit writes its own)."""
+    with run.stage("write"):
+        sink.table(DECISIONS, result.decisions)
+        sink.table("quarantine.parquet", result.quarantine)
+        sink.parties(result.parties)
+        if report:
+            sink.report(screen_report(result))
+    if report:
+        result.summary["timings_s"] = dict(run.timings)
+        sink.json("summary.json", result.summary)

@@ -1,0 +1,130 @@
+"""Where a run's outputs go: one atomic writer per output, each file written once (DESIGN §9).
+
+Every output is written to ``<name>.partial`` and renamed into place, inside the run folder
+that :mod:`pipeline.publish` publishes at the end. A :class:`Sink` refuses to write a name twice.
+Decisions go either to one file (a ledger screened in one piece) or, piece by piece, to
+``decisions.parquet/part-NNNNN.parquet`` (:class:`PartWriter`, which Dask workers use too).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+DECISIONS = "decisions.parquet"
+STATISTICS_COLUMNS = ["ship_date", "status", "destination_country", "decision", "authorization", "party_list"]
+"""Columns whose Parquet min/max statistics are written (row-group pruning for auditors' queries);
+statistics on the high-cardinality columns cost more to write than they save."""
+CSV_ROWS = 1_000_000
+"""Rows in a CSV export: spreadsheets stop at 1,048,576. The Parquet output always has every row."""
+EMPTY_PARTIES = pa.schema([("name", pa.string()), ("normalized", pa.string()), ("rank", pa.int8()),
+                           ("entry_id", pa.string()), ("list_code", pa.string()), ("listed_name", pa.string()),
+                           ("alias", pa.string()), ("score", pa.float64()), ("outcome", pa.string()),
+                           ("party_tokens", pa.string()), ("review_status", pa.string()), ("chosen", pa.bool_())])
+"""``parties.parquet`` of a run without consignees (the columns :func:`pipeline.parties.write_party_matches` writes)."""
+
+
+class OutputWrittenTwiceError(RuntimeError):
+    """A run tried to write one of its outputs a second time."""
+
+
+def _atomic(path: Path) -> Path:
+    return path.with_name(path.name + ".partial")
+
+
+def write_output(table: pa.Table, path: Path) -> None:
+    """Write a table as Parquet under ``path`` in one step (a ``.partial`` file renamed into place)."""
+    partial = _atomic(path)
+    # Dictionary-encode only what already is a dictionary: trying it on ids and totals is wasted work.
+    dictionary = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
+    pq.write_table(table, partial, use_dictionary=dictionary,
+                   write_statistics=[c for c in STATISTICS_COLUMNS if c in table.column_names])
+    os.replace(partial, path)
+
+
+@dataclass(frozen=True)
+class PartWriter:
+    """Writes the decisions of piece ``index`` to ``decisions.parquet/part-NNNNN.parquet`` (picklable)."""
+
+    folder: str
+
+    def write(self, table: pa.Table, index: int) -> str:
+        """Write one piece's decisions; returns the file's path relative to the run folder."""
+        relative = f"{DECISIONS}/part-{index:05d}.parquet"
+        path = Path(self.folder) / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_output(table, path)
+        return relative
+
+
+class Sink:
+    """The outputs of one run folder (or of one subfolder of it), each written once.
+
+    Parameters
+    ----------
+    folder : Path
+        An unpublished run folder (created when missing).
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.written: list[str] = []
+
+    def _claim(self, name: str) -> Path:
+        if name in self.written:
+            raise OutputWrittenTwiceError(f"{self.folder / name} written twice in one run")
+        self.written.append(name)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self.folder / name
+
+    def sub(self, name: str) -> "Sink":
+        """The sink of a subfolder (a diff's ``a/`` and ``b/``)."""
+        return Sink(self._claim(name))
+
+    def table(self, name: str, table: pa.Table) -> None:
+        """Write an Arrow table as ``name`` (``decisions.parquet``, ``quarantine.parquet``)."""
+        write_output(table, self._claim(name))
+
+    def parts(self) -> PartWriter:
+        """The writer of per-piece decisions (``decisions.parquet/``)."""
+        self._claim(DECISIONS)
+        return PartWriter(str(self.folder))
+
+    def json(self, name: str, data: dict) -> None:
+        """Write ``data`` as indented JSON (``summary.json``)."""
+        path = self._claim(name)
+        _atomic(path).write_text(json.dumps(data, indent=2, default=str) + "\n")
+        os.replace(_atomic(path), path)
+
+    def report(self, content: dict) -> None:
+        """Render and write ``report.html`` (:func:`pipeline.report.write_report`, itself atomic)."""
+        from pipeline.report import write_report
+
+        write_report(content, self._claim("report.html"))
+
+    def parties(self, parties: pd.DataFrame | None) -> None:
+        """Write ``parties.parquet`` (:func:`pipeline.parties.write_party_matches`); no consignee: no rows."""
+        from pipeline.parties import write_party_matches
+
+        path = self._claim("parties.parquet")
+        if parties is not None and len(parties):
+            write_party_matches(parties, _atomic(path))
+        else:
+            pq.write_table(EMPTY_PARTIES.empty_table(), _atomic(path))
+        os.replace(_atomic(path), path)
+
+    def export(self, frame: pd.DataFrame, name: str) -> dict:
+        """Write ``name``.parquet (all rows) and ``name``.csv (spreadsheet-safe, capped); say what was written."""
+        from pipeline.report import write_csv
+
+        path = self._claim(f"{name}.parquet")
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), _atomic(path))
+        os.replace(_atomic(path), path)
+        write_csv(frame.head(CSV_ROWS), self._claim(f"{name}.csv"))
+        return {"parquet_rows": len(frame), "csv_rows": min(len(frame), CSV_ROWS),
+                "csv_truncated": len(frame) > CSV_ROWS}

@@ -1,0 +1,58 @@
+"""The content of ``summary.json``: rule set, reference data, inputs, counts, cap use, timings."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from pipeline import __version__
+from pipeline.carry import Carry
+from pipeline.ingest import file_digest
+from pipeline.policy import Policy
+from pipeline.reference import CATALOG_PATH
+from pipeline.tally import Tally
+
+
+def build_summary(policy: Policy, tally: Tally, carry: Carry, counts: dict, inputs: list[dict], timings: dict,
+                  csl_path: Path, party_entries: int, as_of: dt.date | None, backend: str = "numpy") -> dict:
+    """The content of ``summary.json``.
+
+    Parameters
+    ----------
+    policy : Policy
+    tally : Tally
+        Counts of the screened rows (merged over pieces).
+    carry : Carry
+        Per-key totals after the last screened row.
+    counts : dict
+        Rows read, accepted and quarantined (:attr:`pipeline.ingest.Ledger.counts`).
+    inputs : list of dict
+        Input files with their hashes.
+    timings : dict
+    csl_path : path
+    party_entries : int
+        Searchable entries of the screening list.
+    as_of : date or None
+    backend : str
+        Where the accumulators ran (``numpy`` or ``cupy``).
+    """
+    return {
+        "policy": {"id": policy.id, "title": policy.params.get("title"), "version": policy.params.get("version"),
+                   "framework": policy.framework, "file": policy.path.name, "sha256": file_digest(policy.path),
+                   "overrides": list(policy.overrides)},
+        "reference": {"catalog": {"file": CATALOG_PATH.name, "sha256": file_digest(CATALOG_PATH)},
+                      "screening_list": {"file": Path(csl_path).name, "sha256": file_digest(Path(csl_path)),
+                                         "entries": party_entries}},
+        "inputs": inputs,
+        "as_of": as_of.isoformat() if as_of else None,
+        "rows": counts,
+        "decisions": tally.decision_counts(),
+        "decisions_by_status": tally.by_status(),
+        "by_destination": tally.by_destination(),
+        "allocation_headroom": tally.headroom(carry),
+        "lpp": tally.lpp(carry),
+        "tpp_total": tally.tpp_total,
+        "backend": backend,
+        "code_version": __version__,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "timings_s": timings,
+    }
