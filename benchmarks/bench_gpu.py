@@ -309,7 +309,7 @@ def _screen_command(ledger: Path, policy_id: str, out: Path, backend: str) -> li
     import importlib.util
 
     if importlib.util.find_spec("typer") is not None:
-        runner = "import sys; from pipeline.cli import app; sys.argv[0] = 'chipscreen'; app()"
+        runner = "import sys; from flows.cli import app; sys.argv[0] = 'chipscreen'; app()"
         return [sys.executable, "-c", runner, "screen", str(ledger), "--policy", policy_id, "--out", str(out),
                 "--quiet", "--backend", backend]
     runner = ("import sys; from pipeline.policy import load_policy; from pipeline.screen import screen_ledgers; "
@@ -399,7 +399,7 @@ def whole_job(backend: Backend, ledger: Path, policy_id: str, work: Path, repeat
 def ledger_file(work: Path, rows: int, seed: int) -> Path:
     path = work / f"ledger-{rows}-{seed}.parquet"
     if not path.exists():
-        from pipeline.cli import listed_party_names
+        from pipeline.generate import listed_party_names
         from pipeline.generate import generate_ledger
 
         print(f"  generating {rows:,} rows → {path}", flush=True)

@@ -407,7 +407,7 @@ def peer_quality(block: float, review: float) -> dict:
     work = Path(os.environ.get("TMPDIR", "/tmp")) / "chipscreen-peer-pairs"
     work.mkdir(parents=True, exist_ok=True)
     peers[["query", "candidate"]].to_csv(work / "pairs.csv", index=False)
-    command = [sys.executable, "-m", "pipeline.cli", "match-names", "--pairs", str(work / "pairs.csv"),
+    command = [sys.executable, "-m", "flows.cli", "match-names", "--pairs", str(work / "pairs.csv"),
                "--out", str(work / "scored.csv")]
     subprocess.run(command, check=True, cwd=ROOT)
     scored = pd.read_csv(work / "scored.csv", dtype={"outcome": str}, keep_default_na=False)

@@ -175,7 +175,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     ledger_path = args.work / f"ledger-{args.rows}-{args.seed}{'-shuffled' if args.shuffled else ''}.parquet"
     if not ledger_path.exists():
-        from pipeline.cli import listed_party_names
+        from pipeline.generate import listed_party_names
         from pipeline.generate import generate_ledger
 
         print(f"generating {args.rows:,} rows → {ledger_path}", flush=True)

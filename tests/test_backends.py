@@ -302,7 +302,7 @@ def test_gpu_test_files_collect_without_duckdb():
 
 def test_importing_the_package_creates_no_cuda_context():
     code = ("import sys, kernels, kernels.backend, kernels.running_totals, kernels.segmented, kernels.amounts, "
-            "pipeline, pipeline.decide, pipeline.screen, pipeline.scale, pipeline.cli; "
+            "pipeline, pipeline.decide, pipeline.screen, pipeline.scale, flows.cli; "
             "kernels.backend.select_backend('numpy'); "
             "print('cupy' in sys.modules, any(m.startswith(('cupy', 'cupyx')) for m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -387,7 +387,7 @@ def test_the_fake_device_runs_the_whole_pipeline(fake_gpu, ledger, tmp_path):
 
 
 def test_cli_backend_option(tmp_path, monkeypatch):
-    from pipeline.cli import app
+    from flows.cli import app
 
     runner = CliRunner()
     path = write_ledger(__import__("test_differential").random_rows(random.Random(3), 20), tmp_path / "l.parquet")

@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
 from conftest import shipment, write_ledger
-from pipeline.cli import app
+from flows.cli import app
 
 runner = CliRunner()
 

@@ -77,7 +77,7 @@ def test_nightly_then_audit_flows(prefect_home, tmp_path):
 NIGHTLY_SCRIPT = """
 import json, sys
 from typer.testing import CliRunner
-from pipeline.cli import app
+from flows.cli import app
 
 lake, out, first, second = sys.argv[1:]
 runner = CliRunner()

@@ -338,7 +338,7 @@ def test_next_night_is_deterministic_and_keeps_consignee_addresses(tmp_path):
 def test_next_night_of_a_missing_or_broken_ledger_is_a_clear_error(tmp_path):
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from flows.cli import app
     from pipeline.generate import generate_next
     from pipeline.ingest import LedgerReadError
 

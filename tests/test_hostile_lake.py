@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import shipment, write_ledger
-from pipeline.cli import app
+from flows.cli import app
 from pipeline.lake import MANIFEST, Lake, LakeError, ingest, verify
 from pipeline.lake import manifest as lake_manifest
 from pipeline.lake_screen import screen_lake

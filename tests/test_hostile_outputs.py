@@ -15,7 +15,7 @@ import pipeline.run.run
 from conftest import shipment, write_ledger
 from pipeline import lake_screen
 from pipeline.audit import audit_ledgers, diff_ledgers
-from pipeline.cli import app
+from flows.cli import app
 from pipeline.lake import ingest
 from pipeline.lake_screen import screen_lake
 from pipeline.policy import load_policy

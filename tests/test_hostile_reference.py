@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-import pipeline.cli as cli
+import flows.cli.base as cli
 from conftest import shipment, write_ledger
-from pipeline.cli import app
+from flows.cli import app
 from pipeline.parties import PartyScreen, ScreeningListError, load_screening_list, refresh_screening_list
 from pipeline.policy import PolicyError, load_policy
 from pipeline.reference import CSL_CHECK_PATH, CSL_PATH, POLICY_DIR

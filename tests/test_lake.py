@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import shipment, write_ledger
-from pipeline.cli import app
+from flows.cli import app
 from pipeline.generate import generate_ledger
 from pipeline.ingest import REASON_CONFLICT, REASON_EXACT_DUPLICATE, LedgerReadError, file_digest, read_ledgers
 from pipeline.lake import (CRASH_ENV, MANIFEST, STORED_COLUMNS, REASON_ALREADY_SHIPPED, REASON_LAKE_CONFLICT, Lake, LakeError,

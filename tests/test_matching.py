@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from flows.cli import app
 from pipeline.parties import (
     KIND_LOW,
     KIND_NUMBER,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from flows.cli import app
 from pipeline.parties import PartyScreen, normalize_name
 from pipeline.policy import load_policy
 from pipeline.reference import CSL_PATH

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from conftest import cupy_or_skip
 from kernels import similarity
 from kernels.backend import Backend, select_backend
-from pipeline.cli import app
+from flows.cli import app
 from pipeline.parties import (ALPHA, MAX_TOKENS, MIN_TOKEN_SIMILARITY, SWAP_PENALTY, NameMatcher, candidate_pairs,
                                score_pairs)
 from pipeline.parties import PartyScreen

@@ -30,10 +30,12 @@ Modules: :mod:`~pipeline.generate.shape` and :mod:`~pipeline.generate.pools` (da
 :mod:`~pipeline.generate.strings` (string building), :mod:`~pipeline.generate.consignees` and
 :mod:`~pipeline.generate.plan` (one run's plan), :mod:`~pipeline.generate.blocks` (valid rows),
 :mod:`~pipeline.generate.bad_rows` (malformed rows), :mod:`~pipeline.generate.ledger`
-(:func:`generate_ledger`), :mod:`~pipeline.generate.continuation` (:func:`generate_next`).
+(:func:`generate_ledger`), :mod:`~pipeline.generate.continuation` (:func:`generate_next`),
+:mod:`~pipeline.generate.listed` (real list names for consignee pools).
 """
 from pipeline.generate.continuation import generate_next
 from pipeline.generate.ledger import generate_ledger
+from pipeline.generate.listed import listed_party_names
 from pipeline.generate.shape import (BAD_KINDS, BLOCK_ROWS, COLUMNS, DICTIONARY_PAGE_BYTES, FORMATS, ID_NUMBER,
                                      LICENSE_SHARE, LISTED_ROW_SHARE, MAX_QUANTITY, NEXT_SHIPPED_SHARE, PENDING_SHARE,
                                      RECORDED, RECORDED_NLR_SHARE, SKU_PERIODS, VEU_SHARE)
@@ -41,5 +43,5 @@ from pipeline.generate.shape import (BAD_KINDS, BLOCK_ROWS, COLUMNS, DICTIONARY_
 __all__ = [
     "BAD_KINDS", "BLOCK_ROWS", "COLUMNS", "DICTIONARY_PAGE_BYTES", "FORMATS", "ID_NUMBER", "LICENSE_SHARE",
     "LISTED_ROW_SHARE", "MAX_QUANTITY", "NEXT_SHIPPED_SHARE", "PENDING_SHARE", "RECORDED", "RECORDED_NLR_SHARE",
-    "SKU_PERIODS", "VEU_SHARE", "generate_ledger", "generate_next",
+    "SKU_PERIODS", "VEU_SHARE", "generate_ledger", "generate_next", "listed_party_names",
 ]
