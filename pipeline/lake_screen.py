@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,8 +49,11 @@ def dask_client(scheduler: str, backend: str = "numpy", workers: int | None = No
 
     Raises
     ------
+    ValueError
+        ``scheduler`` is not a scheduler address (see :func:`check_scheduler`).
     RuntimeError
-        If Dask (or dask-cuda, for the GPU backend) is not installed.
+        If Dask (or dask-cuda, for the GPU backend) is not installed, or no Dask scheduler answers
+        at ``scheduler`` within :data:`CONNECT_TIMEOUT_S` (plus a few seconds' grace).
     """
     try:
         import distributed
@@ -57,11 +61,7 @@ def dask_client(scheduler: str, backend: str = "numpy", workers: int | None = No
         raise RuntimeError("distributed screening needs dask: pip install 'chipscreen[orchestration]'") from None
     if scheduler not in SCHEDULERS:
         check_scheduler(scheduler)
-        try:
-            client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError) as error:
-            raise RuntimeError(f"cannot reach the Dask scheduler at {scheduler} within {CONNECT_TIMEOUT_S} s: "
-                               f"{error}") from None
+        client = _connect(distributed, scheduler)
         with client:
             yield client
         return
@@ -85,7 +85,101 @@ def dask_client(scheduler: str, backend: str = "numpy", workers: int | None = No
     with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                    dashboard_address=NO_DASHBOARD) as cluster, \
             distributed.Client(cluster) as client:
+        quiet = _quiet_worker_logs()
+        if quiet is not None:
+            client.register_plugin(quiet, name="chipscreen-worker-logs")
         yield client
+
+
+class _WorkerLogLevels:
+    """A worker plugin: set logger levels in each worker process (those started later too)."""
+
+    def __init__(self, levels: dict[str, int]):
+        self.levels = levels
+
+    def setup(self, worker) -> None:  # pragma: no cover - runs in the worker processes
+        import logging
+
+        for name, level in self.levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _quiet_worker_logs() -> "_WorkerLogLevels | None":
+    """The levels this process gives the Dask worker loggers, for LocalCluster workers to follow.
+
+    ``chipscreen`` without ``-v`` raises ``distributed.worker`` to CRITICAL
+    (``flows.cli.base._library_logs``): a task failure the command reports as ``error:`` is
+    then not logged again, with its traceback, by the worker process. None when this process
+    leaves them as they are (library use, ``-v``).
+    """
+    import logging
+
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    level = logging.getLogger("distributed.worker").level
+    if level < logging.CRITICAL:
+        return None
+    plugin = type("_QuietWorkerLogs", (_WorkerLogLevels, WorkerPlugin), {})
+    return plugin({"distributed.worker": level, "distributed.nanny": logging.WARNING})
+
+
+def _connect(distributed, scheduler: str):
+    """A client of the Dask scheduler at ``scheduler``, under a hard wall-clock limit.
+
+    First a probe (a Dask handshake and an ``identity`` request, in its own event loop in a
+    daemon thread) checks that a Dask scheduler answers: whatever else is there (a closed port, a
+    service sending a banner, an HTTP server that never completes the handshake), the caller
+    gets a :class:`RuntimeError` within :data:`CONNECT_TIMEOUT_S` plus :data:`CONNECT_GRACE_S`,
+    and no half-made client is left to close at exit. Then the client connects, under the same limit.
+    """
+    limit = CONNECT_TIMEOUT_S
+
+    def failure(detail: str) -> RuntimeError:
+        return RuntimeError(f"cannot reach the Dask scheduler at {scheduler} within {limit} s: {detail}")
+
+    def why(error: BaseException) -> str:
+        if isinstance(error, MemoryError):
+            return "the service at that address does not speak the Dask protocol"
+        if isinstance(error, TimeoutError):
+            return "no answer from a Dask scheduler"
+        return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+    async def probe() -> None:
+        from distributed.comm import connect
+        from distributed.security import Security
+
+        args = Security().get_connection_args("client")
+        comm = await connect(scheduler, timeout=limit, **args)
+        try:
+            await comm.write({"op": "identity"})
+            reply = await comm.read()
+        finally:
+            comm.abort()
+        if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+            raise ConnectionError("the service at that address is not a Dask scheduler")
+
+    def in_thread(work):
+        outcome: dict = {}
+
+        def target() -> None:
+            try:
+                outcome["value"] = work()
+            except BaseException as error:  # noqa: BLE001 - any failure (MemoryError on a banner) is reported
+                outcome["error"] = error
+
+        thread = threading.Thread(target=target, name="chipscreen-dask-connect", daemon=True)
+        thread.start()
+        thread.join(limit + CONNECT_GRACE_S)
+        if thread.is_alive():
+            raise failure("no answer")
+        if "error" in outcome:
+            raise failure(why(outcome["error"]))
+        return outcome["value"]
+
+    import asyncio
+
+    in_thread(lambda: asyncio.run(asyncio.wait_for(probe(), limit)))
+    return in_thread(lambda: distributed.Client(scheduler, timeout=limit))
 
 
 def _route_cupy_through_rmm() -> None:  # pragma: no cover - needs a GPU
@@ -106,17 +200,34 @@ def check_scheduler(scheduler: str) -> None:
     if scheduler in SCHEDULERS:
         return
     match = SCHEDULER_ADDRESS.fullmatch(scheduler)
-    port = int(match.group("port")) if match and match.group("port") else None
-    if match is None or (match.group("scheme") != "inproc" and not (port and 0 < port < 65536)):
-        raise ValueError(f"--scheduler {scheduler!r}: give `local`, `none` or a Dask scheduler address such as "
-                         "tcp://HOST:8786")
+    port = int(match.group("port")) if match else None
+    if match is None or not 0 < port < 65536 or not _dask_parses(scheduler):
+        raise ValueError(f"--scheduler {scheduler!r}: give `local`, `none` or a Dask scheduler address "
+                         "tcp://HOST:PORT, tls://HOST:PORT or HOST:PORT")
 
 
-SCHEDULER_ADDRESS = re.compile(r"(?:(?P<scheme>tcp|tls|ucx|ws|wss|inproc)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)"
-                               r"(?::(?P<port>[0-9]{1,5}))?(?:/[A-Za-z0-9_./-]*)?")
-"""A Dask scheduler address: ``[scheme://]host:port``."""
+def _dask_parses(address: str) -> bool:
+    """Whether distributed itself reads ``address`` as a TCP/TLS host and port (True without Dask)."""
+    try:
+        from distributed.comm import parse_address
+        from distributed.comm.addressing import parse_host_port
+    except ImportError:  # pragma: no cover - the orchestration extra is part of the install
+        return True
+    try:
+        scheme, location = parse_address(address)
+        parse_host_port(location)
+    except (ValueError, TypeError):
+        return False
+    return scheme in ("tcp", "tls")
+
+
+SCHEDULER_ADDRESS = re.compile(r"(?:(?P<scheme>tcp|tls)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_-][A-Za-z0-9_.-]*)"
+                               r":(?P<port>[0-9]{1,5})")
+"""A Dask scheduler address: ``[tcp:// or tls://]host:port``, nothing after the port."""
 CONNECT_TIMEOUT_S = 10
 """Seconds to wait for a scheduler given by address before giving up."""
+CONNECT_GRACE_S = 3
+"""Seconds past :data:`CONNECT_TIMEOUT_S` after which a connect still running is abandoned."""
 
 
 def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None = None, *,
@@ -128,7 +239,9 @@ def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None
 
     The checkpoint moves forward only with a published result: with ``publish`` it is saved
     after ``out_dir`` is switched to the new run; otherwise :attr:`LakeRun.checkpoint` holds
-    it, staged, for the caller to :func:`commit_checkpoint` after publishing.
+    it, staged, for the caller to :func:`commit_checkpoint` after publishing. A run that finds
+    nothing new while ``out_dir`` holds the checkpoint's run publishes nothing: ``out_dir`` keeps
+    its results, and ``summary["lake"]`` says so (``published`` False, ``why``).
 
     Parameters
     ----------
@@ -242,6 +355,14 @@ def screen_lake_in(run: Run, lake_dir: str | Path, policy: Policy, *, destinatio
                        "scheduler": scheduler}
     summary["timings_s"] = {"total": round(time.perf_counter() - started, 3)}
     sink = run.sink
+    if todo.mode == "unchanged" and sink is not None and run.destination is not None:
+        # --out holds the checkpoint's run (else the plan is "full"): its decisions stay published.
+        current = f"the published results at {absolute(run.destination)} are current"
+        summary["lake"]["why"] = f"{todo.why}; {current}"
+        summary["lake"]["published"] = False
+        run.keep_published(f"unchanged: {current}")
+        run.progress(f"unchanged: {current}")
+        return LakeRun(todo, result, summary, run.destination, None)
     if sink is not None:
         sink.table("quarantine.parquet", quarantine)
         sink.report(screen_report(ScreenResult(None, quarantine, summary, tally=whole)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import difflib
 import re
 import tomllib
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
-from pipeline.reference import COUNTRIES_PATH, POLICY_DIR, load_countries
+from pipeline.reference import COUNTRIES_PATH, POLICY_DIR, load_catalog, load_countries
 
 FRAMEWORKS = ("tiered", "country-groups")
 
@@ -28,6 +29,9 @@ INT64_MAX = 2**63 - 1
 ECCN = re.compile(r"[0-9][A-E][0-9]{3}(\.[a-z0-9]+)*")
 """An export control classification number, e.g. ``3A090.a``."""
 
+CONTROLLED_CLASSES = ("3A090.a", "3A090.b", "4A090.a", "4A090.b")
+"""Classes a rule set may control besides those of the chip catalog (``data/chips.csv`` column ``eccn``)."""
+
 LPP_PERIODS = ("calendar-year",)
 """LPP periods the screening implements."""
 
@@ -36,6 +40,27 @@ AGREEMENT_KEYS = frozenset({"destination", "window_start", "window_end", "cap_tp
 
 NEW_KEY_TABLES = (["allocation", "caps"], ["destinations", "aliases"])
 """Tables whose overrides may add keys (per-destination entries)."""
+
+KEYS = {
+    "": ("id", "title", "framework", "effective_from", "status_note", "version", "destinations", "country_groups",
+         "tiers", "controls", "parties", "lpp", "allocation", "agreements"),
+    "destinations": ("aliases",),
+    "tiers": ("tier1", "tier3_groups"),
+    "controls": ("controlled_classes", "gp10_denied", "denied_groups", "license_groups", "exempt_groups"),
+    "parties": ("deny_lists", "review_lists", "block_score", "review_score", "country_bonus", "country_penalty",
+                "reviews_file", "allow_short_list"),
+    "lpp": ("limit_tpp", "period"),
+    "allocation": ("window_start", "window_end", "default_cap_tpp", "caps"),
+    "country_groups.dated": ("group", "country", "until"),
+    "agreements": tuple(sorted(AGREEMENT_KEYS)),
+}
+"""The keys a rule set may hold, per table (``""``: top level; ``country_groups`` and the per-destination
+tables ``allocation.caps`` and ``destinations.aliases`` name their own keys). Any other key is refused."""
+
+FRAMEWORK_ONLY = {"tiers": "tiered", "lpp": "tiered", "allocation": "tiered", "agreements": "country-groups",
+                  "controls.denied_groups": "country-groups", "controls.license_groups": "country-groups",
+                  "controls.exempt_groups": "country-groups"}
+"""Parameters that only one framework reads: in a rule set of the other they would be ignored, so are refused."""
 
 OPTIONAL = {"parties.country_bonus": 0.0, "parties.country_penalty": 0.0, "parties.reviews_file": "",
             "parties.allow_short_list": False}
@@ -192,7 +217,8 @@ def apply_override(params: dict, item: str) -> dict:
             node = node[int(part)]  # agreements.0.cap_tpp
             continue
         if not isinstance(node, dict) or part not in node:
-            raise PolicyError(f"override {key!r}: no parameter {'.'.join(parts[: depth + 1])!r}")
+            hint = _did_you_mean(part, node) if isinstance(node, dict) else ""
+            raise PolicyError(f"override {key!r}: no parameter {'.'.join(parts[: depth + 1])!r}{hint}")
         node = node[part]
     leaf = parts[-1]
     if not isinstance(node, dict):
@@ -206,13 +232,67 @@ def apply_override(params: dict, item: str) -> dict:
                 f"override {key!r}: expected {type(old).__name__}, got {type(value).__name__} ({text!r})"
             )
     elif parts[:-1] not in NEW_KEY_TABLES:
-        raise PolicyError(f"override {key!r}: no parameter {leaf!r} in {'.'.join(parts[:-1]) or 'the rule set'}")
+        raise PolicyError(f"override {key!r}: no parameter {leaf!r} in {'.'.join(parts[:-1]) or 'the rule set'}"
+                          f"{_did_you_mean(leaf, node)}")
     node[leaf] = value
     return params
 
 
 class _Invalid(ValueError):
     """A parameter problem, before it is attributed to the file or to an override."""
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices``, or ``""``."""
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _check_keys(params: dict, framework: str) -> None:
+    """Refuse a key the rule set does not know (:data:`KEYS`) or that its framework does not read."""
+    def known(table: str, node: Any, where: str) -> None:
+        if not isinstance(node, dict):
+            return
+        for key in node:
+            if key not in KEYS[table]:
+                raise _Invalid(f"unknown parameter {where + str(key)!r}{_did_you_mean(str(key), KEYS[table])}")
+            dotted = where + key
+            if FRAMEWORK_ONLY.get(dotted, framework) != framework:
+                raise _Invalid(f"parameter {dotted!r} applies to the {FRAMEWORK_ONLY[dotted]!r} framework only, "
+                               f"not to {framework!r}")
+
+    known("", params, "")
+    for table in ("destinations", "tiers", "controls", "parties", "lpp", "allocation"):
+        known(table, params.get(table), f"{table}.")
+    groups = params.get("country_groups")
+    dated = groups.get("dated") if isinstance(groups, dict) else None
+    for i, entry in enumerate(dated if isinstance(dated, list) else []):
+        known("country_groups.dated", entry, f"country_groups.dated.{i}.")
+    agreements = params.get("agreements")
+    for i, entry in enumerate(agreements if isinstance(agreements, list) else []):
+        known("agreements", entry, f"agreements.{i}.")
+
+
+@lru_cache(maxsize=1)
+def known_classes() -> tuple[str, ...]:
+    """Classes ``controls.controlled_classes`` may name: :data:`CONTROLLED_CLASSES` and the catalog's."""
+    catalog = {str(e) for e in load_catalog()["eccn"] if ECCN.fullmatch(str(e))}
+    return tuple(sorted(catalog | set(CONTROLLED_CLASSES)))
+
+
+def _check_aliases(aliases: dict) -> None:
+    """Aliases map a code to the destination it is treated as, in one step: no self-alias, cycle or chain."""
+    for alias, target in aliases.items():
+        _country(alias, "destinations.aliases")
+        _country(target, f"destinations.aliases.{alias}")
+    for alias, target in aliases.items():
+        if alias == target:
+            raise _Invalid(f"destinations.aliases.{alias}: {alias!r} is an alias of itself")
+        if target in aliases:
+            if aliases[target] == alias:
+                raise _Invalid(f"destinations.aliases: {alias!r} and {target!r} are aliases of each other (a cycle)")
+            raise _Invalid(f"destinations.aliases.{alias}: target {target!r} is itself an alias (of "
+                           f"{aliases[target]!r}); map {alias!r} to the final destination")
 
 
 def _require(params: dict, dotted: str, kind: type | tuple[type, ...]) -> Any:
@@ -278,10 +358,13 @@ def check_policy(params: dict, path: Path) -> None:
     """Check that a parsed rule set has every parameter its framework needs, each of the right
     type and in range.
 
-    Checks: the id is a slug (``[a-z0-9][a-z0-9._-]{0,63}``, no ``..``); country codes (group
+    Checks: every key is known (:data:`KEYS`) and read by the framework (:data:`FRAMEWORK_ONLY`);
+    the id is a slug (``[a-z0-9][a-z0-9._-]{0,63}``, no ``..``); country codes (group
     members, tiers, aliases and their targets, caps, agreements) are in ``data/countries.csv``;
     group names refer to groups; TPP amounts are integers in [0, 2**63 - 1]; scores are in [0, 1];
-    windows are dates in order; list codes are known CSL lists; a ``parties.reviews_file`` reads
+    windows are dates in order; list codes are known CSL lists; controlled classes are known
+    (:func:`known_classes`); aliases map straight to a destination (no self-alias, cycle or chain);
+    a ``parties.reviews_file`` reads
     (:func:`pipeline.review.read_reviews`).
 
     Raises
@@ -304,6 +387,7 @@ def _check(params: dict) -> None:
     framework = _require(params, "framework", str)
     if framework not in FRAMEWORKS:
         raise _Invalid(f"framework must be one of {FRAMEWORKS}, not {framework!r}")
+    _check_keys(params, framework)
     for key in ("title", "version", "status_note"):
         if key in params:
             _require(params, key, str)
@@ -324,12 +408,13 @@ def _check(params: dict) -> None:
                 _country(entry["country"], "country_groups.dated")
         else:
             _countries(members, f"country_groups.{name}")
-    for alias, target in _require(params, "destinations.aliases", dict).items():
-        _country(alias, "destinations.aliases")
-        _country(target, f"destinations.aliases.{alias}")
+    _check_aliases(_require(params, "destinations.aliases", dict))
     for eccn in _require(params, "controls.controlled_classes", list):
         if not isinstance(eccn, str) or not ECCN.fullmatch(eccn):
             raise _Invalid(f"controls.controlled_classes: {eccn!r} is not an ECCN such as '3A090.a'")
+        if eccn not in known_classes():
+            raise _Invalid(f"controls.controlled_classes: unknown class {eccn!r}{_did_you_mean(eccn, known_classes())} "
+                           f"(known: {', '.join(known_classes())})")
     _require(params, "controls.gp10_denied", bool)
     _check_parties(params)
     if framework == "tiered":

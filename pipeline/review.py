@@ -201,11 +201,47 @@ def read_reviews(path: str | Path) -> list[Review]:
 
 
 def append_review(path: str | Path, review: Review) -> None:
-    """Append one decision to a reviewed-decisions file, writing the header for a new file."""
+    """Append one decision to a reviewed-decisions file, writing the header for a new file.
+
+    Raises
+    ------
+    ReviewFileError
+        ``path`` is a folder, an existing file :func:`read_reviews` refuses (nothing is appended
+        to it), or the decision has an empty party, entry, analyst, reason or fingerprint.
+    """
     path = Path(path)
+    for column in ("party", "entry_id", "analyst", "reason", "fingerprint"):
+        if not str(getattr(review, column)).strip():
+            raise ReviewFileError(f"empty {column}: a reviewed decision needs one")
+    if review.decision not in DECISIONS:
+        raise ReviewFileError(f"decision must be one of {DECISIONS}, not {review.decision!r}")
+    check_reviews_file(path)
     new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a+b") as handle:
+        if not new:  # a last line without its end would take the new row in
+            handle.seek(-1, 2)
+            if handle.read(1) not in (b"\n", b"\r"):
+                handle.write(b"\r\n")
     with open(path, "a", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         if new:
             writer.writerow(REVIEW_COLUMNS)
         writer.writerow([getattr(review, column) for column in REVIEW_COLUMNS])
+
+
+def check_reviews_file(path: str | Path) -> None:
+    """Refuse a reviews file a decision cannot be appended to: a folder, or a file :func:`read_reviews` refuses.
+
+    An absent or empty file is accepted (it is created with its header).
+
+    Raises
+    ------
+    ReviewFileError
+    """
+    path = Path(path)
+    if not str(path).strip() or path.is_dir():
+        raise ReviewFileError(f"reviews file {path} is a folder; give a CSV file")
+    if path.exists() and not path.is_file():
+        raise ReviewFileError(f"reviews file {path} is not a regular file")
+    if path.is_file() and path.stat().st_size:
+        read_reviews(path)

@@ -355,6 +355,9 @@ def test_next_night_of_a_missing_or_broken_ledger_is_a_clear_error(tmp_path):
 
     generate_ledger(tmp_path / "h.jsonl", 1_000, seed=1)
     result = runner.invoke(app, ["generate", str(tmp_path / "n.csv"), "--after", str(tmp_path / "h.jsonl"),
-                                 "-n", "50", "-q"])
+                                 "-n", "50"])
     assert result.exit_code == 0 and "ids from SHP-000000001000" in result.output
+    quiet = runner.invoke(app, ["generate", str(tmp_path / "q.csv"), "--after", str(tmp_path / "h.jsonl"), "-n", "5",
+                                "-q"])
+    assert quiet.exit_code == 0 and quiet.output == ""  # -q: nothing printed on success
     assert read_ledgers([tmp_path / "n.csv"]).counts["accepted"] == 50

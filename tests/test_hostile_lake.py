@@ -221,3 +221,62 @@ def test_a_manifest_with_a_damaged_entry_is_a_clear_error(small_lake):
         Lake.open(small_lake)
     code, output = cli("lake", "verify", small_lake)
     assert code == 1 and "error:" in output and "damaged manifest" in output and "Traceback" not in output
+
+
+# ------------------------------------------------------- ingest into a damaged lake: a LakeError
+def _break_manifest(lake_dir):
+    (lake_dir / MANIFEST).write_text("{\n")
+
+
+def _empty_quarantine(lake_dir):
+    (lake_dir / manifest_of(lake_dir)["quarantine"][0]["path"]).write_bytes(b"")
+
+
+def _truncate_march_index(lake_dir):
+    path = lake_dir / Lake.open(lake_dir)._index_paths["2025-03"]
+    path.write_bytes(path.read_bytes()[:-40])
+
+
+def _april_rows_as_march(lake_dir):
+    lake = Lake.open(lake_dir)
+    (lake_dir / lake.partition("2025-03").path).write_bytes((lake_dir / lake.partition("2025-04").path).read_bytes())
+
+
+def _april_rows_as_march_without_sizes(lake_dir):
+    manifest = manifest_of(lake_dir)
+    for part in manifest["partitions"]:
+        for key in ("bytes", "footer_sha256", "index_bytes", "index_footer_sha256"):
+            part.pop(key)
+    (lake_dir / MANIFEST).write_text(json.dumps(manifest))
+    _april_rows_as_march(lake_dir)
+
+
+def _damaged_quarantine_entry(lake_dir):
+    manifest = manifest_of(lake_dir)
+    del manifest["quarantine"][0]["path"]
+    (lake_dir / MANIFEST).write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (_break_manifest, r"manifest"),
+    (_empty_quarantine, r"quarantine file"),
+    (_truncate_march_index, r"id index of partition 2025-03"),
+    (_april_rows_as_march, r"partition 2025-03"),
+    (_april_rows_as_march_without_sizes, r"partition 2025-03"),
+    (_damaged_quarantine_entry, r"damaged manifest"),
+])
+def test_ingest_into_a_damaged_lake_is_a_clear_error_and_changes_nothing(small_lake, tmp_path, damage, expected):
+    damage(small_lake)
+    before = {p.relative_to(small_lake).as_posix(): p.read_bytes() for p in small_lake.rglob("*") if p.is_file()}
+    # New March rows (pass the id index, rewrite the partition), a repeat of a lake row, a bad row.
+    rows = march("NEW", 2) + [shipment("A0", "2025-03-01", quantity=5), shipment("BAD2", quantity=0),
+                              shipment("BAD", quantity=0)]
+    ledger = write_ledger(rows, tmp_path / "damaged.csv")
+    with pytest.raises(LakeError, match=expected):
+        ingest([ledger], small_lake)
+    code, output = cli("ingest", ledger, "--lake", small_lake)
+    assert code == 1 and "error:" in output and "Traceback" not in output, output
+    # A damaged file names `chipscreen lake verify`; a damaged manifest says so (as screen does).
+    assert ("chipscreen lake verify" in output) != ("damaged manifest" in output or "unreadable manifest" in output)
+    after = {p.relative_to(small_lake).as_posix(): p.read_bytes() for p in small_lake.rglob("*") if p.is_file()}
+    assert after == before

@@ -272,3 +272,87 @@ def test_byte_corruption_gives_a_clean_error_or_quarantine(tmp_path, kind):
                 + counts.get("excluded_after_as_of", 0)
 
     check()
+
+
+# ------------------------------------------------------------------------------------------ second round
+def test_continuing_past_the_last_accepted_date_is_refused(tmp_path):
+    from pipeline.generate import generate_next
+    from pipeline.ingest import DATE_MAX
+
+    history = write_ledger([shipment("SHP-000000000001", ship_date=DATE_MAX.isoformat())], tmp_path / "h.csv")
+    with pytest.raises(ValueError, match="2199-12-31"):
+        generate_next(tmp_path / "next.csv", history, 5)
+    assert not (tmp_path / "next.csv").exists()
+    history = write_ledger([shipment("SHP-000000000001", ship_date="2199-12-16")], tmp_path / "h2.csv")
+    generate_next(tmp_path / "next.csv", history, 5)  # 1 + 14 days: ends on DATE_MAX
+    assert read_ledgers([tmp_path / "next.csv"]).counts["quarantined"] == 0
+
+
+def test_a_lone_surrogate_escape_quarantines_its_line_only(tmp_path):
+    path = tmp_path / "l.jsonl"
+    good = json.dumps(shipment("B"))
+    path.write_text(json.dumps(shipment("A", consignee_name="F\ud800")) + "\n" + good + "\n")
+    ledger = read_ledgers([path])
+    assert ledger.rows.column("shipment_id").to_pylist() == ["B"]
+    [row] = ledger.quarantine.to_pylist()
+    assert row["reason"].startswith(REASON_JSON_LINE) and "consignee_name" in row["reason"]
+    assert row["source_row"] == 1
+
+
+@pytest.mark.parametrize("text", ["", "\n", "\n  \n\r\n"])
+def test_an_empty_jsonl_reads_as_no_rows(tmp_path, text):
+    path = tmp_path / "l.jsonl"
+    path.write_text(text)
+    ledger = read_ledgers([path])
+    assert ledger.counts["rows_read"] == 0 and ledger.rows.num_rows == 0 and ledger.quarantine.num_rows == 0
+
+
+@pytest.mark.parametrize("malformed", [False, True])
+def test_jsonl_source_row_is_the_line_number(tmp_path, malformed):
+    path = tmp_path / "l.jsonl"
+    lines = ["", json.dumps(shipment("A", destination_country="ZZ")), "not json" if malformed else "  ",
+             "", json.dumps(shipment("B", destination_country="ZZ"))]
+    path.write_text("\n".join(lines) + "\n")
+    rows = {r["shipment_id"]: r["source_row"] for r in read_ledgers([path]).quarantine.to_pylist()}
+    assert rows == {"A": 2, "B": 5, **({None: 3} if malformed else {})}
+
+
+@pytest.mark.parametrize("name", ["l.csv", "l.jsonl"])
+def test_parquet_named_as_text_is_named_parquet(tmp_path, name):
+    pq.write_table(pa.table({"shipment_id": ["A"]}), tmp_path / name)
+    with pytest.raises(LedgerReadError, match=r"is Parquet, not .*rename it \.parquet"):
+        read_ledgers([tmp_path / name])
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_int64_max_quantity_overflows_tpp_beside_infinite_ones(tmp_path, name):
+    rows = [shipment("A", quantity="9223372036854775807"), shipment("B", quantity="inf"),
+            shipment("C", quantity="1e400"), shipment("D", quantity="2.0")]
+    path = write_ledger(rows, tmp_path / name)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        ledger = read_ledgers([path])
+    reasons = {r["shipment_id"]: r["reason"] for r in ledger.quarantine.to_pylist()}
+    assert reasons == {"A": REASON_TPP_OVERFLOW, "B": REASON_QUANTITY, "C": REASON_QUANTITY}
+    assert ledger.rows.column("quantity").to_pylist() == [2]
+
+
+def test_two_lake_folders_are_named_as_lakes(tmp_path):
+    path = write_ledger([shipment("A")], tmp_path / "l.csv")
+    ingest([path], tmp_path / "lk70")
+    ingest([path], tmp_path / "lk3")
+    with pytest.raises(LedgerReadError, match="a lake folder must be given alone"):
+        read_ledgers([tmp_path / "lk70", tmp_path / "lk3"])
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(LedgerReadError, match="is a directory, not a ledger file"):
+        read_ledgers([tmp_path / "plain", path])
+
+
+def test_json_lines_rows_are_quarantined_by_line_number_in_the_lake_too(tmp_path):
+    path = tmp_path / "l.jsonl"
+    lines = [json.dumps(shipment("A")), "", "{not json", json.dumps(shipment("B", destination_country="ZZ"))]
+    path.write_text("\n".join(lines) + "\n")
+    ledger, counts, quarantine = both([path], tmp_path)
+    assert sorted(r["source_row"] for r in ledger.quarantine.to_pylist()) == [3, 4]
+    assert sorted(quarantine.column("source_row").to_pylist()) == [3, 4]  # line numbers, not object counts

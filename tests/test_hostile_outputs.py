@@ -19,7 +19,7 @@ from flows.cli import app
 from pipeline.lake import ingest
 from pipeline.lake_screen import screen_lake
 from pipeline.policy import load_policy
-from pipeline.publish import PublishError, runs_folder
+from pipeline.publish import PublishError, PublishWarning, runs_folder
 from pipeline.screen import screen_ledgers
 
 runner = CliRunner()
@@ -218,8 +218,12 @@ def test_unchanged_only_when_out_still_holds_the_last_run(tmp_path):
     base, policy = lake_state(tmp_path)
     lake = base / "lake"
     assert screen_lake(lake, policy, base / "out", scheduler="none").plan.mode == "incremental"
+    published = snapshot(base / "out")
     for _ in range(2):  # nothing new, and the out holds the last run: unchanged, night after night
-        assert screen_lake(lake, policy, base / "out", scheduler="none").plan.mode == "unchanged"
+        again = screen_lake(lake, policy, base / "out", scheduler="none")
+        assert again.plan.mode == "unchanged" and "are current" in again.summary["lake"]["why"]
+        assert snapshot(base / "out") == published and published_ids(base / "out") == [f"T{i:03d}" for i in range(7)]
+        assert len(list(runs_folder(base / "out").iterdir())) == 1  # the fresh run folder is discarded
     other = screen_lake(lake, policy, tmp_path / "elsewhere", scheduler="none")  # not there: all the rows
     assert other.plan.mode == "full" and pq.read_table(tmp_path / "elsewhere" / "decisions.parquet").num_rows == 19
     # A checkpoint that does not say where its run went (an earlier version, maybe a crash): screen again.
@@ -284,3 +288,84 @@ def test_scheduler_addresses_and_lake_errors_are_clear(tmp_path, monkeypatch):
 
 def test_publish_error_is_a_runtime_error():
     assert issubclass(PublishError, RuntimeError)  # every command reports it as `error: ...`
+
+
+# ------------------------------------------------------------------------------------ re-runs, user files
+def test_a_rerun_with_nothing_new_keeps_the_published_decisions(tmp_path, monkeypatch):
+    from pipeline.lake_screen import screen_lake_in
+    from pipeline.run.run import Run
+
+    monkeypatch.chdir(tmp_path)
+    ingest([write_ledger(rows("H", 12), tmp_path / "h.csv")], tmp_path / "lake")
+    command = ["screen", "--lake", "lake", "-p", "post-rescission-2025", "-o", "out", "--scheduler", "none", "-q"]
+    first = runner.invoke(app, command)
+    assert first.exit_code == 0, first.output
+    published = snapshot(tmp_path / "out")
+    second = runner.invoke(app, command)
+    assert second.exit_code == 0 and "unchanged" in second.output and "are current" in second.output, second.output
+    assert snapshot(tmp_path / "out") == published and len(published_ids(tmp_path / "out")) == 12
+    policy = load_policy("post-rescission-2025")
+    with Run.open(tmp_path / "out", keep=[tmp_path / "lake"]) as run:  # as the nightly flow runs it
+        assert screen_lake_in(run, tmp_path / "lake", policy, scheduler="none").plan.mode == "unchanged"
+    assert snapshot(tmp_path / "out") == published
+    assert [p.name for p in runs_folder(tmp_path / "out").iterdir()] == [os.readlink(tmp_path / "out").split("/")[-1]]
+
+
+def test_files_a_user_adds_to_out_or_its_runs_folder_are_kept(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_ledger(rows("A", 5), tmp_path / "hu.csv")
+    command = ["screen", "hu.csv", "-p", "ai-diffusion-2025", "-o", "ox", "-q"]
+    assert runner.invoke(app, command).exit_code == 0
+    (tmp_path / "ox" / "notes.txt").write_text("notes")
+    lookalike = tmp_path / ".ox.runs" / "20200101T000001Z-bbbbbbbb"
+    lookalike.mkdir()
+    (lookalike / "user.txt").write_text("mine")
+    first = os.readlink(tmp_path / "ox")
+    with pytest.warns(PublishWarning) as caught:
+        result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+    kept = " ".join(str(w.message) for w in caught)
+    assert lookalike.name in kept and first.split("/")[-1] in kept
+    from flows.cli.base import _print_warning  # how the command shows them
+
+    capsys.readouterr()
+    _print_warning(caught[0].message, PublishWarning, "x.py", 1)
+    assert capsys.readouterr().err.startswith("warning: kept ")
+    assert (tmp_path / first / "notes.txt").read_text() == "notes" and (lookalike / "user.txt").read_text() == "mine"
+    with pytest.warns(PublishWarning):  # the two kept folders, named again
+        third = runner.invoke(app, command)  # the run it replaces held only its own files: removed
+    assert third.exit_code == 0 and len(list((tmp_path / ".ox.runs").iterdir())) == 3
+
+
+@pytest.mark.parametrize("out", ["", " "])
+def test_an_empty_out_is_refused(tmp_path, monkeypatch, out):
+    monkeypatch.chdir(tmp_path)
+    write_ledger(rows("A", 3), tmp_path / "l.csv")
+    before = sorted(os.listdir(tmp_path))
+    for command in (["screen", "l.csv", "-p", "ai-diffusion-2025", "-q"],
+                    ["audit", "l.csv", "-p", "ai-diffusion-2025", "-q"]):
+        result = runner.invoke(app, command + ["-o", out])
+        assert result.exit_code == 1 and "error:" in result.output and "--out" in result.output, result.output
+    assert sorted(os.listdir(tmp_path)) == before and os.path.isdir(tmp_path)
+
+
+def test_generate_and_match_names_never_overwrite_an_input_a_lake_or_a_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(app, ["generate", "g.csv", "--rows", "20", "-q"]).exit_code == 0
+    ingest([tmp_path / "g.csv"], tmp_path / "lk")
+    (tmp_path / "mf.csv").write_text("query,candidate\nacme,acme co\n")
+    (tmp_path / "dir").mkdir()
+    before = snapshot(tmp_path)
+    for command in (["generate", "g.csv", "--after", "g.csv", "--rows", "10"],
+                    ["generate", "lk/manifest.json", "--rows", "5"], ["generate", "lk/new.csv", "--rows", "5"],
+                    ["generate", "x.txt", "--rows", "5"], ["generate", "dir", "--rows", "5"],
+                    ["generate", "", "--rows", "5"],
+                    ["match-names", "--pairs", "mf.csv", "--out", "mf.csv"],
+                    ["match-names", "--pairs", "mf.csv", "--out", "lk/manifest.json"],
+                    ["match-names", "--pairs", "mf.csv", "--out", "dir"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 1 and "error:" in result.output, (command, result.output)
+        assert "Traceback" not in result.output
+    assert snapshot(tmp_path) == before
+    quiet = runner.invoke(app, ["generate", "next.csv", "--after", "g.csv", "--rows", "5", "-q"])
+    assert quiet.exit_code == 0 and quiet.output == "" and (tmp_path / "next.csv").is_file()

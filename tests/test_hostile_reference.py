@@ -302,3 +302,47 @@ def test_match_names_neutralises_formulas(tmp_path):
     cells = [row[column] for row in rows for column in ("note", "query", "candidate")]
     assert not any(cell.startswith(("=", "+", "-", "@")) for cell in cells), cells
     assert rows[0]["query"] == '\'=HYPERLINK("http://x")' and rows[1]["candidate"] == "'-Acme"
+
+
+# --- second round: overrides and rule-set files that are surely mistakes --------------------------------
+@pytest.mark.parametrize("override, named", [
+    ('controls.controlled_classes=["3A090.z"]', "'3A090.z'"),
+    ('destinations.aliases.CN="HK"', "cycle"),
+    ('destinations.aliases.HK="HK"', "itself"),
+    ('destinations.aliases.MO="HK"', "'HK' is itself an alias"),
+    ("controls.gp10_deny=false", "did you mean 'gp10_denied'"),
+])
+def test_mistaken_overrides_are_refused(tmp_path, ledger, override, named):
+    with pytest.raises(PolicyError, match="override"):
+        load_policy("ai-diffusion-2025", [override])
+    result = runner.invoke(app, screen_args(ledger, tmp_path / "out", "--set", override))
+    assert_clean_error(result, "override", named)
+
+
+def test_sensible_class_and_alias_overrides_still_apply():
+    policy = load_policy("ai-diffusion-2025", ['controls.controlled_classes=["3A090.a", "3A090.b"]',
+                                               'destinations.aliases.MO="CN"'])
+    assert policy.get("destinations.aliases") == {"HK": "CN", "MO": "CN"}
+
+
+@pytest.mark.parametrize("policy_id, before, after, named", [
+    ("ai-diffusion-2025", "gp10_denied = true\n", "gp10_denied = true\nbogus = 1\n", "'controls.bogus'"),
+    ("ai-diffusion-2025", "gp10_denied = true\n", "gp10_denied = true\ngp10_denide = 1\n", "'gp10_denied'"),
+    ("ai-diffusion-2025", 'version = "2025-01-15"\n', 'version = "2025-01-15"\nframwork = "x"\n', "'framework'"),
+    ("ai-diffusion-2025", "gp10_denied = true\n", 'gp10_denied = true\ndenied_groups = ["D:5"]\n', "framework"),
+    ("post-rescission-2025", "cap_tpp = 2_100_000_000\n", "cap_tpp = 2_100_000_000\ncap = 1\n", "agreements.1.cap"),
+    ("post-rescission-2025", "until = 2026-02-02", "untl = 2026-02-02\nuntil = 2026-02-02", "untl"),
+])
+def test_unknown_keys_in_a_rule_set_file_are_refused(tmp_path, policy_id, before, after, named):
+    text = (POLICY_DIR / f"{policy_id}.toml").read_text()
+    assert before in text
+    path = tmp_path / "rules.toml"
+    path.write_text(text[::-1].replace(before[::-1], after[::-1], 1)[::-1])  # the last occurrence
+    with pytest.raises(PolicyError, match="rules.toml") as error:
+        load_policy(path)
+    assert named in str(error.value)
+
+
+def test_packaged_rule_sets_pass_the_key_checks():
+    for policy_id in ("ai-diffusion-2025", "post-rescission-2025"):
+        assert load_policy(policy_id).id == policy_id

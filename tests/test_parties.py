@@ -305,3 +305,74 @@ def test_the_destination_moves_a_fuzzy_score_in_screening(tmp_path):
     flat = screen_ledgers([path], load_policy("post-rescission-2025", ["parties.country_bonus=0",
                                                                      "parties.country_penalty=0"])).decisions
     assert len(set(flat.column("party_score").to_pylist())) == 1
+
+
+# --- W4 (hostile test): lists as long as the packaged one whose names are blank or repeated ----------
+def _packaged_rows():
+    import csv
+
+    with gzip.open(CSL_PATH, "rt", encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        return next(reader), list(reader)
+
+
+def _write_rows(path, header, rows):
+    import csv
+
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def test_list_check_names_match_the_packaged_list():
+    import tomllib
+
+    from pipeline.parties.lists import distinct_names
+    from pipeline.reference import CSL_CHECK_PATH
+
+    with open(CSL_CHECK_PATH, "rb") as handle:
+        check = tomllib.load(handle)
+    assert check["reference_names"] == distinct_names(load_screening_list(CSL_PATH))
+
+
+@pytest.mark.parametrize("damage", ["blank_names", "one_record_repeated"])
+def test_a_full_length_list_without_usable_names_is_refused(tmp_path, damage):
+    from pipeline.parties import check_list_size
+
+    header, rows = _packaged_rows()
+    name, alt = header.index("name"), header.index("alt_names")
+    if damage == "blank_names":
+        rows = [row[:name] + [""] + row[name + 1:alt] + [""] + row[alt + 1:] for row in rows]
+    else:
+        rows = [next(row for row in rows if "huawei" not in row[name].lower())] * len(rows)
+    entries = load_screening_list(_write_rows(tmp_path / f"{damage}.csv", header, rows))
+    assert entries.attrs["records"] == 14_160  # passes the record count
+    with pytest.raises(ScreeningListError, match="distinct usable names.*--allow-short-list"):
+        check_list_size(entries)
+    check_list_size(entries, allow_short=True)
+    check_list_size(load_screening_list(CSL_PATH))  # the packaged list passes
+
+
+def test_a_list_of_blank_names_does_not_authorize_huawei_to_ae(tmp_path):
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from conftest import shipment, write_ledger
+    from flows.cli import app
+
+    header, rows = _packaged_rows()
+    name, alt = header.index("name"), header.index("alt_names")
+    blank = _write_rows(tmp_path / "blanknames.csv", header,
+                        [row[:name] + [""] + row[name + 1:alt] + [""] + row[alt + 1:] for row in rows])
+    ledger = write_ledger([shipment("HW1", consignee_name="Huawei Technologies Co Ltd", destination_country="AE",
+                                    quantity=8)], tmp_path / "hu.csv")
+    result = CliRunner().invoke(app, ["screen", str(ledger), "-p", "ai-diffusion-2025", "-o", str(tmp_path / "w4"),
+                                      "--quiet", "--csl", str(blank)])
+    assert result.exit_code == 1 and "distinct usable names" in " ".join(result.output.split()), result.output
+    assert not (tmp_path / "w4" / "decisions.parquet").exists()
+    allowed = CliRunner().invoke(app, ["screen", str(ledger), "-p", "ai-diffusion-2025", "-o",
+                                       str(tmp_path / "w4b"), "--quiet", "--csl", str(blank), "--allow-short-list"])
+    assert allowed.exit_code == 0, allowed.output
+    assert pq.read_table(tmp_path / "w4b" / "decisions.parquet").column("decision").to_pylist() == ["AUTHORIZED"]

@@ -127,7 +127,60 @@ def test_bases_go_from_least_to_most_stripped():
 def test_vocabulary_is_a_data_file_with_sources():
     table = pd.read_csv(QUALIFIERS_PATH, comment="#", dtype=str, keep_default_na=False)
     assert list(table.columns) == ["phrase", "kind", "country"]
-    assert set(table["kind"]) == {"city", "country", "region", "free_zone", "branch", "care_of", "connector"}
+    assert set(table["kind"]) == {"city", "country", "region", "free_zone", "branch", "care_of", "connector", "address",
+                                  "number_word"}
     assert not table["phrase"].duplicated().any()
     assert {"dubai", "middle east", "branch", "c/o", "jebel ali free zone"} <= set(table["phrase"])
     assert (QUALIFIERS_PATH.parent / "SOURCES.md").read_text().count("GeoNames") >= 1
+
+
+# --- W8 (hostile test, second round): address words, contact markers, districts, spellings, a leading place,
+# legal forms spelled letter by letter -------------------------------------------------------------------
+W8_MORE = ["Huawei Technologies Co Ltd Warehouse 7", "Huawei Technologies Co Ltd Attn Procurement",
+           "Huawei Technologies Co Ltd Al Quoz", "Huawei Technologies Co Ltd P.O. Box 500175 Dubai",
+           "Huawei Technologies Co Ltd Dubayy", "Dubai Huawei Technologies", "Huawei Technologies L.L.C.",
+           "Huawei Technologies Co Ltd Warehouse No. 7", "Huawei Technologies Co Ltd Attention: Mr Li",
+           "Huawei Technologies Co Ltd Musaffah", "Abu Dhabi Huawei Technologies Co Ltd"]
+
+
+def test_more_qualifier_variants_block_as_the_listed_name_when_shipped_to_the_uae(screen):
+    result = screen.screen_policy(W8_MORE, POLICY, countries=["AE"] * len(W8_MORE))
+    assert (result["outcome"] == "block").all(), result[["name", "outcome", "party_score"]]
+    assert (result["party_score"] == 1.0).all()  # as the listed name: not moved by the country penalty
+    for entry_id in result["party_entry_id"]:
+        assert "huawei technologies" in entry_texts(screen, entry_id)
+    assert result["party_tokens"].str.startswith("exact qualifiers=").all()
+    scores = screen.pair_scores(W8_MORE, ["Huawei Technologies Co., Ltd."] * len(W8_MORE))
+    assert (scores == 1.0).all(), scores
+
+
+@pytest.mark.parametrize("name, base", [
+    ("Huawei Technologies Co Ltd Warehouse 7", "huawei technologies"),
+    ("Huawei Technologies Co Ltd P.O. Box 500175 Dubai", "huawei technologies"),
+    ("Huawei Technologies (P.O. Box 500175)", "huawei technologies"),
+    ("Huawei Technologies L.L.C.", "huawei technologies"),
+    ("Huawei Technologies L.L.C. Dubai", "huawei technologies"),
+    ("Huawei Technologies Co Ltd Dubayy", "huawei technologies"),
+    ("Acme Warehouse", ""),             # an address word without its number stays
+    ("Unit 7", ""),
+    ("Acme Widgets Store", ""),
+    ("A B C", ""),                      # single letters that are no legal form stay
+    ("Dubai Huawei Technologies", ""),  # a leading place is read by leading_place_bases only
+])
+def test_strip_more_qualifiers(name, base):
+    assert strip_qualifiers(name) == base
+
+
+def test_a_leading_place_counts_only_for_an_exact_listed_name(screen):
+    from pipeline.parties.qualifiers import leading_place_bases
+
+    assert leading_place_bases(["dubai trading", "hong kong technologies", "dubai huawei technologies"]) == [
+        "huawei technologies"]
+    names = ["Dubai Trading LLC", "Hong Kong Technologies Co., Ltd.", "Dubai Huawei Technologis",
+             "Dubai Electronics Trading LLC", "Sharjah Sugon Trading"]
+    result = screen.screen_policy(names, POLICY, countries=["AE"] * len(names))
+    # "Dubai Trading Company" is itself listed; the others are no hit by a leading place (a fuzzy one at most)
+    assert not result["party_tokens"].fillna("").str.contains("qualifiers=(?:dubai|hong|sharjah)").any(), result
+    scores = screen.pair_scores(["Dubai Huawei Technologis", "Dubai Huawei Technologies"],
+                                ["Huawei Technologies", "Huawei Technologies"])
+    assert scores[1] == 1.0 and scores[0] < 1.0

@@ -131,6 +131,34 @@ def test_review_party_command_and_policy_wiring(tmp_path, screen):
     assert unknown.exit_code == 1 and "no entry" in unknown.output
 
 
+def test_review_party_refuses_a_folder_empty_fields_and_a_file_screen_would_refuse(tmp_path, screen):
+    entry_id = screen.screen([NAME], DENY, REVIEW)["party_entry_id"].iloc[0]
+    (tmp_path / "rdir").mkdir()
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(",".join(REVIEW_COLUMNS).encode() + b"\r\nM\xfcller,e,clear,ana,2026-01-01,r,f\r\n")
+    broken = tmp_path / "broken.csv"
+    broken.write_text("party,entry_id\nx,y\n")
+    before = {p.name: p.read_bytes() for p in (latin, broken)}
+    base = {"--reviews": str(tmp_path / "new.csv"), "--party": NAME, "--entry": entry_id, "--decision": "clear",
+            "--analyst": "ana", "--reason": "not them"}
+    for change, why in (({"--reviews": str(tmp_path / "rdir")}, "folder"), ({"--party": ""}, "--party"),
+                        ({"--analyst": " "}, "--analyst"), ({"--reason": ""}, "--reason"),
+                        ({"--reviews": str(latin)}, "UTF-8"), ({"--reviews": str(broken)}, "missing columns")):
+        options = {**base, **change}
+        result = CliRunner().invoke(app, ["review-party", *[x for item in options.items() for x in item]])
+        assert result.exit_code == 1 and "error:" in result.output and why in result.output, (change, result.output)
+        assert "Traceback" not in result.output
+    assert {p.name: p.read_bytes() for p in (latin, broken)} == before
+    assert not (tmp_path / "new.csv").exists() and list((tmp_path / "rdir").iterdir()) == []
+    with pytest.raises(ReviewFileError, match="empty analyst"):
+        append_review(tmp_path / "new.csv", Review(NAME, entry_id, "clear", "", "2026-01-01", "r", "f"))
+    ok = tmp_path / "ok.csv"  # a last line without its end: the new row still starts a line of its own
+    append_review(ok, Review(NAME, entry_id, "clear", "ana", "2026-01-01", "r", "f"))
+    ok.write_bytes(ok.read_bytes().rstrip(b"\r\n"))
+    append_review(ok, Review(NAME, entry_id, "confirm", "bo", "2026-01-02", "r", "f"))
+    assert [r.decision for r in read_reviews(ok)] == ["clear", "confirm"]
+
+
 def test_a_cleared_party_ships_and_the_decisions_say_why(screen, tmp_path):
     """End to end: the analyst's clear, recorded with the CLI, turns DENIED into a decision naming the review."""
     from conftest import shipment, write_ledger

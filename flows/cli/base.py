@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
@@ -14,12 +15,29 @@ from rich.table import Table
 
 from kernels.backend import BACKENDS
 from pipeline.parties import ScreeningListError
+from pipeline.publish import PublishWarning
 
 app = typer.Typer(help="Screen AI-chip shipment ledgers against U.S. export controls.",
                   no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
 console = Console(stderr=True)
 out_console = Console(width=None if sys.stdout.isatty() else 120)  # logs and pipes get room for the tables
+
+
+_show_warning = warnings.showwarning
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print chipscreen's own warnings (a kept run folder) as ``warning: ...``; others as Python does."""
+    if issubclass(category, PublishWarning):
+        from rich.markup import escape
+
+        console.print(f"[bold yellow]warning:[/] {escape(str(message))}", highlight=False)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
+warnings.showwarning = _print_warning
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -128,6 +146,8 @@ PREFECT_QUIET = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false
 LIBRARY_LOGGERS = ("prefect", "distributed", "dask", "httpx", "httpcore", "uvicorn", "fastapi", "asyncio",
                    "tornado", "bokeh", "fsspec", "sqlalchemy", "aiosqlite", "alembic", "docket", "urllib3")
 """Third-party loggers ``nightly`` keeps at WARNING unless ``--verbose``."""
+QUIET_LOGGERS = ("distributed.worker", "distributed.scheduler")
+"""Dask loggers kept at CRITICAL unless ``--verbose`` (task failures come back as ``error:``)."""
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 """Prefect's flow- and task-run loggers: their tracebacks are left out unless ``--verbose``."""
 _saved_levels: dict[str, int] = {}
@@ -153,14 +173,16 @@ def _library_logs(verbose: bool) -> None:
         import distributed  # noqa: F401 - sets the distributed loggers to INFO on import
     except ImportError:  # pragma: no cover - part of the install
         pass
-    for name in LIBRARY_LOGGERS:
+    for name in LIBRARY_LOGGERS + QUIET_LOGGERS:
         logger = logging.getLogger(name)
         if verbose:
             if name in _saved_levels:
                 logger.setLevel(_saved_levels.pop(name))
         else:
             _saved_levels.setdefault(name, logger.level)
-            logger.setLevel(logging.WARNING)
+            # A failed Dask task is reported as `error:`; its worker/scheduler ERROR log would repeat it.
+            # (LocalCluster workers follow these levels: see pipeline.lake_screen.dask_client.)
+            logger.setLevel(logging.CRITICAL if name in QUIET_LOGGERS else logging.WARNING)
     for name in RUN_LOGGERS:
         logger = logging.getLogger(name)
         logger.removeFilter(_NoTraceback)

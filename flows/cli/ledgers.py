@@ -23,6 +23,10 @@ from pipeline.policy import PolicyError, load_policy
 from pipeline.reference import CSL_PATH
 
 
+LEDGER_SUFFIXES = (".parquet", ".csv", ".jsonl", ".ndjson")
+"""Ledger files ``generate`` writes (the format follows the extension)."""
+
+
 @app.command()
 def generate(
     out: Path = typer.Argument(..., help="Ledger file to write (.parquet, .csv or .jsonl)."),
@@ -39,12 +43,20 @@ def generate(
     """Write a synthetic shipment ledger (deterministic by seed)."""
     if seed < 0:
         _fail("--seed must be non-negative")
+    from pipeline.publish import PublishError, check_output_file
+
+    try:  # never over an input, into a lake, over a folder, or under a name of another format
+        check_output_file(out, [after], suffixes=LEDGER_SUFFIXES, what="generate: output")
+    except PublishError as error:
+        _fail(str(error))
     try:
         stats = _generate(out, rows, seed, bad_rows, chunk_rows, listed, quiet, after)
     except (LedgerReadError, ValueError) as error:
         _fail(str(error))
     except OSError as error:
         _fail(f"cannot write {out}: {error}")
+    if quiet:
+        return
     if after is not None:
         console.print(f"wrote {stats['rows']:,} rows to {out}: {stats['first_date']}..{stats['last_date']} "
                       f"({stats['shipped']:,} shipped, {stats['pending']:,} pending), ids from {stats['first_id']}, "

@@ -37,7 +37,13 @@ def match_names(
     from pipeline.parties import PartyScreen
     from pipeline.report import write_csv
 
+    from pipeline.publish import PublishError, check_output_file
+
     _check_backend(backend)
+    try:  # never over the pairs, the screening list, a folder or into a lake
+        check_output_file(out, [pairs, csl], what="--out")
+    except PublishError as error:
+        _fail(str(error))
     try:
         scorer = select_backend(backend)
     except BackendUnavailableError as error:
@@ -91,10 +97,17 @@ def review_party(
     recorded with its own fingerprint, unless --only-this-entry.
     """
     from pipeline.parties import PartyScreen
-    from pipeline.review import DECISIONS, Review, append_review
+    from pipeline.review import DECISIONS, Review, ReviewFileError, append_review, check_reviews_file
 
     if decision not in DECISIONS:
         _fail(f"--decision must be one of {DECISIONS}")
+    for option, value in (("--party", party), ("--entry", entry_id), ("--analyst", analyst), ("--reason", reason)):
+        if not value.strip():
+            _fail(f"{option} is empty; a reviewed decision needs it")
+    try:  # before anything is appended: a file `screen` would refuse is left as it is
+        check_reviews_file(reviews)
+    except ReviewFileError as error:
+        _fail(str(error))
     try:
         screen = PartyScreen.from_path(csl)
     except ScreeningListError as error:
@@ -111,8 +124,13 @@ def review_party(
         name = listed[entries["entry_id"] == entry_id].iloc[0]
         chosen = list(dict.fromkeys([entry_id] + entries.loc[listed == name, "entry_id"].tolist()))
     when = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-    for entry in chosen:
-        append_review(reviews, Review(party, entry, decision, analyst, when, reason, fingerprints[entry]))
+    try:
+        for entry in chosen:
+            append_review(reviews, Review(party, entry, decision, analyst, when, reason, fingerprints[entry]))
+    except ReviewFileError as error:
+        _fail(str(error))
+    except OSError as error:
+        _fail(f"cannot write reviews file {reviews}: {error.strerror or error}")
     console.print(f"{decision} {party!r} / {entry_id}" + (f" and {len(chosen) - 1} other entries listed under the "
                                                           "same name" if len(chosen) > 1 else "")
                   + f" recorded in {reviews}")

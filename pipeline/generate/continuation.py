@@ -19,6 +19,7 @@ from pipeline.generate.ledger import _check_counts, _format_of, _write_plan
 from pipeline.generate.plan import _make_plan
 from pipeline.generate.pools import _CHINA_LIKE
 from pipeline.generate.shape import ID_NUMBER
+from pipeline.ingest.schema import DATE_MAX
 
 
 def _ledger_facts(after: Path) -> dict:
@@ -132,7 +133,8 @@ def generate_next(path, after, rows: int, *, seed: int = 0, bad_rows: int = 0, d
     pipeline.ingest.LedgerReadError
         ``after`` is missing or cannot be read as a ledger.
     ValueError
-        Bad counts, ``after`` without valid rows, or ids past ``SHP-999999999999``.
+        Bad counts, ``after`` without valid rows, ids past ``SHP-999999999999``, or dates past
+        :data:`~pipeline.ingest.DATE_MAX` (the last accepted ``ship_date``).
 
     Notes
     -----
@@ -152,6 +154,11 @@ def generate_next(path, after, rows: int, *, seed: int = 0, bad_rows: int = 0, d
     known = _ledger_facts(after)
     if known["next_id"] + rows > 10 ** 12:
         raise ValueError(f"{after}: no room for {rows:,} more ids after SHP-{known['next_id'] - 1:012d}")
+    room = (DATE_MAX - known["last_date"]).days  # the new dates: last + 1 .. last + days + pending_days
+    if days + pending_days > room:
+        raise ValueError(f"{after}: its last ship_date is {known['last_date']}; {days} shipped and {pending_days} "
+                         f"pending day(s) after it pass {DATE_MAX}, the last ship_date a ledger may hold "
+                         f"({room} day(s) left)")
     start = known["last_date"] + dt.timedelta(days=1)
     end = start + dt.timedelta(days=days - 1)
     plan = _make_plan(rows, int(seed), bad_rows, (), start, end, pending_days, known=known)

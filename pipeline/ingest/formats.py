@@ -146,6 +146,9 @@ def sniff_text(path: Path, kind: str) -> None:
     if compressed:
         with gzip.open(path, "rb") as handle:
             head = handle.read(4096)
+    if head[:4] == b"PAR1":
+        raise LedgerReadError(f"{path}: is Parquet, not {'CSV' if kind == 'csv' else 'JSON Lines'} "
+                              "(rename it .parquet)")
     if head[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
         raise LedgerReadError(f"{path}: UTF-32 text; save the ledger as UTF-8")
     if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
@@ -185,9 +188,25 @@ def _json_text(value) -> str | None:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def _json_lines(data: bytes, malformed: list) -> pa.Table:
-    """JSON Lines line by line: each line that is not a flat JSON object goes to ``malformed``."""
+def _lone_surrogate(record: dict) -> str | None:
+    """The first ledger column whose text holds an escaped lone surrogate (``"\\ud800"``), not UTF-8."""
+    for name in LEDGER_COLUMNS:
+        value = record.get(name)
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return name
+    return None
+
+
+def _json_lines(data: bytes, malformed: list) -> tuple[pa.Table, np.ndarray]:
+    """JSON Lines line by line: each line that is not a flat JSON object goes to ``malformed``.
+
+    Returns the rows and, per row, its 1-based line number.
+    """
     columns: dict[str, list] = {c: [] for c in LEDGER_COLUMNS}
+    numbers: list[int] = []
     for number, line in enumerate(data.split(b"\n"), 1):
         if not line.strip():
             continue
@@ -205,14 +224,29 @@ def _json_lines(data: bytes, malformed: list) -> pa.Table:
                 problem = "not a JSON object"
             else:
                 nested = [c for c in LEDGER_COLUMNS if isinstance(record.get(c), (dict, list))]
-                problem = f"nested value in {nested[0]}" if nested else None
+                surrogate = None if nested else _lone_surrogate(record)
+                problem = (f"nested value in {nested[0]}" if nested
+                           else f"lone surrogate escape in {surrogate} (not UTF-8 text)" if surrogate else None)
         if problem:
             text = line.decode("utf-8", "replace").rstrip("\r")
             malformed.append((number, text, f"{REASON_JSON_LINE}: {problem}"))
             continue
         for name in LEDGER_COLUMNS:
             columns[name].append(_json_text(record.get(name)))
-    return pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
+        numbers.append(number)
+    table = pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
+    return table, np.array(numbers, np.int64)
+
+
+def _object_lines(data: bytes) -> np.ndarray:
+    """1-based numbers of the lines that are not blank (the rows Arrow's JSON reader makes, in order)."""
+    raw = np.frombuffer(data, np.uint8)
+    starts = np.concatenate([[0], np.flatnonzero(raw == 10) + 1])
+    starts = starts[starts < len(raw)]
+    if not len(starts):
+        return np.zeros(0, np.int64)
+    text = ~np.isin(raw, np.frombuffer(b" \t\r\n", np.uint8))
+    return np.flatnonzero(np.logical_or.reduceat(text, starts)).astype(np.int64) + 1
 
 
 _JSON_SCHEMA = pa.schema([(c, pa.string()) for c in LEDGER_COLUMNS if c != "quantity"])
@@ -241,9 +275,15 @@ def _plain_json(table: pa.Table) -> bool:
     return True
 
 
-def _read_jsonl(path: Path, malformed: list) -> pa.Table:
-    """A JSON Lines ledger: by Arrow when every line is a flat object, else line by line."""
+def _read_jsonl(path: Path, malformed: list) -> tuple[pa.Table, np.ndarray | None]:
+    """A JSON Lines ledger: by Arrow when every line is a flat object, else line by line.
+
+    Returns the rows and, per row, its 1-based line number (``None``: every line is a row).
+    An empty file, or one of blank lines only, has no rows.
+    """
     data = _read_bytes(path)
+    if not data.strip():
+        return pa.table({c: pa.array([], pa.string()) for c in LEDGER_COLUMNS}), None
     names = [c for c in LEDGER_COLUMNS if f'"{c}"'.encode() in data]
     check_columns(path, names)
     try:
@@ -251,12 +291,18 @@ def _read_jsonl(path: Path, malformed: list) -> pa.Table:
         table = table if _plain_json(table) else None
     except (pa.ArrowException, UnicodeError):  # a key that is not UTF-8 fails as the names are read
         table = None
+    if table is not None:
+        lines = _object_lines(data)
+        if len(lines) != table.num_rows:  # not one object per line: find the lines that are not
+            table = None
     if table is None:
-        table = _json_lines(data, malformed)
+        table, lines = _json_lines(data, malformed)
         if not table.num_rows and malformed:
             number, _, reason = malformed[0]
             raise LedgerReadError(f"{path}: no line is a JSON object (line {number}: {reason})")
-    return table.select([c for c in names if c in table.column_names])
+    if len(lines) == table.num_rows and (not len(lines) or lines[-1] == len(lines)):
+        lines = None  # row i is line i + 1
+    return table.select([c for c in names if c in table.column_names]), lines
 
 
 @dataclass
@@ -275,6 +321,9 @@ class LedgerSource:
     malformed : list of (int, str, str)
         Lines that are not a row (a CSV line with the wrong number of fields, a JSON Lines line
         that is not a flat JSON object): line number in the file, text, reason.
+    lines : numpy.ndarray or None
+        JSON Lines: the 1-based line number of each row, where blank or malformed lines make it
+        differ from the row number; ``None`` otherwise.
     """
 
     path: Path
@@ -282,6 +331,12 @@ class LedgerSource:
     table: pa.Table
     unread: list[str]
     malformed: list
+    lines: np.ndarray | None = None
+
+    def source_rows(self, local: np.ndarray) -> np.ndarray:
+        """``source_row`` of rows by position: the row number (CSV, Parquet) or line number (JSON Lines)."""
+        local = np.asarray(local, np.int64)
+        return local + 1 if self.lines is None else self.lines[local]
 
     def rows_as_read(self, local: np.ndarray) -> pa.Table:
         """Rows by position in the file, every ledger column as text, values as read."""
@@ -307,10 +362,11 @@ def read_ledger_file(path: str | Path) -> LedgerSource:
         Missing file, unknown format, unreadable content, or a required column absent.
     """
     path = Path(path)
+    check_path(path)  # a folder before its name: "lake" or "lk.csv" is no ledger file either
     kind = ledger_format(path)
-    check_path(path)
     malformed: list = []
     unread: list[str] = []
+    lines = None
     try:
         if kind == "parquet":
             table, unread = _read_parquet(path)
@@ -319,14 +375,14 @@ def read_ledger_file(path: str | Path) -> LedgerSource:
             table = _read_csv(path, malformed)
         else:
             sniff_text(path, kind)
-            table = _read_jsonl(path, malformed)
+            table, lines = _read_jsonl(path, malformed)
         check_columns(path, table.column_names)
         table = table.select([c for c in LEDGER_COLUMNS if c in table.column_names])
     except LedgerReadError:
         raise
     except READ_ERRORS as error:
         raise LedgerReadError(f"{path}: cannot read as {kind}: {error}") from None
-    return LedgerSource(path=path, format=kind, table=table, unread=unread, malformed=malformed)
+    return LedgerSource(path=path, format=kind, table=table, unread=unread, malformed=malformed, lines=lines)
 
 
 READ_ERRORS = (pa.ArrowException, OSError, EOFError, UnicodeError, ValueError, zlib.error)
@@ -336,6 +392,9 @@ READ_ERRORS = (pa.ArrowException, OSError, EOFError, UnicodeError, ValueError, z
 def check_path(path: Path) -> None:
     """Raise :class:`LedgerReadError` unless ``path`` is an existing file."""
     if path.is_dir():
+        if (path / "manifest.json").is_file():  # a ledger lake (pipeline.lake.MANIFEST)
+            raise LedgerReadError(f"{path}: is a lake folder; a lake folder must be given alone, "
+                                  "not with other ledgers or lakes")
         raise LedgerReadError(f"{path}: is a directory, not a ledger file")
     if not path.is_file():
         raise LedgerReadError(f"{path}: no such ledger file")

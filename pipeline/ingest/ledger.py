@@ -33,7 +33,8 @@ class Ledger:
         (country codes upper case, status lower case, surrounding blanks removed).
     quarantine : pyarrow.Table
         Rejected rows as read (all columns as text), plus ``raw_line``, ``reason``, ``source_file``,
-        ``source_row`` (row number in the file; for a malformed line, its line number).
+        ``source_row`` (CSV and Parquet: row number in the file, for a malformed CSV line its line
+        number; JSON Lines: the 1-based line number, for every row).
     counts : dict
         ``rows_read``, ``accepted``, ``quarantined``, ``excluded_after_as_of``, ``by_reason``.
     files : list of dict
@@ -124,7 +125,10 @@ def _quarantine_table(sources: list[LedgerSource], starts: np.ndarray, reasons: 
     table = table.append_column("raw_line", pa.nulls(len(bad), pa.string()))
     table = table.append_column("reason", pa.array(texts.tolist(), type=pa.string()))
     table = table.append_column("source_file", pa.array([str(sources[i].path) for i in owner], type=pa.string()))
-    table = table.append_column("source_row", pa.array(bad - starts[owner] + 1, type=pa.int64()))
+    rows = np.zeros(len(bad), np.int64)
+    for i in np.unique(owner):
+        rows[owner == i] = sources[i].source_rows(bad[owner == i] - starts[i])
+    table = table.append_column("source_row", pa.array(rows, type=pa.int64()))
     extra = [{**{name: None for name in LEDGER_COLUMNS}, "raw_line": text, "reason": reason,
               "source_file": str(source.path), "source_row": number}
              for source in sources for number, text, reason in source.malformed]

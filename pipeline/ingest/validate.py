@@ -185,7 +185,9 @@ def _parse_quantities(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     if pa.types.is_floating(kind):
         raw = pc.fill_null(pc.cast(column, pa.float64()), 1.0).to_numpy(zero_copy_only=False)
         ok = _whole_floats(raw)
-        return np.where(ok, raw, 0).astype(np.int64), _except_nulls(~ok, column)
+        values = np.zeros(len(raw), np.int64)
+        values[ok] = raw[ok].astype(np.int64)
+        return values, _except_nulls(~ok, column)
     text = pc.utf8_trim_whitespace(_as_text(column))
     digits = pc.utf8_ltrim(pc.utf8_ltrim(text, characters="+"), characters="0")
     integer = pc.fill_null(pc.and_(pc.match_substring_regex(text, r"^\+?[0-9]+$"),
@@ -200,7 +202,8 @@ def _parse_quantities(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     if decimal_np.any():
         raw = pc.cast(pc.if_else(decimal, text, pa.scalar("0")), pa.float64()).to_numpy(zero_copy_only=False)
         whole = decimal_np & _whole_floats(raw)
-        values = np.where(whole, raw, values).astype(np.int64)
+        values = values.copy()  # not np.where: a float array would round int64 values near 2**63
+        values[whole] = raw[whole].astype(np.int64)
         integer = integer | whole
     return values, _except_nulls(~integer | (values <= 0), column)
 

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.ingest.schema import REASON_CONFLICT, REASON_EXACT_DUPLICATE, reason_code
+from pipeline.lake.reader import _read_index_entry, _read_quarantine_entry
 
 REASON_LAKE_CONFLICT = "shipment_id already in the lake with different content"
 REASON_ALREADY_SHIPPED = "pending row for a shipment_id already shipped in the lake"
@@ -80,7 +81,7 @@ def _match_lake(lake_dir: Path, manifest: dict, reasons: np.ndarray, id_hash: np
         return {}, 0
     lake_hash, lake_rows, lake_shipped, starts = [], [], [], [0]
     for number, part in enumerate(manifest["partitions"]):
-        index = pq.read_table(lake_dir / part["index"], columns=["id_hash", "row_hash", "shipped"])
+        index = _read_index_entry(lake_dir, manifest, part, ["id_hash", "row_hash", "shipped"])
         lake_hash.append(index.column("id_hash").to_numpy())
         lake_rows.append(index.column("row_hash").to_numpy())
         lake_shipped.append(index.column("shipped").to_numpy(zero_copy_only=False))
@@ -132,7 +133,7 @@ def _index_ids(lake_dir: Path, manifest: dict, entries: np.ndarray, starts: np.n
     owner = np.searchsorted(starts, entries, side="right") - 1
     pieces, positions = [], []
     for number in np.unique(owner):
-        ids = pq.read_table(lake_dir / manifest["partitions"][number]["index"], columns=["shipment_id"])
+        ids = _read_index_entry(lake_dir, manifest, manifest["partitions"][number], ["shipment_id"])
         where = np.flatnonzero(owner == number)
         pieces.append(ids.column("shipment_id").take(pa.array(entries[where] - starts[number])))
         positions.append(where)
@@ -149,7 +150,7 @@ def _new_quarantine_rows(lake_dir: Path, manifest: dict, quarantine: pa.Table) -
     if not quarantine.num_rows or not manifest["quarantine"]:
         return quarantine
     columns = ["source_sha256", "source_row", "reason"]
-    known = pa.concat_tables([pq.read_table(lake_dir / q["path"], columns=columns) for q in manifest["quarantine"]])
+    known = pa.concat_tables([_read_quarantine_entry(lake_dir, manifest, q, columns) for q in manifest["quarantine"]])
     key = lambda t: pd.MultiIndex.from_frame(t.select(columns).to_pandas())  # noqa: E731
     fresh = ~key(quarantine).isin(key(known))
     return quarantine.filter(pa.array(fresh))

@@ -28,6 +28,7 @@ from pipeline.lake.manifest import (LAKE_FORMAT, LAKE_VERSION, LOCK, MANIFEST, S
                                     _empty_manifest, _file_facts, _fsync_dir, _Lock, _month_key, _now, _retire,
                                     _write_parquet)
 from pipeline.lake.partitions import _canonical, _write_partition
+from pipeline.lake.reader import Lake
 from pipeline.lake.schema import QUARANTINE_SCHEMA, STORED_COLUMNS, STORED_SCHEMA
 from pipeline.lake.sources import _as_read, _batches, _open_source, _quarantine_rows, _rows_as_read, _Source
 
@@ -113,17 +114,29 @@ def ingest(paths: Sequence[str | Path], lake_dir: str | Path, *,
         raise LakeError(f"{lake_dir}: exists and is not a ledger lake (no {MANIFEST}); use an empty folder")
     lake_dir.mkdir(parents=True, exist_ok=True)
     with _Lock(lake_dir):
-        manifest = json.loads((lake_dir / MANIFEST).read_text()) if (lake_dir / MANIFEST).exists() \
-            else _empty_manifest()
+        # Lake.open checks the manifest (LakeError when unreadable or damaged), as for a screen.
+        manifest = Lake.open(lake_dir)._manifest if (lake_dir / MANIFEST).exists() else _empty_manifest()
         _clean_leftovers(lake_dir, manifest)
         staging = lake_dir / STAGING
         staging.mkdir()
         try:
             report = _ingest(paths, lake_dir, manifest, staging, _progress_note(progress))
+        except LakeError:  # a damaged lake file, found before the commit: remove what this call wrote
+            if _committed_generation(lake_dir) == manifest["generation"]:
+                _clean_leftovers(lake_dir, manifest)
+            raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _committed_generation(lake_dir: Path) -> int | None:
+    """Generation of the manifest on disk (None when there is none or it cannot be read)."""
+    try:
+        return json.loads((lake_dir / MANIFEST).read_text())["generation"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> IngestReport:
@@ -264,7 +277,7 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
             os._exit(1)  # test hook: die like a killed process, no clean-up
         key = _month_key(month)
         note("writing partitions", done, len(touched))
-        written[key] = _write_partition(lake_dir, key, existing.get(key), spills.get(month), keep,
+        written[key] = _write_partition(lake_dir, manifest, key, existing.get(key), spills.get(month), keep,
                                         removals.get(month), stamp, id_hash, row_hash)
     note("writing partitions", len(touched), len(touched))
     if crash_after is not None and len(touched) >= crash_after:

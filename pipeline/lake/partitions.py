@@ -11,10 +11,11 @@ import pyarrow.parquet as pq
 
 from pipeline.ingest.formats import file_digest
 from pipeline.lake.manifest import STAGING, _file_facts, _write_parquet
+from pipeline.lake.reader import _read_index_entry, _read_rows_entry
 from pipeline.lake.schema import INDEX_SCHEMA, STORED_COLUMNS
 
 
-def _write_partition(lake_dir: Path, key: str, old: dict | None, spill: Path | None, keep: np.ndarray,
+def _write_partition(lake_dir: Path, manifest: dict, key: str, old: dict | None, spill: Path | None, keep: np.ndarray,
                      removed: pa.Array | None, stamp: str, id_hash: np.ndarray, row_hash: np.ndarray) -> dict | None:
     """Write the new version of one month: old rows (less superseded ones) plus new rows, sorted.
 
@@ -22,8 +23,8 @@ def _write_partition(lake_dir: Path, key: str, old: dict | None, spill: Path | N
     """
     tables, indexes = [], []
     if old is not None:
-        table = pq.read_table(lake_dir / old["path"], columns=list(STORED_COLUMNS))
-        index = pq.read_table(lake_dir / old["index"])
+        table = _read_rows_entry(lake_dir, manifest, old, list(STORED_COLUMNS))
+        index = _read_index_entry(lake_dir, manifest, old)
         if removed is not None and len(removed):
             stay = pc.invert(pc.is_in(index.column("shipment_id"), value_set=removed))
             table, index = table.filter(stay), index.filter(stay)

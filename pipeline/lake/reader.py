@@ -91,6 +91,13 @@ class Lake:
         """Ingested source files: ``path``, ``sha256``, ``format``, ``bytes``, ``rows_read``, ..."""
         self.counts: dict = manifest["counts"]
         """Lake totals: ``rows``, ``quarantined``, ``superseded``, ``by_reason``."""
+        for entry in manifest["quarantine"]:  # the entries reads and ingests use: KeyError/TypeError if damaged
+            str(entry["path"]), int(entry["rows"])
+        for entry in manifest.get("retired", []):
+            str(entry["path"]), int(entry["generation"]), dt.datetime.fromisoformat(entry["retired_at"])
+        for part in manifest["partitions"]:
+            str(part["index"]), dt.datetime.fromisoformat(part["ingested_at"])
+        int(self.counts["superseded"]), dict(self.counts["by_reason"])
 
     @classmethod
     def open(cls, path: str | Path) -> "Lake":
@@ -155,9 +162,7 @@ class Lake:
             As :meth:`read`.
         """
         key = partition if isinstance(partition, str) else partition.key
-        entry = self._index_entries[key]
-        return self._read_checked(entry["index"], f"id index of partition {key}", entry["rows"],
-                                  entry.get("index_bytes"), entry.get("index_footer_sha256"))
+        return _read_index_entry(self.path, self._manifest, self._index_entries[key])
 
     def quarantine(self) -> pa.Table:
         """Rows quarantined at ingest, as read (text), with ``reason`` and origin (:data:`QUARANTINE_SCHEMA`).
@@ -167,50 +172,13 @@ class Lake:
         LakeError
             As :meth:`read`.
         """
-        pieces = [self._read_checked(q["path"], "quarantine file", q["rows"], q.get("bytes"), q.get("footer_sha256"))
-                  for q in self._manifest["quarantine"]]
+        pieces = [_read_quarantine_entry(self.path, self._manifest, q) for q in self._manifest["quarantine"]]
         return pa.concat_tables(pieces) if pieces else QUARANTINE_SCHEMA.empty_table()
 
     def _read_checked(self, relative: str, what: str, rows: int, size: int | None, footer: str | None,
                       columns: list[str] | None = None) -> pa.Table:
         """Read one lake file after checking it against its manifest entry (size, footer, rows)."""
-        path = self.path / relative
-        try:
-            source = pa.OSFile(str(path), "rb")
-        except FileNotFoundError:
-            raise self._gone(relative, what) from None
-        except OSError as error:
-            raise LakeError(f"{path}: cannot read the {what}: {error}") from None
-        with source:
-            try:
-                actual = source.size()
-                if size is not None and actual != size:
-                    raise self._damaged(relative, what, f"{actual} bytes, the manifest records {size}")
-                if footer is not None and _footer_digest(source, actual) != footer:
-                    raise self._damaged(relative, what, "its Parquet footer differs from the one committed")
-                parquet = pq.ParquetFile(source)
-                if parquet.metadata.num_rows != rows:
-                    raise self._damaged(relative, what, f"{parquet.metadata.num_rows} rows, the manifest "
-                                                        f"records {rows}")
-                return parquet.read(columns=columns)
-            except (pa.ArrowException, OSError, ValueError) as error:
-                raise self._damaged(relative, what, f"not readable as Parquet ({error})") from None
-
-    def _gone(self, relative: str, what: str) -> LakeError:
-        """The error for a file of this snapshot that is no longer there."""
-        try:
-            now = json.loads((self.path / MANIFEST).read_text())["generation"]
-        except (OSError, ValueError, KeyError, TypeError):
-            now = None
-        if now is not None and now != self.generation:
-            return LakeError(f"{self.path}: the lake changed during the run (generation {self.generation} → {now}): "
-                             f"the {what} ({relative}) of generation {self.generation} is gone; run again")
-        return LakeError(f"{self.path / relative}: the {what} is missing (lake generation {self.generation}); "
-                         f"run `chipscreen lake verify {self.path}`")
-
-    def _damaged(self, relative: str, what: str, detail: str) -> LakeError:
-        return LakeError(f"{self.path / relative}: the {what} does not match the lake's manifest "
-                         f"(generation {self.generation}): {detail}; run `chipscreen lake verify {self.path}`")
+        return _read_lake_file(self.path, self.generation, relative, what, rows, size, footer, columns)
 
     def ledger(self, as_of: dt.date | None = None) -> Ledger:
         """All partitions as one :class:`pipeline.ingest.Ledger`, ready for ``screen_ledger``.
@@ -248,3 +216,76 @@ class Lake:
                   "quarantined": quarantine.num_rows, "excluded_after_as_of": excluded,
                   "by_reason": {k: int(v) for k, v in sorted(by_reason.items())}}
         return Ledger(rows=rows, quarantine=quarantine, counts=counts, files=[dict(f) for f in self.files])
+
+
+# ------------------------------------------------- checked reads, shared by Lake and by ingest
+def _read_lake_file(lake_dir: Path, generation: int, relative: str, what: str, rows: int, size: int | None,
+                    footer: str | None, columns: list[str] | None = None) -> pa.Table:
+    """Read one file of the lake's manifest ``generation`` after checking its size, footer and rows.
+
+    Raises
+    ------
+    LakeError
+        The file is missing, unreadable, or differs from its manifest entry (naming the file
+        and ``chipscreen lake verify``).
+    """
+    path = Path(lake_dir) / relative
+    try:
+        source = pa.OSFile(str(path), "rb")
+    except FileNotFoundError:
+        raise _gone(lake_dir, generation, relative, what) from None
+    except OSError as error:
+        raise LakeError(f"{path}: cannot read the {what}: {error}; run `chipscreen lake verify {lake_dir}`") from None
+    with source:
+        try:
+            actual = source.size()
+            if size is not None and actual != size:
+                raise _damaged(lake_dir, generation, relative, what, f"{actual} bytes, the manifest records {size}")
+            if footer is not None and _footer_digest(source, actual) != footer:
+                raise _damaged(lake_dir, generation, relative, what,
+                               "its Parquet footer differs from the one committed")
+            parquet = pq.ParquetFile(source)
+            if parquet.metadata.num_rows != rows:
+                raise _damaged(lake_dir, generation, relative, what, f"{parquet.metadata.num_rows} rows, the "
+                                                                     f"manifest records {rows}")
+            return parquet.read(columns=columns)
+        except (pa.ArrowException, OSError, ValueError, KeyError) as error:
+            raise _damaged(lake_dir, generation, relative, what, f"not readable as Parquet ({error})") from None
+
+
+def _read_rows_entry(lake_dir: Path, manifest: dict, part: dict, columns: list[str] | None = None) -> pa.Table:
+    """The rows file of a partition entry of ``manifest`` (a dict), checked as :meth:`Lake.read`."""
+    return _read_lake_file(lake_dir, manifest["generation"], part["path"], f"partition {part['key']}", part["rows"],
+                           part.get("bytes"), part.get("footer_sha256"), columns)
+
+
+def _read_index_entry(lake_dir: Path, manifest: dict, part: dict, columns: list[str] | None = None) -> pa.Table:
+    """The id index of a partition entry of ``manifest``, checked as :meth:`Lake.read_index`."""
+    return _read_lake_file(lake_dir, manifest["generation"], part["index"], f"id index of partition {part['key']}",
+                           part["rows"], part.get("index_bytes"), part.get("index_footer_sha256"), columns)
+
+
+def _read_quarantine_entry(lake_dir: Path, manifest: dict, entry: dict,
+                           columns: list[str] | None = None) -> pa.Table:
+    """One quarantine file of ``manifest``, checked as :meth:`Lake.quarantine`."""
+    return _read_lake_file(lake_dir, manifest["generation"], entry["path"], "quarantine file", entry["rows"],
+                           entry.get("bytes"), entry.get("footer_sha256"), columns)
+
+
+def _gone(lake_dir: Path, generation: int, relative: str, what: str) -> LakeError:
+    """The error for a file of generation ``generation`` that is no longer there."""
+    lake_dir = Path(lake_dir)
+    try:
+        now = json.loads((lake_dir / MANIFEST).read_text())["generation"]
+    except (OSError, ValueError, KeyError, TypeError):
+        now = None
+    if now is not None and now != generation:
+        return LakeError(f"{lake_dir}: the lake changed during the run (generation {generation} → {now}): "
+                         f"the {what} ({relative}) of generation {generation} is gone; run again")
+    return LakeError(f"{lake_dir / relative}: the {what} is missing (lake generation {generation}); "
+                     f"run `chipscreen lake verify {lake_dir}`")
+
+
+def _damaged(lake_dir: Path, generation: int, relative: str, what: str, detail: str) -> LakeError:
+    return LakeError(f"{Path(lake_dir) / relative}: the {what} does not match the lake's manifest "
+                     f"(generation {generation}): {detail}; run `chipscreen lake verify {lake_dir}`")

@@ -136,5 +136,6 @@ def _quarantine_rows(as_read: pa.Table, reasons: Sequence[str], source: _Source,
     return pa.table({**{c: as_read.column(c) for c in LEDGER_COLUMNS},
                      "raw_line": pa.nulls(n, pa.string()), "reason": pa.array(list(reasons), pa.string()),
                      "source_file": pa.array([str(source.path)] * n, pa.string()),
-                     "source_row": pa.array(local + 1, pa.int64()),
+                     "source_row": pa.array(source.whole.source_rows(local) if source.whole is not None
+                                             else local + 1, pa.int64()),
                      "source_sha256": pa.array([source.sha256] * n, pa.string())}, schema=QUARANTINE_SCHEMA)

@@ -229,12 +229,37 @@ def _read_screening_list(path: Path) -> pd.DataFrame:
     return frame
 
 
+def distinct_names(entries: pd.DataFrame) -> int:
+    """Distinct usable names of a screening list: non-blank normalized texts, each counted once.
+
+    Examples
+    --------
+    >>> distinct_names(pd.DataFrame({"normalized": ["acme", "acme", "", "zenith"]}))
+    2
+    """
+    texts = entries["normalized"] if "normalized" in entries else pd.Series([], dtype="str")
+    return int(texts[texts.fillna("").str.strip() != ""].nunique())
+
+
+def _reference_names(path: Path = CSL_CHECK_PATH) -> int:
+    """``reference_names`` of ``data/csl/list_check.toml``: distinct usable names of the packaged list."""
+    import tomllib
+
+    with open(path, "rb") as handle:
+        names = tomllib.load(handle).get("reference_names")
+    if not isinstance(names, int) or isinstance(names, bool) or names < 1:
+        raise ValueError(f"{path}: reference_names must be a positive integer")
+    return names
+
+
 def check_list_size(entries: pd.DataFrame, allow_short: bool = False) -> None:
     """Refuse a screening list with no records, or much shorter than the packaged list.
 
     A truncated download or a header-only file reads as a valid list; screened against it, every
-    party on the missing lines would pass. The packaged list's record count and the shrink
-    allowed are data (``data/csl/list_check.toml``).
+    party on the missing lines would pass. So would a list of as many records whose names are
+    blank, or that repeat one record: the distinct usable names (:func:`distinct_names`) are
+    counted as well. The packaged list's record and name counts and the shrink allowed are data
+    (``data/csl/list_check.toml``).
 
     Parameters
     ----------
@@ -248,7 +273,13 @@ def check_list_size(entries: pd.DataFrame, allow_short: bool = False) -> None:
     Raises
     ------
     ScreeningListError
-        The list is empty or shorter than allowed, and ``allow_short`` is false.
+        The list is empty, has fewer records or fewer distinct usable names than allowed, and
+        ``allow_short`` is false.
+
+    Notes
+    -----
+    Counting cannot tell a list that lacks only a few records (say, those of one party) from a
+    newer version of the list; that is what the list's hash in ``summary.json`` is for.
     """
     records = entries.attrs.get("records")
     if allow_short or records is None:
@@ -258,13 +289,21 @@ def check_list_size(entries: pd.DataFrame, allow_short: bool = False) -> None:
     if records == 0:
         raise ScreeningListError(f"screening list {path} has no records{hint}")
     check = load_list_check()
-    least = math.ceil(check["reference_records"] * (1 - check["max_shrink"]))
+    kept = 1 - check["max_shrink"]
+    least = math.ceil(check["reference_records"] * kept)
     if records < least:
         raise ScreeningListError(
-            f"screening list {path} has {records:,} records, fewer than {least:,} ({1 - check['max_shrink']:.0%} "
+            f"screening list {path} has {records:,} records, fewer than {least:,} ({kept:.0%} "
             f"of the {check['reference_records']:,} of the packaged list, {CSL_CHECK_PATH.name}): a truncated "
             f"or partial file?{hint}")
-
+    reference_names = _reference_names()
+    names = distinct_names(entries)
+    least_names = math.ceil(reference_names * kept)
+    if names < least_names:
+        raise ScreeningListError(
+            f"screening list {path} has {records:,} records but {names:,} distinct usable names, fewer than "
+            f"{least_names:,} ({kept:.0%} of the {reference_names:,} of the packaged list, "
+            f"{CSL_CHECK_PATH.name}): blank names or repeated records?{hint}")
 
 
 def refresh_screening_list(source: str | Path, folder: str | Path) -> Path:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from pipeline.parties.decide import (DEFAULT_BLOCK_SCORE, DEFAULT_REVIEW_SCORE, 
                                      party_results)
 from pipeline.parties.lists import ScreeningListError, check_list_size, load_screening_list
 from pipeline.parties.normalize import normalize_name
-from pipeline.parties.qualifiers import _qualifier_tail, _tail_kept, qualifier_bases
+from pipeline.parties.qualifiers import _qualifier_tail, _tail_kept, leading_place_bases, qualifier_bases
 from pipeline.parties.vocabulary import KNOWN_CODES
 from pipeline.reference import CSL_PATH
 
@@ -46,12 +46,16 @@ class NormalizedNames:
         after name, least stripped first.
     base_owner : ndarray of int64
         The position in ``names`` of each of ``base_texts``.
+    base_exact_only : ndarray of bool
+        Per ``base_texts`` item: a form less a leading place (:func:`leading_place_bases`), a
+        candidate for an exact hit only. Empty: none is.
     """
 
     names: list
     normalized: list
     base_texts: list
     base_owner: np.ndarray
+    base_exact_only: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
 
 def normalize_stage(names: Sequence[str | None]) -> NormalizedNames:
@@ -69,12 +73,17 @@ def normalize_stage(names: Sequence[str | None]) -> NormalizedNames:
     names = list(names)
     distinct = list(dict.fromkeys(names))
     texts = {name: normalize_name(name) for name in distinct}
-    bases_of = {name: qualifier_bases(name, texts[name]) for name in distinct}
+    bases_of, leading_of = {}, {}
+    for name in distinct:
+        bases_of[name] = qualifier_bases(name, texts[name])
+        leading_of[name] = leading_place_bases([texts[name], *bases_of[name]]) if texts[name] else []
     normalized = [texts[name] for name in names]
-    bases = [bases_of[name] for name in names]
+    bases = [bases_of[name] + leading_of[name] for name in names]
+    exact_only = [flag for name in names for flag in [False] * len(bases_of[name]) + [True] * len(leading_of[name])]
     counts = np.fromiter((len(texts) for texts in bases), np.int64, len(bases))
     base_owner = np.repeat(np.arange(len(names), dtype=np.int64), counts)
-    return NormalizedNames(names, normalized, [text for texts in bases for text in texts], base_owner)
+    return NormalizedNames(names, normalized, [text for texts in bases for text in texts], base_owner,
+                           np.array(exact_only, bool))
 
 
 @dataclass
@@ -122,11 +131,15 @@ def candidate_stage(screen: "PartyScreen", names: NormalizedNames, floor: float,
     normalized, base_texts = names.normalized, names.base_texts
     n = len(normalized)
     text_row = screen._text_row
+    exact_only = names.base_exact_only if len(names.base_exact_only) else np.zeros(len(base_texts), bool)
     if fuzzy and screen._texts and n:
-        codes, uniques = pd.factorize(pd.Series(normalized + base_texts, dtype=object), sort=False)
+        fuzzy_bases = [text for text, only in zip(base_texts, exact_only.tolist()) if not only]
+        codes, uniques = pd.factorize(pd.Series(normalized + fuzzy_bases, dtype=object), sort=False)
         top, top_scores = screen.matcher.top_matches(list(uniques), k=TOP_MATCHES, floor=floor, backend=backend)
         top, top_scores = top[codes], top_scores[codes]
-        base_top, base_scores = top[n:], top_scores[n:]
+        base_top = np.full((len(base_texts), top.shape[1]), -1, np.int64)
+        base_scores = np.zeros((len(base_texts), top.shape[1]))
+        base_top[~exact_only], base_scores[~exact_only] = top[n:], top_scores[n:]
         top, top_scores = top[:n], top_scores[:n]
     else:
         top, top_scores = np.full((n, 1), -1, np.int64), np.zeros((n, 1))
@@ -232,6 +245,9 @@ class PartyScreen:
             base_scores = self.matcher.score([base for _, base in pairs], [right[i] for i, _ in pairs], backend=backend)
             base_scores[[base == right[i] for i, base in pairs]] = 1.0
             np.maximum.at(scores, np.array([i for i, _ in pairs], np.int64), base_scores)
+        for i, (name, text) in enumerate(zip(queries, left)):  # less a leading place: exact hits only
+            if right[i] and text and right[i] in leading_place_bases([text, *qualifier_bases(name, text)]):
+                scores[i] = 1.0
         scores[[a == "" or b == "" for a, b in zip(left, right)]] = 0.0
         return scores
 

@@ -4,7 +4,8 @@ A :class:`Run` owns the resolved backend, the screening list with its party-resu
 stage timings and the output folder. It is opened at the command or API entry
 (:meth:`Run.open`), where the backend is resolved once and the output folder made before any
 work; leaving the block publishes the folder (:mod:`pipeline.publish`) and then runs what was
-asked to follow a publication (a lake's checkpoint commit), or, on failure, discards both.
+asked to follow a publication (a lake's checkpoint commit), or, on failure, discards both. A run
+that finds the published results current (:meth:`Run.keep_published`) discards its folder instead.
 """
 from __future__ import annotations
 
@@ -47,6 +48,10 @@ class Run(Timings):
         Party results per consignee, kept for the run (handed to Dask workers explicitly).
     timings : dict
         Seconds per stage (:meth:`stage`).
+    current : str or None
+        Why the destination's results are current (:meth:`keep_published`): nothing is published.
+    warnings : list of str
+        Previous run folders kept by the publication (they hold files the tool did not write).
     """
 
     def __init__(self, backend: str | Backend = "numpy", csl_path: str | Path = CSL_PATH,
@@ -60,6 +65,8 @@ class Run(Timings):
         self._sink = Sink(folder) if folder is not None else None
         self._after_publish: list[Callable[[], None]] = []
         self._on_failure: list[Callable[[], None]] = []
+        self.current: str | None = None
+        self.warnings: list[str] = []
 
     @classmethod
     @contextmanager
@@ -95,16 +102,25 @@ class Run(Timings):
         run.destination = Path(out_dir) if publishing else None
         try:
             yield run
-            if publishing:
-                publish_run(folder, out_dir, keep)
+            if publishing and run.current is None:
+                run.warnings = publish_run(folder, out_dir, keep)
         except BaseException:
             if publishing:
                 discard(folder)  # the previous results stay as they were
             for undo in run._on_failure:
                 undo()
             raise
+        if publishing and run.current is not None:  # nothing new: the published results stay
+            discard(folder)
+            for undo in run._on_failure:
+                undo()
+            return
         for then in run._after_publish:
             then()
+
+    def keep_published(self, why: str) -> None:
+        """Publish nothing: the destination holds current results (``why`` says so); the folder is discarded."""
+        self.current = why
 
     def after_publish(self, then: Callable[[], None], undo: Callable[[], None] | None = None) -> None:
         """Call ``then`` once the outputs are published; ``undo`` instead when the run fails."""
