@@ -280,3 +280,19 @@ def test_ingest_into_a_damaged_lake_is_a_clear_error_and_changes_nothing(small_l
     assert ("chipscreen lake verify" in output) != ("damaged manifest" in output or "unreadable manifest" in output)
     after = {p.relative_to(small_lake).as_posix(): p.read_bytes() for p in small_lake.rglob("*") if p.is_file()}
     assert after == before
+
+
+def test_a_lake_opened_by_a_relative_path_reads_from_any_working_folder(small_lake, tmp_path, monkeypatch):
+    import pickle
+
+    from pipeline.run.source import LakePiece
+
+    monkeypatch.chdir(small_lake.parent)
+    lake = Lake.open("lake")  # as `--lake lake` would: Dask workers may run in another folder
+    assert lake.path.is_absolute()
+    piece = pickle.dumps(LakePiece(lake, lake.partition("2025-03")))
+    expected = lake.read("2025-03")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert pickle.loads(piece).read().equals(expected)

@@ -376,3 +376,39 @@ def test_a_list_of_blank_names_does_not_authorize_huawei_to_ae(tmp_path):
                                        str(tmp_path / "w4b"), "--quiet", "--csl", str(blank), "--allow-short-list"])
     assert allowed.exit_code == 0, allowed.output
     assert pq.read_table(tmp_path / "w4b" / "decisions.parquet").column("decision").to_pylist() == ["AUTHORIZED"]
+
+
+def test_encode_many_equals_encode_in_turn():
+    """TokenTable.encode_many gives the ids (and adds new tokens in the order) of encode one by one."""
+    from pipeline.parties.tokens import MAX_TOKENS, TokenTable
+
+    texts = ["huawei technologies", "", "acme ltd", "zeta " * (MAX_TOKENS + 3) + "end", "novel words here",
+             "acme novel", "a  b", " lead", "tab\tword"]
+    one, many = TokenTable(["huawei technologies", "acme"]), TokenTable(["huawei technologies", "acme"])
+    expected = [one.encode(text) for text in texts]
+    tokens, offsets = many.encode_many(texts)
+    assert [tokens[offsets[i]:offsets[i + 1]].tolist() for i in range(len(texts))] == expected
+    assert many._tokens == one._tokens
+    many.arrays()  # then only the tokens added after are looked at
+    clean = texts[:6] + ["more novel tokens", "huawei zeta"]
+    tokens, offsets = many.encode_many(clean)
+    assert [tokens[offsets[i]:offsets[i + 1]].tolist() for i in range(len(clean))] == [one.encode(t) for t in clean]
+    assert [a.tolist() for a in many.arrays()] == [a.tolist() for a in one.arrays()]
+
+
+def test_normalize_stage_prefilter_keeps_every_form():
+    """The Arrow prefilter of normalize_stage skips only names that have no form less qualifiers."""
+    from pipeline.parties.normalize import normalize_name
+    from pipeline.parties.qualifiers import leading_place_bases, qualifier_bases
+    from pipeline.parties.screen import normalize_stage
+
+    names = ["Huawei Technologies Co., Ltd. (Dubai Branch)", "Dubai Huawei Technologies", "Acme Widgets",
+             "Acme c/o Freight", "Acme Warehouse No. 7", "Huawei Technologies L L C", None, "",
+             "华为技术有限公司 (Dubai)", "Abu Dhabi Iran Air", "Huawei Technologies Morocco Dubai", "Acme [UAE]"]
+    stage = normalize_stage(names)
+    expected = []
+    for name in names:
+        text = normalize_name(name)
+        bases = qualifier_bases(name, text)
+        expected.extend(bases + (leading_place_bases([text, *bases]) if text else []))
+    assert stage.base_texts == expected

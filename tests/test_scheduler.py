@@ -120,3 +120,43 @@ def test_quiet_lake_screen_on_local_workers_prints_the_error_once_without_worker
     output = result.stdout + result.stderr
     assert result.returncode == 1 and "error:" in output and "chipscreen lake verify" in output, output
     assert "distributed.worker" not in output and "Traceback" not in output and "Compute Failed" not in output, output
+
+
+class _Recorder:
+    """Stands in for ``LocalCUDACluster`` and ``distributed.Client``: records how it was built."""
+
+    made: list = []
+
+    def __init__(self, *args, **kwargs):
+        self.kwargs = kwargs
+        self.ran = []
+        _Recorder.made.append(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def run(self, function, *args):
+        self.ran.append(function)
+
+
+@pytest.mark.parametrize("with_rmm", [False, True])
+def test_gpu_cluster_uses_an_rmm_pool_only_when_rmm_imports(monkeypatch, with_rmm):
+    import sys
+    import types
+
+    import distributed
+
+    fake = types.ModuleType("dask_cuda")
+    fake.LocalCUDACluster = _Recorder
+    monkeypatch.setitem(sys.modules, "dask_cuda", fake)
+    monkeypatch.setitem(sys.modules, "rmm", types.ModuleType("rmm") if with_rmm else None)  # None: ImportError
+    monkeypatch.setattr(distributed, "Client", _Recorder)
+    _Recorder.made = []
+    with dask_client("local", backend="cupy"):
+        pass
+    cluster, client = _Recorder.made
+    assert ("rmm_pool_size" in cluster.kwargs) is with_rmm  # without rmm: CuPy's own pool, no ValueError
+    assert (lake_screen._route_cupy_through_rmm in client.ran) is with_rmm

@@ -108,7 +108,7 @@ class Lake:
         LakeError
             ``path`` holds no lake manifest, or the manifest is not one.
         """
-        path = Path(path)
+        path = Path(path).absolute()  # Dask workers on other machines or folders read the same files
         manifest_path = path / MANIFEST
         if not manifest_path.is_file():
             raise LakeError(f"{path}: not a ledger lake (no {MANIFEST}); create one with "

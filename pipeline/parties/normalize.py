@@ -55,6 +55,8 @@ _CHARS = _CharMap()
 _FORMS = legal_forms()[0]
 _FORM_LENGTHS = sorted({len(form) for form in _FORMS}, reverse=True)
 _CJK_FORMS = sorted((form[0] for form in _FORMS if not form[0].isascii()), key=len, reverse=True)
+_FORM_ENDS = frozenset(form[-1] for form in _FORMS)
+"""The last word of each legal form: a name ending otherwise has no legal form to drop."""
 
 
 def normalize_name(name: str | None) -> str:
@@ -117,6 +119,8 @@ def _drop_legal_forms(tokens: list[str]) -> list[str]:
     changed = True
     while changed and len(tokens) > 1:
         changed = False
+        if tokens[-1] not in _FORM_ENDS:
+            break
         for size in _FORM_LENGTHS:
             if len(tokens) > size and tuple(tokens[-size:]) in _FORMS:
                 del tokens[-size:]

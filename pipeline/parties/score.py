@@ -25,8 +25,7 @@ import numpy as np
 from kernels.backend import Backend, select_backend
 from kernels.pair_scores import pair_score, pair_scores
 from pipeline.parties.candidates import candidate_pairs
-from pipeline.parties.tokens import (ALPHA, MAX_TOKENS, MIN_TOKEN_SIMILARITY, SWAP_PENALTY, TokenArrays, TokenTable,
-                                     _csr)
+from pipeline.parties.tokens import ALPHA, MAX_TOKENS, MIN_TOKEN_SIMILARITY, SWAP_PENALTY, TokenArrays, TokenTable
 
 def score_pairs(queries: TokenArrays, listed: TokenArrays, pair_query: np.ndarray, pair_listed: np.ndarray,
                 table: TokenTable, alpha: float = ALPHA, min_token_similarity: float = MIN_TOKEN_SIMILARITY,
@@ -173,7 +172,7 @@ class NameMatcher:
 
     def encode(self, names: Sequence[str]) -> TokenArrays:
         """Token arrays of normalized query names (new tokens join the vocabulary)."""
-        return TokenArrays(*_csr([self.table.encode(name) for name in names]))
+        return TokenArrays(*self.table.encode_many(names))
 
     def top_matches(self, names: Sequence[str], k: int = 5, floor: float = 0.5, chunk: int = 50_000,
                     backend: str | Backend | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -73,17 +73,61 @@ def normalize_stage(names: Sequence[str | None]) -> NormalizedNames:
     names = list(names)
     distinct = list(dict.fromkeys(names))
     texts = {name: normalize_name(name) for name in distinct}
+    may_strip, may_lead = _may_have_bases(distinct, [texts[name] for name in distinct])
     bases_of, leading_of = {}, {}
-    for name in distinct:
-        bases_of[name] = qualifier_bases(name, texts[name])
+    for i in np.flatnonzero(may_strip | may_lead).tolist():  # the few names with a qualifier or a place
+        name = distinct[i]
+        bases_of[name] = qualifier_bases(name, texts[name]) if may_strip[i] else []
         leading_of[name] = leading_place_bases([texts[name], *bases_of[name]]) if texts[name] else []
     normalized = [texts[name] for name in names]
-    bases = [bases_of[name] + leading_of[name] for name in names]
-    exact_only = [flag for name in names for flag in [False] * len(bases_of[name]) + [True] * len(leading_of[name])]
+    none: list = []
+    bases = [bases_of.get(name, none) + leading_of.get(name, none) for name in names]
+    exact_only = [flag for name in names
+                  for flag in [False] * len(bases_of.get(name, none)) + [True] * len(leading_of.get(name, none))]
     counts = np.fromiter((len(texts) for texts in bases), np.int64, len(bases))
     base_owner = np.repeat(np.arange(len(names), dtype=np.int64), counts)
     return NormalizedNames(names, normalized, [text for texts in bases for text in texts], base_owner,
                            np.array(exact_only, bool))
+
+
+def _may_have_bases(names: list, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per distinct name, over arrays (Arrow kernels): whether :func:`qualifier_bases` may give any
+    form, and whether :func:`leading_place_bases` may give one from the normalized text alone.
+
+    A superset test: ``False`` only where the function is sure to give nothing. An ASCII name with
+    no bracket and no care-of marker whose last normalized word is no qualifier phrase end, has no
+    digit and is not one letter has no forms less qualifiers; a text whose first word starts no
+    place phrase has no form less a leading place. Non-ASCII names are always looked at.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pipeline.parties import qualifiers as q
+
+    n = len(names)
+    try:
+        raw = pa.array(names, pa.large_string())
+        norm = pa.array(texts, pa.large_string())
+    except (pa.ArrowException, TypeError, ValueError):
+        return np.ones(n, bool), np.ones(n, bool)
+    if n == 0:
+        return np.zeros(0, bool), np.zeros(0, bool)
+    ascii_ = pc.fill_null(pc.and_(pc.string_is_ascii(raw), pc.string_is_ascii(norm)), False)
+    lowered = pc.utf8_lower(raw)
+    marked = pc.or_(pc.match_substring(raw, "("), pc.match_substring(raw, "["))
+    for marker in q._care_of_markers():
+        marked = pc.or_(marked, pc.match_substring(lowered, marker))
+    last = pc.replace_substring_regex(norm, r"^.* ", "")
+    ends = pa.array(sorted(q._phrase_ends()), pa.large_string())
+    tail = pc.or_(pc.or_(pc.is_in(last, value_set=ends), pc.match_substring_regex(last, "[0-9]")),
+                  pc.equal(pc.utf8_length(last), 1))
+    may_strip = pc.or_(pc.invert(ascii_), pc.fill_null(pc.or_(marked, tail), True))
+    phrases = q._qualifiers()[0]
+    firsts = pa.array(sorted({phrase[0] for phrase, kind in phrases.items() if kind in q.PLACE_KINDS}), pa.large_string())
+    first = pc.replace_substring_regex(norm, r" .*$", "")
+    may_lead = pc.or_(pc.invert(ascii_), pc.fill_null(pc.is_in(first, value_set=firsts), True))
+    return (np.asarray(may_strip.to_numpy(zero_copy_only=False), bool),
+            np.asarray(may_lead.to_numpy(zero_copy_only=False), bool))
 
 
 @dataclass

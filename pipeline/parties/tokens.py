@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from kernels.pair_scores import MAX_TOKENS, SWAP_PENALTY
 from kernels.similarity import char_masks
@@ -81,6 +82,7 @@ class TokenTable:
         self.ids: dict[str, int] = {}
         self._tokens: list[str] = []
         self._key_ids: dict[str, int] = {}
+        self._token_cache: dict[str, list] = {"lengths": [], "kinds": [], "factor": [], "keys": [], "chars": []}
         names = [self.encode(text) for text in listed]
         self.n_listed = len(names)
         flat, offsets = _csr(names)
@@ -119,6 +121,43 @@ class TokenTable:
             out.append(token_id)
         return out
 
+    def encode_many(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids of many normalized names as CSR ``(tokens int32, offsets int64)``: the same as
+        :meth:`encode` of each name in turn (new tokens get ids in the same order).
+
+        The names are split once, joined; abbreviations and ids are looked up once per distinct
+        token, not per name. Names that are not single-space separated fall back to :meth:`encode`.
+        """
+        texts = list(texts)
+        filled = [text for text in texts if text]
+        joined = " ".join(filled)
+        flat = joined.split(" ") if filled else []
+        if flat != joined.split():  # other whitespace, doubled or edge spaces: the plain way
+            return _csr([self.encode(text) for text in texts])
+        counts = np.fromiter((text.count(" ") + 1 if text else 0 for text in texts), np.int64, len(texts))
+        starts = np.zeros(len(texts) + 1, np.int64)
+        np.cumsum(counts, out=starts[1:])
+        owner = np.repeat(np.arange(len(texts), dtype=np.int64), counts)
+        keep = np.arange(len(flat), dtype=np.int64) - starts[owner] < MAX_TOKENS
+        if not keep.all():
+            kept = np.flatnonzero(keep)
+            flat = [flat[i] for i in kept.tolist()]
+            owner = owner[kept]
+        codes, uniques = pd.factorize(np.asarray(flat, dtype=object), sort=False)
+        ids, tokens = self.ids, self._tokens
+        unique_ids = np.empty(len(uniques), np.int64)
+        for u, token in enumerate(uniques.tolist()):  # distinct tokens in order of first use
+            token = ABBREVIATIONS.get(token, token)
+            token_id = ids.get(token)
+            if token_id is None:
+                token_id = ids[token] = len(tokens)
+                tokens.append(token)
+                self._arrays = None
+            unique_ids[u] = token_id
+        offsets = np.zeros(len(texts) + 1, np.int64)
+        np.cumsum(np.bincount(owner, minlength=len(texts)), out=offsets[1:])
+        return unique_ids[codes].astype(np.int32), offsets
+
     def token(self, token_id: int) -> str:
         """The text of a token id."""
         return self._tokens[token_id]
@@ -132,20 +171,31 @@ class TokenTable:
         """
         if self._arrays is not None and len(self._arrays[2]) == len(self._tokens):
             return self._arrays
+        # Per-token Python work (kind, weight factor, keys) is done once per token and kept; only
+        # the tokens added since the last call are looked at (elementwise, so the same values).
+        cache = self._token_cache
         tokens = self._tokens
-        lengths = np.fromiter((len(t) for t in tokens), np.int64, len(tokens))
+        done = len(cache["kinds"])
+        new = tokens[done:]
+        cache["lengths"].extend(len(t) for t in new)
+        cache["kinds"].extend(token_kind(t) for t in new)
+        cache["factor"].extend(LEGAL_WEIGHT if t in LEGAL_WORDS else PARTICLE_WEIGHT if (t in PARTICLES or len(t) == 1)
+                               else GENERIC_WEIGHT if t in GENERIC_WORDS else 1.0 for t in new)
+        cache["keys"].extend([k for k in (self._key_ids.get(key) for key in token_keys(t)) if k is not None]
+                             for t in new)
+        if new:
+            cache["chars"].append(np.frombuffer("".join(new).encode("utf-32-le"), dtype=np.int32))
+        lengths = np.asarray(cache["lengths"], np.int64)
         offsets = np.zeros(len(tokens) + 1, np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        chars = np.frombuffer("".join(tokens).encode("utf-32-le"), dtype=np.int32) if tokens else np.zeros(0, np.int32)
-        kinds = np.fromiter((token_kind(t) for t in tokens), np.int8, len(tokens))
+        chars = np.concatenate(cache["chars"]) if cache["chars"] else np.zeros(0, np.int32)
+        kinds = np.asarray(cache["kinds"], np.int8)
         df = np.ones(len(tokens), np.float64)
         df[: len(self._listed_df)] = np.maximum(self._listed_df, 1)
         weights = np.log1p(max(self.n_listed, 1) / df)
-        factor = np.fromiter((LEGAL_WEIGHT if t in LEGAL_WORDS else PARTICLE_WEIGHT if (t in PARTICLES or len(t) == 1)
-                              else GENERIC_WEIGHT if t in GENERIC_WORDS else 1.0 for t in tokens), np.float64, len(tokens))
+        factor = np.asarray(cache["factor"], np.float64)
         weights *= factor
-        keys = [[k for k in (self._key_ids.get(key) for key in token_keys(t)) if k is not None] for t in tokens]
-        key_ids, key_offsets = _csr(keys)
+        key_ids, key_offsets = _csr(cache["keys"])
         self._arrays = (chars, offsets, weights, kinds, key_ids, key_offsets)
         return self._arrays
 
