@@ -151,7 +151,7 @@ def check_output_file(path: str | Path, inputs: Iterable[str | Path | None] = ()
     ------
     PublishError
         An empty path, an existing folder, an input file, a path inside a ledger lake (a folder
-        holding a lake manifest), or an unknown extension.
+        holding a lake manifest) or inside a published run, or an unknown extension.
     """
     if not os.fspath(path).strip():
         raise PublishError(f"{what}: an empty path; give a file name")
@@ -176,6 +176,8 @@ def check_output_file(path: str | Path, inputs: Iterable[str | Path | None] = ()
     for folder in (path.parent, *path.parent.parents, real.parent, *real.parent.parents):
         if is_lake(folder):
             raise PublishError(f"{what} {path} is inside the ledger lake {folder}; write it outside the lake")
+        if (folder / MARKER).is_file() or folder.name.endswith(".runs") and folder.name.startswith("."):
+            raise PublishError(f"{what} {path} is inside the published run {folder}; write it outside")
 
 
 def new_run(out: str | Path, keep: Iterable[str | Path] = (), *, replace_folder: bool = False) -> Path:
@@ -318,6 +320,23 @@ def _tool_written(folder: Path) -> list[str] | None:
     if any(recorded.get(name) != facts for name, facts in found.items()):
         return None
     return sorted(found, key=lambda name: (-name.count("/"), name))
+
+
+def run_is_intact(out: str | Path) -> bool:
+    """Whether the run ``out`` publishes holds exactly the files it was published with (none missing,
+    changed or added since)."""
+    if current_run(out) is None:
+        return False
+    folder = absolute(out).resolve()
+    try:
+        recorded = json.loads((folder / MARKER).read_text())["files"]
+        found = _listing(folder)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if found is None:
+        return False
+    found.pop(MARKER, None)
+    return found == recorded
 
 
 def _remove_run(folder: Path) -> bool:

@@ -296,3 +296,25 @@ def test_a_lake_opened_by_a_relative_path_reads_from_any_working_folder(small_la
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     assert pickle.loads(piece).read().equals(expected)
+
+
+@pytest.mark.parametrize("damage", ["delete", "empty", "swap", "quarantine"])
+def test_ingest_refuses_a_damaged_lake_even_where_it_writes_nothing(small_lake, tmp_path, damage):
+    lake = Lake.open(small_lake)
+    march_file, april_file = (small_lake / lake.partition(k).path for k in ("2025-03", "2025-04"))
+    if damage == "delete":
+        april_file.unlink()
+    elif damage == "empty":
+        april_file.write_bytes(b"")
+    elif damage == "swap":
+        march, april = march_file.read_bytes(), april_file.read_bytes()
+        march_file.write_bytes(april)
+        april_file.write_bytes(march)
+    else:
+        next(iter((small_lake / "quarantine").glob("*.parquet"))).write_bytes(b"")
+    manifest = (small_lake / MANIFEST).read_bytes()
+    may = write_ledger([shipment("MAY1", "2025-05-02")], tmp_path / "may.csv")  # a month no damaged file holds
+    with pytest.raises(LakeError, match="lake verify"):
+        ingest([may], small_lake)
+    assert (small_lake / MANIFEST).read_bytes() == manifest
+    assert not list((small_lake / "partitions").glob("2025-05*"))

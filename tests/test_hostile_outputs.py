@@ -369,3 +369,29 @@ def test_generate_and_match_names_never_overwrite_an_input_a_lake_or_a_folder(tm
     assert snapshot(tmp_path) == before
     quiet = runner.invoke(app, ["generate", "next.csv", "--after", "g.csv", "--rows", "5", "-q"])
     assert quiet.exit_code == 0 and quiet.output == "" and (tmp_path / "next.csv").is_file()
+
+
+def test_generate_and_match_names_never_write_into_a_published_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(app, ["generate", "g.csv", "--rows", "20", "-q"]).exit_code == 0
+    assert runner.invoke(app, ["screen", "g.csv", "-p", "ai-diffusion-2025", "-o", "s1", "-q"]).exit_code == 0
+    (tmp_path / "mf.csv").write_text("query,candidate\nacme,acme co\n")
+    before = snapshot(tmp_path)
+    for command in (["generate", "s1/decisions.parquet", "--rows", "5"],
+                    ["generate", "s1/new.csv", "--rows", "5"],
+                    ["match-names", "--pairs", "mf.csv", "--out", "s1/scored.csv"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 1 and "published run" in result.output, (command, result.output)
+    assert snapshot(tmp_path) == before
+
+
+def test_unchanged_needs_the_published_files_intact(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ingest([write_ledger(rows("H", 12), tmp_path / "h.csv")], tmp_path / "lake")
+    command = ["screen", "--lake", "lake", "-p", "post-rescission-2025", "-o", "out", "--scheduler", "none", "-q"]
+    assert runner.invoke(app, command).exit_code == 0
+    part = next((tmp_path / "out" / "decisions.parquet").glob("*.parquet"))
+    part.unlink()  # a published file lost after the run
+    again = runner.invoke(app, command)
+    assert again.exit_code == 0 and "are current" not in again.output, again.output
+    assert len(published_ids(tmp_path / "out")) == 12  # screened and published again, complete

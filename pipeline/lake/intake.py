@@ -28,7 +28,7 @@ from pipeline.lake.manifest import (LAKE_FORMAT, LAKE_VERSION, LOCK, MANIFEST, S
                                     _empty_manifest, _file_facts, _fsync_dir, _Lock, _month_key, _now, _retire,
                                     _write_parquet)
 from pipeline.lake.partitions import _canonical, _write_partition
-from pipeline.lake.reader import Lake
+from pipeline.lake.reader import Lake, check_lake_files
 from pipeline.lake.schema import QUARANTINE_SCHEMA, STORED_COLUMNS, STORED_SCHEMA
 from pipeline.lake.sources import _as_read, _batches, _open_source, _quarantine_rows, _rows_as_read, _Source
 
@@ -116,6 +116,7 @@ def ingest(paths: Sequence[str | Path], lake_dir: str | Path, *,
     with _Lock(lake_dir):
         # Lake.open checks the manifest (LakeError when unreadable or damaged), as for a screen.
         manifest = Lake.open(lake_dir)._manifest if (lake_dir / MANIFEST).exists() else _empty_manifest()
+        check_lake_files(lake_dir, manifest)  # never commit a new generation over a damaged one
         _clean_leftovers(lake_dir, manifest)
         staging = lake_dir / STAGING
         staging.mkdir()

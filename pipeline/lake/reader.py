@@ -220,8 +220,9 @@ class Lake:
 
 # ------------------------------------------------- checked reads, shared by Lake and by ingest
 def _read_lake_file(lake_dir: Path, generation: int, relative: str, what: str, rows: int, size: int | None,
-                    footer: str | None, columns: list[str] | None = None) -> pa.Table:
-    """Read one file of the lake's manifest ``generation`` after checking its size, footer and rows.
+                    footer: str | None, columns: list[str] | None = None, read: bool = True) -> pa.Table | None:
+    """Read one file of the lake's manifest ``generation`` after checking its size, footer and rows
+    (with ``read=False``: only check them, reading no more than the footer).
 
     Raises
     ------
@@ -248,7 +249,7 @@ def _read_lake_file(lake_dir: Path, generation: int, relative: str, what: str, r
             if parquet.metadata.num_rows != rows:
                 raise _damaged(lake_dir, generation, relative, what, f"{parquet.metadata.num_rows} rows, the "
                                                                      f"manifest records {rows}")
-            return parquet.read(columns=columns)
+            return parquet.read(columns=columns) if read else None
         except (pa.ArrowException, OSError, ValueError, KeyError) as error:
             raise _damaged(lake_dir, generation, relative, what, f"not readable as Parquet ({error})") from None
 
@@ -270,6 +271,26 @@ def _read_quarantine_entry(lake_dir: Path, manifest: dict, entry: dict,
     """One quarantine file of ``manifest``, checked as :meth:`Lake.quarantine`."""
     return _read_lake_file(lake_dir, manifest["generation"], entry["path"], "quarantine file", entry["rows"],
                            entry.get("bytes"), entry.get("footer_sha256"), columns)
+
+
+def check_lake_files(lake_dir: Path, manifest: dict) -> None:
+    """Check every partition, id index and quarantine file of ``manifest`` against its entry: present,
+    its size, Parquet footer and row count (the footer only; ``chipscreen lake verify`` hashes all).
+
+    Raises
+    ------
+    LakeError
+        Naming the first file that is missing or differs.
+    """
+    generation = manifest["generation"]
+    for part in manifest["partitions"]:
+        _read_lake_file(lake_dir, generation, part["path"], f"partition {part['key']}", part["rows"],
+                        part.get("bytes"), part.get("footer_sha256"), read=False)
+        _read_lake_file(lake_dir, generation, part["index"], f"id index of partition {part['key']}", part["rows"],
+                        part.get("index_bytes"), part.get("index_footer_sha256"), read=False)
+    for entry in manifest["quarantine"]:
+        _read_lake_file(lake_dir, generation, entry["path"], "quarantine file", entry["rows"], entry.get("bytes"),
+                        entry.get("footer_sha256"), read=False)
 
 
 def _gone(lake_dir: Path, generation: int, relative: str, what: str) -> LakeError:

@@ -22,7 +22,7 @@ from pipeline.checkpoint import Checkpoint, Plan, after_position, checkpoint_dir
 from pipeline.ingest import SCREENING_COLUMNS, Ledger, read_ledgers
 from pipeline.lake import STORED_SCHEMA, Lake, Partition
 from pipeline.policy import Policy
-from pipeline.publish import absolute, current_run
+from pipeline.publish import absolute, current_run, run_is_intact
 
 
 class Piece(Protocol):
@@ -178,7 +178,7 @@ def _holds_last_run(checkpoint: Checkpoint, destination: Path | None, todo: Plan
 
     A checkpoint that does not say where its run was published (written by an earlier version,
     perhaps after a crash before the publish) is not trusted; an ``unchanged`` answer needs the
-    destination to hold the checkpoint's run still.
+    destination to hold the checkpoint's run still, with every file as it was published.
     """
     record = checkpoint.published
     if not record or not record.get("run"):
@@ -186,4 +186,4 @@ def _holds_last_run(checkpoint: Checkpoint, destination: Path | None, todo: Plan
     if todo.mode != "unchanged":
         return True
     return (destination is not None and record.get("out") == str(absolute(destination))
-            and current_run(destination) == record["run"])
+            and current_run(destination) == record["run"] and run_is_intact(destination))
