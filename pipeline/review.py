@@ -164,7 +164,8 @@ def read_reviews(path: str | Path) -> list[Review]:
     ------
     ReviewFileError
         Unreadable file, not UTF-8 CSV text, missing column, unknown decision, bad date, or an
-        empty analyst, reason or fingerprint; the message names the file (and the line).
+        empty analyst, reason or fingerprint; the message names the file (and the line). An empty
+        file holds no reviews.
     """
     path = Path(path)
     try:
@@ -179,6 +180,8 @@ def read_reviews(path: str | Path) -> list[Review]:
                               "save it as UTF-8 CSV") from None
     except csv.Error as error:
         raise ReviewFileError(f"reviews file {path} is not a readable CSV file: {error}") from None
+    if header is None and not rows:  # an empty file holds no reviews yet (review-party starts such files)
+        return []
     header = header or []
     missing = [column for column in REVIEW_COLUMNS if column not in header]
     if missing:

@@ -356,3 +356,10 @@ def test_json_lines_rows_are_quarantined_by_line_number_in_the_lake_too(tmp_path
     ledger, counts, quarantine = both([path], tmp_path)
     assert sorted(r["source_row"] for r in ledger.quarantine.to_pylist()) == [3, 4]
     assert sorted(quarantine.column("source_row").to_pylist()) == [3, 4]  # line numbers, not object counts
+
+
+def test_a_json_lines_file_holding_only_a_byte_order_mark_has_no_rows(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf\n")
+    ledger = read_ledgers([path])
+    assert ledger.rows.num_rows == 0 and ledger.counts["rows_read"] == 0

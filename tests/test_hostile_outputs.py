@@ -395,3 +395,9 @@ def test_unchanged_needs_the_published_files_intact(tmp_path, monkeypatch):
     again = runner.invoke(app, command)
     assert again.exit_code == 0 and "are current" not in again.output, again.output
     assert len(published_ids(tmp_path / "out")) == 12  # screened and published again, complete
+
+
+def test_full_says_why_it_screens_everything(tmp_path):
+    base, policy = lake_state(tmp_path)
+    run = screen_lake(base / "lake", policy, base / "out", scheduler="none", incremental=False)
+    assert run.plan.mode == "full" and run.plan.why.startswith("--full")

@@ -192,3 +192,12 @@ def test_a_cleared_party_ships_and_the_decisions_say_why(screen, tmp_path):
     assert after[0]["decision"] not in ("DENIED", "REVIEW")
     assert "PARTY_CLEARED" in after[0]["reasons"]
     assert after[1]["reasons"] == before[1]["reasons"]
+
+
+def test_an_empty_reviews_file_holds_no_reviews_for_screen_and_review_party_alike(tmp_path):
+    empty = tmp_path / "reviews.csv"
+    empty.write_bytes(b"")
+    assert read_reviews(empty) == []
+    with pytest.raises(ReviewFileError, match="missing columns"):
+        (tmp_path / "header-less.csv").write_text("a,b\n")
+        read_reviews(tmp_path / "header-less.csv")

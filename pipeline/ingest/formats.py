@@ -279,10 +279,10 @@ def _read_jsonl(path: Path, malformed: list) -> tuple[pa.Table, np.ndarray | Non
     """A JSON Lines ledger: by Arrow when every line is a flat object, else line by line.
 
     Returns the rows and, per row, its 1-based line number (``None``: every line is a row).
-    An empty file, or one of blank lines only, has no rows.
+    An empty file, or one of blank lines only (after a byte-order mark), has no rows.
     """
     data = _read_bytes(path)
-    if not data.strip():
+    if not data.removeprefix(b"\xef\xbb\xbf").strip():  # a byte-order mark alone is empty too
         return pa.table({c: pa.array([], pa.string()) for c in LEDGER_COLUMNS}), None
     names = [c for c in LEDGER_COLUMNS if f'"{c}"'.encode() in data]
     check_columns(path, names)

@@ -144,6 +144,8 @@ class LakeSource:
         self.checkpoint_folder = checkpoint_dir(self.lake, self.fingerprint)
         checkpoint = Checkpoint.load(self.checkpoint_folder) if self.keeps_checkpoint and incremental else None
         todo = plan(self.lake, checkpoint) if as_of is None else Plan(0, None, "full", f"replay as of {as_of}")
+        if as_of is None and not incremental:
+            todo = Plan(0, None, "full", "--full: screening everything, ignoring the checkpoint")
         if checkpoint is not None and writes and not _holds_last_run(checkpoint, destination, todo):
             # The checkpoint's last results may never have been published here: never answer "unchanged"
             # with an empty publication, nor skip rows whose decisions nobody saw.
