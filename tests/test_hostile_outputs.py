@@ -255,6 +255,12 @@ def test_no_accepted_row_gives_valid_empty_outputs(tmp_path, case):
             assert table.num_rows == (1 if case == "all rows bad" and path.name == "quarantine.parquet" else 0)
         summary = json.loads((out / "summary.json").read_text())
         assert summary["rows"]["accepted"] == 0 and (out / "report.html").is_file()
+    normal = tmp_path / "normal.csv"
+    normal.write_text(HEADER + "N1,2025-03-01,shipped,Huawei Technologies Co Ltd,AE,NVIDIA-H100-SXM,1,LPP\n")
+    assert runner.invoke(app, ["screen", str(normal), "-p", "ai-diffusion-2025", "-o", str(tmp_path / "n"),
+                               "-q"]).exit_code == 0
+    assert pq.read_schema(tmp_path / "screen" / "parties.parquet").remove_metadata().equals(
+        pq.read_schema(tmp_path / "n" / "parties.parquet").remove_metadata())  # empty, typed as a normal run
 
 
 def test_an_empty_lake_and_a_replay_before_every_row_give_empty_outputs(tmp_path):

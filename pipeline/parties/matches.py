@@ -45,7 +45,7 @@ def _typed_matches(matches: pd.DataFrame) -> pd.DataFrame:
     return matches
 
 
-def write_party_matches(parties: pd.DataFrame, path: str | Path) -> None:
+def write_party_matches(parties: pd.DataFrame | None, path: str | Path) -> None:
     """Write ``parties.parquet``: each distinct consignee's outcome and best listed matches.
 
     One row per (consignee, candidate entry), best first (``rank``), with the consignee's
@@ -56,15 +56,16 @@ def write_party_matches(parties: pd.DataFrame, path: str | Path) -> None:
 
     Parameters
     ----------
-    parties : pandas.DataFrame
+    parties : pandas.DataFrame or None
         A result of :meth:`pipeline.parties.PartyScreen.screen` (its ``attrs["matches"]``; none:
-        no rows).
+        no rows); None for a run without consignees (no rows, the same column types).
     path : str or Path
         The Parquet file to write.
     """
-    holder = parties.attrs.get("matches")
+    holder = parties.attrs.get("matches") if parties is not None else None
     matches = _typed_matches(holder.frame if holder is not None else pd.DataFrame(columns=MATCH_COLUMNS))
-    chosen = parties[_CHOSEN_COLUMNS].drop_duplicates("name")
+    chosen = (parties[_CHOSEN_COLUMNS].drop_duplicates("name") if parties is not None
+              else pd.DataFrame({column: pd.Series([], dtype="str") for column in _CHOSEN_COLUMNS}))
     table = matches.merge(chosen, on="name", how="left")
     table["chosen"] = (table["entry_id"] == table["party_entry_id"]).astype(bool)
     table.drop(columns="party_entry_id").to_parquet(path, index=False)

@@ -22,13 +22,6 @@ STATISTICS_COLUMNS = ["ship_date", "status", "destination_country", "decision", 
 statistics on the high-cardinality columns cost more to write than they save."""
 CSV_ROWS = 1_000_000
 """Rows in a CSV export: spreadsheets stop at 1,048,576. The Parquet output always has every row."""
-EMPTY_PARTIES = pa.schema([("name", pa.string()), ("normalized", pa.string()), ("rank", pa.int8()),
-                           ("entry_id", pa.string()), ("list_code", pa.string()), ("listed_name", pa.string()),
-                           ("alias", pa.string()), ("score", pa.float64()), ("outcome", pa.string()),
-                           ("party_tokens", pa.string()), ("review_status", pa.string()), ("chosen", pa.bool_())])
-"""``parties.parquet`` of a run without consignees (the columns :func:`pipeline.parties.write_party_matches` writes)."""
-
-
 class OutputWrittenTwiceError(RuntimeError):
     """A run tried to write one of its outputs a second time."""
 
@@ -112,10 +105,7 @@ class Sink:
         from pipeline.parties import write_party_matches
 
         path = self._claim("parties.parquet")
-        if parties is not None and len(parties):
-            write_party_matches(parties, _atomic(path))
-        else:
-            pq.write_table(EMPTY_PARTIES.empty_table(), _atomic(path))
+        write_party_matches(parties if parties is not None and len(parties) else None, _atomic(path))
         os.replace(_atomic(path), path)
 
     def export(self, frame: pd.DataFrame, name: str) -> dict:
