@@ -158,7 +158,6 @@ def _frames_equal(a, b) -> str | None:
 
 
 def stage_parties(args, backend) -> dict:
-    from pipeline.decide import DECIDE_BYTES_PER_ROW, decide
     from pipeline.enrich import build_features
     from pipeline.ingest import read_ledgers
     from pipeline.parties import PartyScreen
@@ -184,23 +183,41 @@ def stage_parties(args, backend) -> dict:
     if "matches" in cpu.attrs:
         out["matches_difference"] = _frames_equal(dev.attrs["matches"].frame, cpu.attrs["matches"].frame)
     features = build_features(ledger.rows, policy, cpu, name_codes)
-    decided = {}
+    out.update(_decide_both(features, policy, backend, rows, ""))
+    # The dated rule set: its share condition (two running totals per key) on the device too.
+    in_force = load_policy("in-force")
+    found_in_force = screen.screen_policy(names, in_force, countries=countries)
+    out.update(_decide_both(build_features(ledger.rows, in_force, found_in_force, name_codes), in_force, backend,
+                            rows, "in_force_"))
+    out["equal"] = (not out["decide_differences"] and not out["in_force_decide_differences"]
+                    and out["parties_difference"] is None and out.get("matches_difference") is None)
+    return out
+
+
+DECIDE_ARRAYS = ("decision", "authorization", "reasons", "tier", "lpp_cum_tpp", "country_cum_tpp", "lpp_keys",
+                 "allocation_keys", "lpp_totals", "allocation_totals", "allocation_over", "cn_volume_cum",
+                 "us_volume_cum", "volume_over")
+
+
+def _decide_both(features, policy, backend, rows: int, prefix: str) -> dict:
+    """Decide on the CPU and on ``backend``: timings, device memory and every array compared."""
+    from pipeline.decide import DECIDE_BYTES_PER_ROW, decide
+
+    out, decided = {}, {}
     for chosen in (NUMPY, backend):
         decide(features, policy, backend=chosen)  # warm: kernels compiled, pools filled
         with bench_gpu.DevicePeak(chosen) as peak:
             start = time.perf_counter()
             decided[chosen.name] = decide(features, policy, backend=chosen)
             seconds = time.perf_counter() - start
-        out[f"decide_{chosen.name}"] = {
-            "seconds": seconds, "rows_per_s": rows / seconds, "device_peak_bytes": peak.peak,
+        out[f"{prefix}decide_{chosen.name}"] = {
+            "policy": policy.id, "seconds": seconds, "rows_per_s": rows / seconds, "device_peak_bytes": peak.peak,
             "device_bytes_per_row": None if peak.peak is None else peak.peak / rows,
             "planned_device_bytes_per_row": DECIDE_BYTES_PER_ROW,
             "rows_per_chunk": chosen.rows_per_chunk(DECIDE_BYTES_PER_ROW)}
     got, expected = decided[backend.name], decided["numpy"]
-    arrays = ("decision", "authorization", "reasons", "tier", "lpp_cum_tpp", "country_cum_tpp", "lpp_keys",
-              "allocation_keys", "lpp_totals", "allocation_totals", "allocation_over")
     differ = {}
-    for name in arrays:
+    for name in DECIDE_ARRAYS:
         a, b = getattr(got, name, None), getattr(expected, name, None)
         if not ((a is None and b is None) or np.array_equal(a, b)):
             bad = np.flatnonzero(np.asarray(a) != np.asarray(b)) if np.shape(a) == np.shape(b) else []
@@ -209,8 +226,7 @@ def stage_parties(args, backend) -> dict:
         differ["reason_labels"] = [got.reason_labels[:20], expected.reason_labels[:20]]
     if not got.carry.equals(expected.carry):
         differ["carry"] = "differs"
-    out["decide_differences"] = differ
-    out["equal"] = not differ and out["parties_difference"] is None and out.get("matches_difference") is None
+    out[f"{prefix}decide_differences"] = differ
     return out
 
 

@@ -7,9 +7,10 @@ CuPy on a GPU), run on one time-ordered chunk of rows at a time:
 1. :func:`profile_key` packs a row's rule inputs (dictionary codes of destination, HQ, SKU,
    party result, license, VEU, date class) into one int64; :func:`profile_codes` numbers the
    distinct keys (the host turns the few distinct keys into the situation table);
-2. :func:`evaluate` runs the LPP accumulator per (consignee, year), the LPP limit check, the
-   allocation accumulator per allocation key with the cap check, and gathers each row's
-   decision, authorization, reason and tier from the table.
+2. :func:`evaluate` runs the accumulators the rules declare (:class:`AccumulatorTable`: LPP per
+   (consignee, year), allocation per destination window, the China volume share per (exporter,
+   SKU), ...), each a per-key running total with its limit check, stage after stage, and
+   gathers each row's decision, authorization, reason and tier from the table.
 
 Per-key totals come in and go out as arrays (the carry), so chunks chain exactly. Integers
 only: every namespace and every chunking gives the same numbers.
@@ -21,9 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from kernels.running_totals import NOT_CANDIDATE, over_limit, running_totals
-
-SITUATIONS_PER_PROFILE = 4
-"""Situation ``4 * profile + 2 * lpp_over + cap_over``."""
 
 
 def profile_key(parts, sizes, xp):
@@ -101,37 +99,102 @@ def profile_codes(key, xp):
 
 
 @dataclass(frozen=True)
-class SituationTable:
-    """What the rules say about each situation, as arrays in the namespace of the rows.
-
-    Entry ``4 * p + 2 * lpp_over + cap_over`` is profile ``p``'s situation when its LPP total is
-    over the limit (``lpp_over``) and its allocation total over the cap (``cap_over``).
+class AccumulatorTable:
+    """One running total as the rules declare it: which rows enter, under which key, and its limit.
 
     Attributes
     ----------
-    lpp_candidate : array of bool, shape (4 p,)
-        The row accumulates toward the LPP limit (read at the ``4 p`` entry).
-    allocation_candidate : array of bool, shape (4 p,)
-        The row accumulates toward its allocation (read at ``4 p + 2 lpp_over``).
-    allocation_key : array of int64, shape (4 p,)
-        Allocation key (read at the ``4 p`` entry).
-    decision, authorization : array of int8, shape (4 p,)
-    reason : array of int32, shape (4 p,)
-    tier : array of int8, shape (4 p,), or None
-    caps : array of int64, shape (n_allocations,)
-    lpp_limit : int or None
-        ``None``: the rule set has no LPP accumulator.
+    name : str
+        Names the accumulator in the carry and the outputs (``lpp``, ``allocation``, ``china_volume``).
+    stage : int
+        Candidacy is read at the situation reached after the over flags of all earlier stages
+        (stage 0: at the profile's first situation).
+    bit : int
+        Weight its over flag adds to the situation index (a power of two; 0: it has no limit).
+    candidate : array of bool, shape (s p,)
+        The row enters the accumulator, per situation.
+    key : array of int64, shape (s p,), or None
+        Key per situation; ``None``: the key is per row (``row_keys[name]`` of :func:`evaluate`).
+    amount : str
+        Which per-row amount it sums (a key of ``amounts``: ``"tpp"`` or ``"units"``).
+    n_keys : int
+    limits : array of int64, shape (n_keys,), or None
+        A candidate is over when its running total is greater than its key's limit.
+    limit : int or None
+        The same limit for every key (instead of ``limits``).
+    base_candidate : array of bool, shape (s p,), or None
+        A share condition instead of a limit: the rows that make up the base, per situation. The
+        base total runs over the same keys; a candidate is over when
+        ``100 * total > max_share_percent * base total`` (the base rows before it).
+    max_share_percent : int
     """
 
-    lpp_candidate: object
-    allocation_candidate: object
-    allocation_key: object
+    name: str
+    stage: int
+    bit: int
+    candidate: object
+    key: object
+    amount: str
+    n_keys: int
+    limits: object = None
+    limit: int | None = None
+    base_candidate: object = None
+    max_share_percent: int = 0
+
+
+@dataclass(frozen=True)
+class SituationTable:
+    """What the rules say about each situation, as arrays in the namespace of the rows.
+
+    A profile ``p`` has ``situations`` situations; entry ``situations * p + sum(bit of each
+    accumulator over its limit)`` is what holds for it.
+
+    Attributes
+    ----------
+    situations : int
+        Situations per profile: 2 to the number of accumulators with a limit.
+    accumulators : tuple of AccumulatorTable
+        In stage order.
+    decision, authorization : array of int8, shape (s p,)
+    reason : array of int64, shape (s p,)
+    tier : array of int8, shape (s p,), or None
+    """
+
+    situations: int
+    accumulators: tuple
     decision: object
     authorization: object
     reason: object
     tier: object
-    caps: object
-    lpp_limit: int | None
+
+
+@dataclass(frozen=True)
+class AccumulatorOutcome:
+    """Per-row results of one accumulator (arrays in the rows' namespace) and its carry-out.
+
+    Attributes
+    ----------
+    keys : array of int64, shape (n,)
+        Key of each candidate row, ``-1`` elsewhere.
+    cumulative : array of int64, shape (n,)
+        Running total, the row included; ``-1`` where not a candidate.
+    over : array of bool, shape (n,)
+    totals : array of int64, shape (n_keys,)
+        Per-key totals after the last row: the carry-in of the next chunk.
+    base_keys : array of int64, shape (n,), or None
+        Share conditions: the key of each candidate or base row (``-1`` elsewhere).
+    base_cumulative : array of int64, shape (n,), or None
+        Share conditions: the base total at each candidate or base row (``-1`` elsewhere).
+    base_totals : array of int64, shape (n_keys,), or None
+    """
+
+    keys: object
+    cumulative: object
+    over: object
+    totals: object
+    base_keys: object = None
+    base_cumulative: object = None
+    base_totals: object = None
 
 
 @dataclass(frozen=True)
@@ -142,32 +205,46 @@ class RowOutcome:
     authorization: object
     reason: object
     tier: object
-    lpp_keys: object
-    lpp_cum: object
-    allocation_keys: object
-    allocation_cum: object
-    allocation_over: object
-    lpp_totals: object
-    allocation_totals: object
+    accumulators: dict
 
 
-def evaluate(profile, lpp_key, amounts, table: SituationTable, *, n_lpp_keys: int, lpp_carry=None,
-             allocation_carry=None, xp=np, method: str | None = None) -> RowOutcome:
-    """Screen one chunk of rows: both accumulators, both limit checks, the outcome gathers.
+def share_over(total, base, max_share_percent: int, xp):
+    """``100 * total > max_share_percent * base``, exactly, without forming either product.
+
+    Parameters
+    ----------
+    total, base : array of int64
+        Non-negative running totals.
+    max_share_percent : int
+        In [0, 100].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> share_over(np.array([5, 6, 1]), np.array([10, 10, 1]), 50, np).tolist()
+    [False, True, True]
+    """
+    # 100 t > p b  <=>  t > floor(p b / 100), and floor(p b / 100) = p (b // 100) + floor(p (b % 100) / 100).
+    quotient, remainder = xp.divmod(base, 100)
+    return total > quotient * max_share_percent + (remainder * max_share_percent) // 100
+
+
+def evaluate(profile, row_keys: dict, amounts: dict, table: SituationTable, *, carries: dict | None = None,
+             xp=np, method: str | None = None) -> RowOutcome:
+    """Screen one chunk of rows: every accumulator with its limit, then the outcome gathers.
 
     Parameters
     ----------
     profile : array of int64, shape (n,)
-        Profile code per row (index into the table, divided by 4).
-    lpp_key : array of int64, shape (n,)
-        LPP accumulator key per row (consignee x year) if the row were an LPP candidate.
-    amounts : array of int64, shape (n,)
-        TPP per row.
+        Profile code per row.
+    row_keys : dict of str to array of int64, shape (n,)
+        Key per row of each accumulator whose key is per row.
+    amounts : dict of str to array of int64, shape (n,)
+        Amounts per row (``"tpp"``, ``"units"``).
     table : SituationTable
-    n_lpp_keys : int
-    lpp_carry : array of int64, shape (n_lpp_keys,), optional
-    allocation_carry : array of int64, shape (len(table.caps),), optional
-        Totals before the first row (earlier chunks, partitions, nights).
+    carries : dict of str to array of int64, optional
+        Per-key totals before the first row, by accumulator name (and ``name + ".base"`` for the
+        base of a share condition); zeros where missing.
     xp : module
     method : str, optional
         Running-total algorithm (:data:`kernels.running_totals.METHODS`).
@@ -175,27 +252,44 @@ def evaluate(profile, lpp_key, amounts, table: SituationTable, *, n_lpp_keys: in
     Returns
     -------
     RowOutcome
-        ``lpp_totals`` and ``allocation_totals`` are the carry-in of the next chunk.
+        ``accumulators[name].totals`` are the carry-in of the next chunk.
 
     Raises
     ------
     kernels.TotalsOverflowError
         A running total passes int64; ``row`` counts from this chunk's first row.
     """
-    first = SITUATIONS_PER_PROFILE * profile
-    lpp_keys = xp.where(table.lpp_candidate[first], lpp_key, NOT_CANDIDATE)
-    lpp_cum, lpp_totals = running_totals(lpp_keys, amounts, n_lpp_keys, carry=lpp_carry, xp=xp, method=method)
-    after_lpp = first
-    if table.lpp_limit is not None:
-        after_lpp = first + 2 * (lpp_cum > table.lpp_limit)
-    allocation_keys = xp.where(table.allocation_candidate[after_lpp], table.allocation_key[first], NOT_CANDIDATE)
-    allocation_cum, allocation_totals = running_totals(allocation_keys, amounts, len(table.caps),
-                                                       carry=allocation_carry, xp=xp, method=method)
-    cap_over = over_limit(allocation_cum, allocation_keys, table.caps, xp=xp)
-    situation = after_lpp + cap_over
-    return RowOutcome(
-        decision=table.decision[situation], authorization=table.authorization[situation],
-        reason=table.reason[situation], tier=table.tier[first] if table.tier is not None else None,
-        lpp_keys=lpp_keys, lpp_cum=lpp_cum, allocation_keys=allocation_keys, allocation_cum=allocation_cum,
-        allocation_over=cap_over, lpp_totals=lpp_totals, allocation_totals=allocation_totals,
-    )
+    carries = carries or {}
+    first = table.situations * profile
+    reached = first  # the situation with the over flags of the stages done so far
+    stage, stage_start = None, first
+    results = {}
+    for acc in table.accumulators:
+        if acc.stage != stage:
+            stage, stage_start = acc.stage, reached
+        key = row_keys[acc.name] if acc.key is None else acc.key[stage_start]
+        entering = acc.candidate[stage_start]
+        keys = xp.where(entering, key, NOT_CANDIDATE)
+        amount = amounts[acc.amount]
+        cumulative, totals = running_totals(keys, amount, acc.n_keys, carry=carries.get(acc.name), xp=xp,
+                                            method=method)
+        base_keys = base_cumulative = base_totals = None
+        if acc.base_candidate is not None:
+            base = acc.base_candidate[stage_start]
+            base_keys = xp.where(entering | base, key, NOT_CANDIDATE)
+            base_cumulative, base_totals = running_totals(
+                base_keys, xp.where(base, amount, 0), acc.n_keys, carry=carries.get(acc.name + ".base"), xp=xp,
+                method=method)
+            over = entering & share_over(cumulative, base_cumulative, acc.max_share_percent, xp)
+        elif acc.limits is not None:
+            over = over_limit(cumulative, keys, acc.limits, xp=xp)
+        elif acc.limit is not None:
+            over = cumulative > acc.limit  # non-candidates hold -1
+        else:
+            over = xp.zeros(len(keys), dtype=bool)
+        if acc.bit:
+            reached = reached + acc.bit * over
+        results[acc.name] = AccumulatorOutcome(keys, cumulative, over, totals, base_keys, base_cumulative, base_totals)
+    return RowOutcome(decision=table.decision[reached], authorization=table.authorization[reached],
+                      reason=table.reason[reached], tier=table.tier[first] if table.tier is not None else None,
+                      accumulators=results)

@@ -278,6 +278,12 @@ def _diff(ledger: Ledger, runs: list[ScreenResult], labels: list[str]) -> DiffRe
         rows_of = dest_codes == code
         if rows_of.any():
             per_destination[dest_values[code]] = transition_matrix(first_codes[rows_of], second_codes[rows_of])
+    sku_codes, sku_values = codes_and_values(ledger.rows.column("sku"))
+    per_sku = {}
+    for code in np.argsort(-np.bincount(sku_codes, minlength=len(sku_values)), kind="stable"):
+        rows_of = sku_codes == code
+        if rows_of.any():
+            per_sku[sku_values[code]] = transition_matrix(first_codes[rows_of], second_codes[rows_of])
     changed = np.flatnonzero((first_codes != second_codes)
                              | (runs[0].outcome.authorization != runs[1].outcome.authorization))
     taken = pa.array(changed, pa.int64())
@@ -290,6 +296,7 @@ def _diff(ledger: Ledger, runs: list[ScreenResult], labels: list[str]) -> DiffRe
         "ship_date": a.column("ship_date").take(taken).to_pandas().to_numpy(),
         "status": text(a, "status"),
         "destination_country": text(a, "destination_country"),
+        "sku": ledger.rows.column("sku").take(taken).to_pandas().astype(object).to_numpy(),
         **{f"{column}_{label}": text(table, column) for table, label in zip((a, b), labels)
            for column in ("decision", "authorization", "reasons")},
     })
@@ -300,6 +307,7 @@ def _diff(ledger: Ledger, runs: list[ScreenResult], labels: list[str]) -> DiffRe
         "changed_rows": len(changed),
         "transitions": _nonzero(overall),
         "transitions_by_destination": {d: _nonzero(m) for d, m in per_destination.items()},
+        "transitions_by_sku": {k: _nonzero(m) for k, m in per_sku.items()},
         "allocation_headroom": {label: run.summary["allocation_headroom"] for label, run in zip(labels, runs)},
         "screenings": {label: {k: run.summary[k] for k in ("policy", "reference", "inputs", "decisions")}
                        for label, run in zip(labels, runs)},

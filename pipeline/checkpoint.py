@@ -40,6 +40,10 @@ from pipeline.reference import CATALOG_PATH, COUNTRIES_PATH
 from pipeline.tally import Tally
 
 CHECKPOINTS = "checkpoints"
+RESULTS_FORMAT = 2
+"""Version of what a checkpoint stores (decision columns, carry accumulators, party result
+columns); a checkpoint of another format is not reused. 2: the China volume totals, the listing
+dates and the export/ultimate-parent columns (``in-force``)."""
 
 
 def fingerprint(policy: Policy, csl_path: Path) -> dict:
@@ -48,7 +52,8 @@ def fingerprint(policy: Policy, csl_path: Path) -> dict:
     return {"policy": policy.id, "policy_sha256": file_digest(policy.path), "overrides": list(policy.overrides),
             "reviews_sha256": file_digest(Path(reviews)) if reviews else None,
             "screening_list_sha256": file_digest(csl_path), "catalog_sha256": file_digest(CATALOG_PATH),
-            "countries_sha256": file_digest(COUNTRIES_PATH), "code_version": __version__}
+            "countries_sha256": file_digest(COUNTRIES_PATH), "code_version": __version__,
+            "results_format": RESULTS_FORMAT}
 
 
 def checkpoint_dir(lake: Lake, print_: dict) -> Path:

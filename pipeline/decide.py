@@ -1,22 +1,23 @@
-"""Decisions, authorizations and reason codes per row, for both rule-set frameworks (DESIGN §4).
+"""Decisions, authorizations and reason codes per row, for every rule-set framework (DESIGN §4).
 
 Rows are grouped into **profiles**: the distinct combinations of everything the rules look at
-except the running totals (destination, HQ, SKU, party result, license, VEU, and a date class
-that keeps dated group memberships and windows constant). The rules are evaluated once per
-*situation* = (profile, LPP total over its limit?, allocation total over its cap?), a small table.
-Per row there remain array steps, run on the backend (NumPy or CuPy) by
-:mod:`kernels.situations` in time-ordered chunks with carry:
+except the running totals (destination, HQ, ultimate parent, SKU, party result, license, VEU,
+export origin, and a date class that keeps dated group memberships, components and windows
+constant). The rules are evaluated once per *situation* = (profile, each accumulator over its
+limit or not), a small table. Per row there remain array steps, run on the backend (NumPy or
+CuPy) by :mod:`kernels.situations` in time-ordered chunks with carry:
 
 1. the profile key of each row and its code (the host builds the situation table from the few
    distinct keys);
-2. LPP candidates (a property of the profile) accumulate per (consignee, calendar year);
-3. allocation candidates (profile and the LPP outcome) accumulate per allocation key;
-4. the row's situation picks its decision, authorization and reasons.
+2. the accumulators the rule set declares (:class:`AccumulatorRule`), stage after stage: LPP per
+   (consignee, calendar year), allocation per destination window, the China volume share per
+   (SKU, exporter); each a per-key running total with its limit;
+3. the row's situation picks its decision, authorization and reasons.
 """
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -24,11 +25,11 @@ import pandas as pd
 from kernels import TotalsOverflowError
 from kernels.backend import NUMPY, Backend
 from kernels.running_totals import NOT_CANDIDATE
-from kernels.situations import (SITUATIONS_PER_PROFILE, SituationTable, evaluate, profile_codes, profile_key,
-                                split_key)
+from kernels.situations import (AccumulatorOutcome, AccumulatorTable, SituationTable, evaluate, profile_codes,
+                                profile_key, split_key)
 from pipeline.carry import Carry
 from pipeline.enrich import PARTY_BLOCK, PARTY_CLEARED, PARTY_REVIEW, CountryTable, Features, day_number, membership
-from pipeline.policy import Policy
+from pipeline.policy import ADVANCED_COMPUTING, Policy
 
 DECISIONS = ("NLR", "AUTHORIZED", "LICENSE_REQUIRED", "CAP_EXCEEDED", "REVIEW", "DENIED")
 """Decision names; the index is the precedence (higher wins)."""
@@ -38,13 +39,24 @@ AUTHORIZATIONS = (None, "NLR", "AIA", "LPP", "VEU", "LICENSE")
 NO_AUTH, AUTH_NLR, AUTH_AIA, AUTH_LPP, AUTH_VEU, AUTH_LICENSE = range(len(AUTHORIZATIONS))
 
 REASON_CODES = (
-    "PARTY", "GP10", "TIER3", "TIER3_HQ", "D5", "D5_HQ", "PARTY_REVIEW", "ALLOCATION_EXCEEDED",
-    "LPP_EXCEEDED", "LICENSE_REQUIRED", "TIER2", "D1_D4", "TIER1", "VEU", "LPP", "LICENSE",
-    "NOT_CONTROLLED", "NO_LICENSE_REQUIREMENT", "PARTY_CLEARED",
+    "PARTY", "GP10", "TIER3", "TIER3_HQ", "CN_ABOVE_THRESHOLD", "REEXPORT", "D5", "D5_HQ", "PARTY_REVIEW",
+    "CN_US_RATIO", "ALLOCATION_EXCEEDED", "LPP_EXCEEDED", "LICENSE_REQUIRED", "TIER2", "CN_CASE_BY_CASE",
+    "IS_INFORMED", "D1_D4", "TIER1", "VEU", "LPP", "LICENSE", "NOT_CONTROLLED", "NO_LICENSE_REQUIREMENT",
+    "PARTY_CLEARED", "PARTY_BEFORE_LISTING", "BEFORE_TIMELINE",
 )
-"""Reason codes, most severe first; ``PARTY``, ``PARTY_REVIEW`` and ``PARTY_CLEARED`` (an analyst cleared
-the match) are written ``<code>:<list>``."""
-BIT = {code: np.int32(1 << i) for i, code in enumerate(REASON_CODES)}
+"""Reason codes, most severe first; the party codes (:data:`LISTED_CODES`) are written ``<code>:<list>``."""
+LISTED_CODES = ("PARTY", "PARTY_REVIEW", "PARTY_CLEARED", "PARTY_BEFORE_LISTING")
+"""Reason codes that name the screening list of the match."""
+BIT = {code: np.int64(1 << i) for i, code in enumerate(REASON_CODES)}
+
+ACCUMULATORS = {"tiered": ("lpp", "allocation"), "country-groups": ("allocation",),
+                "in-force": ("allocation", "china_volume")}
+"""The accumulators each framework declares, in the order of their over flags (the first is the
+highest bit of the situation offset)."""
+STAGES = {"tiered": (("lpp",), ("allocation",)), "country-groups": (("allocation",),),
+          "in-force": (("allocation", "china_volume", "china_volume.base"),)}
+"""Carry names of each framework by stage: candidacy in a stage depends only on the totals of
+earlier stages, so a distributed scan needs one pass per stage (:func:`pipeline.run.scan.scan_dask`)."""
 
 
 @dataclass
@@ -74,17 +86,19 @@ class Decisions:
         Distinct ``;``-joined reason strings, e.g. ``"PARTY:EL;TIER3"``.
     tier : ndarray of int8 or None
         1, 2 or 3 under tiered rule sets; ``None`` otherwise.
-    lpp_cum_tpp, country_cum_tpp : ndarray of int64
-        Running totals of candidate rows; ``-1`` where the row is not a candidate.
-    lpp_keys, allocation_keys : ndarray of int64
-        Accumulator key per row (``-1``: not a candidate).
-    lpp_totals, allocation_totals : ndarray of int64
-        Per-key totals after the last row (the carry-out).
-    allocation_over : ndarray of bool
-        Allocation candidates whose running total is over their cap.
+    accumulators : dict of str to kernels.situations.AccumulatorOutcome
+        Per accumulator the rule set declares (:data:`ACCUMULATORS`): keys, running totals, over
+        flags and per-key totals after the last row, as host arrays. The properties
+        ``lpp_cum_tpp``, ``country_cum_tpp``, ``lpp_keys``, ``allocation_keys``,
+        ``allocation_over``, ``lpp_totals``, ``allocation_totals``, ``cn_volume_cum`` and
+        ``us_volume_cum`` read them (``-1`` rows where the rule set has no such accumulator).
     allocations : list of Allocation
         Description of each allocation key.
     lpp_limit : int or None
+    volume_keys : ndarray of object
+        Text of each China volume key (``<sku>|<exporter>``).
+    volume_share, volume_unit : int or None, str or None
+        The China volume condition's ``max_share_percent`` and unit (None: no such condition).
     carry : Carry
         Per-key totals after the last row, carry-in included: the carry-in of the next piece.
     """
@@ -94,88 +108,139 @@ class Decisions:
     reasons: np.ndarray
     reason_labels: list[str]
     tier: np.ndarray | None
-    lpp_cum_tpp: np.ndarray
-    country_cum_tpp: np.ndarray
-    lpp_keys: np.ndarray
-    allocation_keys: np.ndarray
-    lpp_totals: np.ndarray
-    allocation_totals: np.ndarray
-    allocation_over: np.ndarray
+    accumulators: dict = field(default_factory=dict)
     allocations: list[Allocation] = field(default_factory=list)
     lpp_limit: int | None = None
+    volume_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    volume_share: int | None = None
+    volume_unit: str | None = None
     carry: Carry = field(default_factory=Carry.empty)
+
+    def _rows(self, name: str, attribute: str) -> np.ndarray:
+        found = self.accumulators.get(name)
+        value = getattr(found, attribute) if found is not None else None
+        return value if value is not None else np.full(len(self.decision), -1, dtype=np.int64)
+
+    def _totals(self, name: str) -> np.ndarray:
+        found = self.accumulators.get(name)
+        return found.totals if found is not None else np.zeros(0, dtype=np.int64)
+
+    lpp_cum_tpp = property(lambda self: self._rows("lpp", "cumulative"))
+    lpp_keys = property(lambda self: self._rows("lpp", "keys"))
+    lpp_totals = property(lambda self: self._totals("lpp"))
+    country_cum_tpp = property(lambda self: self._rows("allocation", "cumulative"))
+    allocation_keys = property(lambda self: self._rows("allocation", "keys"))
+    allocation_totals = property(lambda self: self._totals("allocation"))
+    allocation_over = property(lambda self: self._rows("allocation", "over").astype(bool) & (self.allocation_keys >= 0))
+    cn_volume_cum = property(lambda self: self._rows("china_volume", "cumulative"))
+    us_volume_cum = property(lambda self: self._rows("china_volume", "base_cumulative"))
+    volume_over = property(lambda self: self._rows("china_volume", "over").astype(bool) & (self.cn_volume_cum >= 0))
 
 
 # ------------------------------------------------------------------------------------ profiles
 @dataclass
 class Situations:
-    """The rule inputs of each situation (profile x LPP over x cap over), as equal-length arrays.
+    """The rule inputs of each situation (profile x over flags), as equal-length arrays.
 
     Attribute names match :class:`pipeline.enrich.Features` where they mean the same, so
-    :func:`pipeline.enrich.membership` works on both.
+    :func:`pipeline.enrich.membership` works on both. ``over[name]``: the situation has
+    accumulator ``name`` over its limit.
     """
 
     destination: np.ndarray
     headquarters: np.ndarray
+    parent: np.ndarray
     day: np.ndarray
+    sku: np.ndarray
     controlled: np.ndarray
     gp10: np.ndarray
     party_outcome: np.ndarray
     party_list: list
+    before_listing: np.ndarray
     has_license: np.ndarray
     has_veu: np.ndarray
-    lpp_over: np.ndarray
-    cap_over: np.ndarray
+    export: np.ndarray
+    over: dict
     countries: CountryTable
+    features: Features
+
+    @property
+    def lpp_over(self) -> np.ndarray:
+        return self.over.get("lpp", np.zeros(len(self.day), bool))
+
+    @property
+    def cap_over(self) -> np.ndarray:
+        return self.over.get("allocation", np.zeros(len(self.day), bool))
+
+
+def _next_day(day: dt.date) -> dt.date:
+    return day + dt.timedelta(days=1)
 
 
 def date_boundaries(policy: Policy) -> np.ndarray:
-    """Days on which some rule input changes: dated memberships end, windows open or close."""
-    days: list[dt.date] = [entry["until"] + dt.timedelta(days=1)
-                           for entry in policy.params["country_groups"].get("dated", [])]
+    """Days on which some rule input changes: dated memberships begin or end, windows and
+    components open or close, the timeline starts."""
+    days: list[dt.date] = []
+    for entry in policy.params["country_groups"].get("dated", []):
+        days += [entry[key] if key == "from" else _next_day(entry[key]) for key in ("from", "until") if key in entry]
     if policy.framework == "tiered":
-        days += [policy.get("allocation.window_start"), policy.get("allocation.window_end") + dt.timedelta(days=1)]
+        days += [policy.get("allocation.window_start"), _next_day(policy.get("allocation.window_end"))]
     for entry in policy.params.get("agreements", []):
-        days += [entry["window_start"], entry["window_end"] + dt.timedelta(days=1)]
+        days += [entry["window_start"], _next_day(entry["window_end"])]
+    if policy.framework == "in-force":
+        days.append(policy.get("timeline_start"))
+        for component in policy.params["components"].values():
+            if component.get("in_force", True):
+                days.append(component["effective_from"])
+                if "effective_until" in component:
+                    days.append(_next_day(component["effective_until"]))
     return np.unique(np.array([day_number(d) for d in days], dtype=np.int64))
 
 
 def profile_sizes(features: Features, boundaries: np.ndarray) -> list[int]:
     """Number of values of each profile part, in :func:`profile_parts` order."""
     n_countries = len(features.countries.codes)
-    return [n_countries, n_countries + 1, max(len(features.sku_controlled), 1), max(len(features.party_outcome), 1),
-            2, 2, len(boundaries) + 1]
+    return [n_countries, n_countries + 1, n_countries + 1, max(len(features.sku_controlled), 1),
+            2 * max(len(features.party_outcome), 1), 2, 2, n_countries + 1, len(boundaries) + 1]
 
 
 def profile_parts(features: Features, rows: slice, boundaries: np.ndarray, backend: Backend) -> list:
-    """The profile parts of ``rows``, in the backend's memory: destination, HQ (+1), SKU, party
-    class, license, VEU, date class."""
+    """The profile parts of ``rows``, in the backend's memory: destination, HQ (+1), ultimate
+    parent (+1), SKU, party class and listing flag, license, VEU, export country (+1), date class."""
     to = backend.to_device
     xp = backend.xp
     day_class = xp.searchsorted(to(boundaries), to(features.day[rows]), side="right")
-    return [to(features.destination[rows]), to(features.headquarters[rows]) + 1, to(features.sku[rows]),
-            to(features.party[rows]), to(features.has_license[rows]), to(features.has_veu[rows]), day_class]
+    party = to(features.party[rows]) * 2 + to(features.before_listing[rows])
+    return [to(features.destination[rows]), to(features.headquarters[rows]) + 1, to(features.parent[rows]) + 1,
+            to(features.sku[rows]), party, to(features.has_license[rows]), to(features.has_veu[rows]),
+            to(features.export[rows]) + 1, day_class]
 
 
-def situations_of(keys: np.ndarray, features: Features, boundaries: np.ndarray) -> Situations:
-    """The four situations of each distinct profile key (see :func:`kernels.situations.profile_key`)."""
-    dest, hq, sku, party, lic, veu, cls = split_key(keys, profile_sizes(features, boundaries))
+def situations_of(keys: np.ndarray, features: Features, boundaries: np.ndarray, names: tuple[str, ...]) -> Situations:
+    """The ``2 ** len(names)`` situations of each distinct profile key (see
+    :func:`kernels.situations.profile_key`); ``names`` are the accumulators with a limit, the first
+    the highest bit of the situation offset."""
+    dest, hq, parent, sku, party, lic, veu, export, cls = split_key(keys, profile_sizes(features, boundaries))
+    party, before = np.divmod(party, 2)
     # A representative day per date class: classes are the intervals between boundaries.
     starts = np.concatenate([[boundaries[0] - 1 if len(boundaries) else 0], boundaries])
+    per = 2 ** len(names)
 
-    def four(values):  # four situations per profile
-        return np.repeat(values, SITUATIONS_PER_PROFILE)
+    def each(values):  # every situation of a profile
+        return np.repeat(values, per)
 
     n = len(dest)
+    offset = np.tile(np.arange(per), n)
+    over = {name: (offset >> (len(names) - 1 - i) & 1).astype(bool) for i, name in enumerate(names)}
     return Situations(
-        destination=four(dest.astype(np.int32)), headquarters=four(hq.astype(np.int32) - 1), day=four(starts[cls]),
-        controlled=four(features.sku_controlled[sku]) if n else np.zeros(0, bool),
-        gp10=four(features.sku_gp10[sku]) if n else np.zeros(0, bool),
-        party_outcome=four(features.party_outcome[party]) if n else np.zeros(0, np.int8),
-        party_list=[features.party_list[p] for p in party.tolist() for _ in range(SITUATIONS_PER_PROFILE)],
-        has_license=four(lic.astype(bool)), has_veu=four(veu.astype(bool)),
-        lpp_over=np.tile([False, False, True, True], n), cap_over=np.tile([False, True], 2 * n),
-        countries=features.countries,
+        destination=each(dest.astype(np.int32)), headquarters=each(hq.astype(np.int32) - 1),
+        parent=each(parent.astype(np.int32) - 1), day=each(starts[cls]), sku=each(sku),
+        controlled=each(features.sku_controlled[sku]) if n else np.zeros(0, bool),
+        gp10=each(features.sku_gp10[sku]) if n else np.zeros(0, bool),
+        party_outcome=each(features.party_outcome[party]) if n else np.zeros(0, np.int8),
+        party_list=[features.party_list[p] for p in party.tolist() for _ in range(per)],
+        before_listing=each(before.astype(bool)), has_license=each(lic.astype(bool)), has_veu=each(veu.astype(bool)),
+        export=each(export.astype(np.int32) - 1), over=over, countries=features.countries, features=features,
     )
 
 
@@ -186,7 +251,7 @@ class _Outcome:
     def __init__(self, n: int):
         self.decision = np.zeros(n, dtype=np.int8)
         self.authorization = np.zeros(n, dtype=np.int8)
-        self.reasons = np.zeros(n, dtype=np.int32)
+        self.reasons = np.zeros(n, dtype=np.int64)
 
     def flag(self, rows: np.ndarray, code: str) -> None:
         """Add a reason code where ``rows`` is true."""
@@ -200,30 +265,69 @@ class _Outcome:
 
 
 @dataclass
-class RuleTable:
-    """What the rules say about each situation.
+class AccumulatorRule:
+    """One accumulator as the rules declare it, per situation (see
+    :class:`kernels.situations.AccumulatorTable`).
 
-    ``lpp_candidate``: the row accumulates toward LPP. ``allocation_candidate``: it accumulates
-    toward ``allocation_key`` (an index into ``allocations``). The outcome arrays are final for
-    the situation's LPP and cap flags.
+    Attributes
+    ----------
+    name : str
+        One of the framework's :data:`ACCUMULATORS`.
+    stage : int
+        Candidacy depends on the over flags of the accumulators of earlier stages only.
+    candidate : ndarray of bool
+    amount : str
+        ``"tpp"`` or ``"units"``.
+    key : ndarray of int64 or None
+        Key per situation (an index into ``allocations``); ``None``: the key is per row.
+    limit : int or None
+        One limit for every key.
+    limits : ndarray of int64 or None
+        A limit per key.
+    base_candidate : ndarray of bool or None
+        A share condition: the base rows (see :func:`kernels.situations.share_over`).
+    max_share_percent : int
     """
+
+    name: str
+    stage: int
+    candidate: np.ndarray
+    amount: str = "tpp"
+    key: np.ndarray | None = None
+    limit: int | None = None
+    limits: np.ndarray | None = None
+    base_candidate: np.ndarray | None = None
+    max_share_percent: int = 0
+
+
+@dataclass
+class RuleTable:
+    """What the rules say about each situation: the outcome (final for the situation's over
+    flags), the tier, and the accumulators with their candidates."""
 
     outcome: _Outcome
     tier: np.ndarray | None
-    lpp_candidate: np.ndarray
-    allocation_candidate: np.ndarray
-    allocation_key: np.ndarray
+    accumulators: list[AccumulatorRule]
     allocations: list[Allocation]
-    lpp_limit: int | None
+    lpp_limit: int | None = None
 
 
-def _party_and_gp10(s: Situations, policy: Policy, out: _Outcome) -> tuple[np.ndarray, np.ndarray]:
-    block = s.party_outcome == PARTY_BLOCK
-    review = s.party_outcome == PARTY_REVIEW
-    gp10 = s.gp10 & bool(policy.get("controls.gp10_denied"))
+def _party(s: Situations, out: _Outcome) -> tuple[np.ndarray, np.ndarray]:
+    """Restricted-party hits: blocked and held rows. A hit on an entry listed after the row's
+    ship date does not count (``PARTY_BEFORE_LISTING``)."""
+    listed = ~s.before_listing
+    block = (s.party_outcome == PARTY_BLOCK) & listed
+    review = (s.party_outcome == PARTY_REVIEW) & listed
     out.flag(block, "PARTY")
     out.flag(review, "PARTY_REVIEW")
     out.flag(s.party_outcome == PARTY_CLEARED, "PARTY_CLEARED")
+    out.flag(s.before_listing, "PARTY_BEFORE_LISTING")
+    return block, review
+
+
+def _party_and_gp10(s: Situations, policy: Policy, out: _Outcome) -> tuple[np.ndarray, np.ndarray]:
+    block, review = _party(s, out)
+    gp10 = s.gp10 & bool(policy.get("controls.gp10_denied"))
     out.flag(gp10, "GP10")
     return block | gp10, review
 
@@ -248,6 +352,27 @@ def _cap_check(out: _Outcome, s: Situations, candidate: np.ndarray, licensed: np
     out.decide(cap_over, CAP_EXCEEDED)
     out.decide(licensed & ~cap_over, AUTHORIZED, AUTH_LICENSE)
     return cap_over
+
+
+def _agreements(s: Situations, policy: Policy, out: _Outcome,
+                licensed: np.ndarray) -> tuple[AccumulatorRule, list[Allocation]]:
+    """Bilateral agreements: licensed lines to an agreement's destination within its window
+    draw on the first such agreement (file order); over its cap, ``CAP_EXCEEDED``."""
+    allocations, keys = [], np.full(len(s.day), NOT_CANDIDATE, dtype=np.int64)
+    position = {code: i for i, code in enumerate(s.countries.codes)}
+    aliases = policy.get("destinations.aliases")
+    for entry in policy.params.get("agreements", []):
+        destination = aliases.get(entry["destination"], entry["destination"])
+        start, end = entry["window_start"], entry["window_end"]
+        covered = ((keys == NOT_CANDIDATE) & (s.destination == position[destination])
+                   & (s.day >= day_number(start)) & (s.day <= day_number(end)))
+        keys[covered] = len(allocations)
+        allocations.append(Allocation(destination, str(start), str(end), int(entry["cap_tpp"]),
+                                      f"{destination} agreement {start}..{end}"))
+    candidate = licensed & (keys >= 0)
+    _cap_check(out, s, candidate, licensed)
+    return AccumulatorRule("allocation", 0, candidate, key=keys,
+                           limits=np.array([a.cap_tpp for a in allocations], dtype=np.int64)), allocations
 
 
 def _finish(out: _Outcome, denied: np.ndarray, review: np.ndarray) -> None:
@@ -304,8 +429,12 @@ def rules_tiered(s: Situations, policy: Policy) -> RuleTable:
     out.decide(needs_license, LICENSE_REQUIRED)
 
     _finish(out, denied, review)
-    return RuleTable(out, tier, lpp_candidate, allocation_candidate, s.destination.astype(np.int64), allocations,
-                     int(policy.get("lpp.limit_tpp")))
+    limit = int(policy.get("lpp.limit_tpp"))
+    return RuleTable(out, tier, [
+        AccumulatorRule("lpp", 0, lpp_candidate, limit=limit),
+        AccumulatorRule("allocation", 1, allocation_candidate, key=s.destination.astype(np.int64),
+                        limits=np.array([a.cap_tpp for a in allocations], dtype=np.int64)),
+    ], allocations, limit)
 
 
 def rules_country_groups(s: Situations, policy: Policy) -> RuleTable:
@@ -337,23 +466,122 @@ def rules_country_groups(s: Situations, policy: Policy) -> RuleTable:
     out.flag(unlicensed, "LICENSE_REQUIRED")
     out.decide(unlicensed, LICENSE_REQUIRED)
 
-    # Bilateral agreements: the first agreement whose destination and window cover the row.
-    allocations, keys = [], np.full(n, NOT_CANDIDATE, dtype=np.int64)
+    allocation, allocations = _agreements(s, policy, out, licensed)
+    _finish(out, denied, review)
+    return RuleTable(out, None, [allocation], allocations)
+
+
+def rules_in_force(s: Situations, policy: Policy) -> RuleTable:
+    """The controls in force on each row's date (``in-force`` framework, README "How screening
+    works"): the components of the timeline, each applied where the situation's day is in its window."""
+    n = len(s.day)
+    out = _Outcome(n)
+    start = day_number(policy.get("timeline_start"))
+    out.flag(s.day < start, "BEFORE_TIMELINE")
+    s = replace(s, day=np.maximum(s.day, start))  # earlier rows: the earliest components
+    components = policy.params["components"]
+
+    def active(name: str) -> np.ndarray:
+        component = components[name]
+        if not component.get("in_force", True):
+            return np.zeros(n, dtype=bool)
+        on = s.day >= day_number(component["effective_from"])
+        if "effective_until" in component:
+            on &= s.day <= day_number(component["effective_until"])
+        return on
+
+    def hq_in(groups: list[str]) -> np.ndarray:
+        return membership(s, policy, groups, "headquarters") | membership(s, policy, groups, "parent")
+
     position = {code: i for i, code in enumerate(s.countries.codes)}
-    aliases = policy.get("destinations.aliases")
-    for entry in policy.params.get("agreements", []):
-        destination = aliases.get(entry["destination"], entry["destination"])
-        start, end = entry["window_start"], entry["window_end"]
-        covered = ((keys == NOT_CANDIDATE) & (s.destination == position[destination])
-                   & (s.day >= day_number(start)) & (s.day <= day_number(end)))
-        keys[covered] = len(allocations)
-        allocations.append(Allocation(destination, str(start), str(end), int(entry["cap_tpp"]),
-                                      f"{destination} agreement {start}..{end}"))
-    allocation_candidate = licensed & (keys >= 0)
-    _cap_check(out, s, allocation_candidate, licensed)
+    features = s.features
+    memory = features.sku_memory_bandwidth[s.sku]
+    io = features.sku_io_bandwidth[s.sku]
+    unit_tpp = features.sku_unit_tpp[s.sku]
+    abroad = s.destination != position["US"]
+
+    denied, review = _party(s, out)
+    gp10 = s.gp10 & active("gp10-guidance")
+    out.flag(gp10, "GP10")
+    denied = denied | gp10
+
+    ac = components[ADVANCED_COMPUTING]
+    controlled = s.controlled & active(ADVANCED_COMPUTING)
+    informed_rule = components["is-informed"]
+    informed_chip = active("is-informed") & (
+        (memory >= informed_rule["memory_bandwidth_gbs"]) | (io >= informed_rule["io_bandwidth_gbs"])
+        | (memory + io >= informed_rule["combined_bandwidth_gbs"]))
+    informed = informed_chip & (membership(s, policy, informed_rule["groups"])
+                                | (abroad & hq_in(informed_rule["groups"])))
+
+    # The H200 rule: China/Macau destinations, controlled or informed chips in the band, from the US.
+    h200 = components["h200-china"]
+    china = active("h200-china") & membership(s, policy, h200["destinations"])
+    band = (unit_tpp < h200["max_tpp"]) & (memory < h200["max_memory_bandwidth_gbs"])
+    origin = np.where(s.export < 0, position["US"], s.export)
+    from_origin = origin == position[h200["export_country"]]
+    hq_outside = np.zeros(n, dtype=bool)  # an HQ or ultimate parent in D:5/Macau outside China/Macau
+    for which in ("headquarters", "parent"):
+        hq_outside |= (membership(s, policy, ac["hq_groups"], which)
+                       & ~membership(s, policy, h200["destinations"], which))
+    above = china & controlled & ~band  # denial codes add up
+    reexport = china & controlled & ~from_origin
+    outside = china & controlled & hq_outside
+    out.flag(above, "CN_ABOVE_THRESHOLD")
+    out.flag(reexport, "REEXPORT")
+    case = china & band & from_origin & (controlled | informed_chip) & ~outside
+    h200_denied = above | reexport | outside
+
+    # Every other row: the October 2023 controls and the is-informed letters.
+    rest = ~case & ~h200_denied
+    d5 = rest & controlled & membership(s, policy, ac["denied_groups"])
+    d5_hq = (outside | (rest & controlled & abroad & hq_in(ac["hq_groups"])))
+    out.flag(d5, "D5")
+    out.flag(d5_hq, "D5_HQ")
+    denied = denied | h200_denied | d5 | d5_hq
+    live = ~denied
+
+    case = live & case
+    out.flag(case, "CN_CASE_BY_CASE")
+    out.flag(case & informed_chip & ~controlled, "IS_INFORMED")
+    informed_rows = live & rest & informed
+    out.flag(informed_rows, "IS_INFORMED")
+    needs = (membership(s, policy, ac["license_groups"]) & ~membership(s, policy, ac["exempt_groups"]))
+    d1_d4 = live & rest & controlled & needs & ~informed_rows
+    out.flag(d1_d4, "D1_D4")
+    licensed_case, unlicensed_case = _veu_then_license(out, s, case)
+    licensed_rest, unlicensed_rest = _veu_then_license(out, s, informed_rows | d1_d4)
+    unlicensed = unlicensed_case | unlicensed_rest
+    out.flag(unlicensed, "LICENSE_REQUIRED")
+    out.decide(unlicensed, LICENSE_REQUIRED)
+    free = live & rest & controlled & ~needs & ~informed_rows
+    out.flag(free, "NO_LICENSE_REQUIREMENT")
+    out.decide(free, NLR, AUTH_NLR)
+    not_controlled = live & rest & ~controlled & ~informed_rows
+    out.flag(not_controlled, "NOT_CONTROLLED")
+    out.decide(not_controlled, NLR, AUTH_NLR)
+
+    allocation, allocations = _agreements(s, policy, out, licensed_case | licensed_rest)
+
+    # The China volume condition: licensed case-by-case lines against the same exporter's US
+    # shipments of the SKU (rows to the US that are not denied, on any date).
+    volume = components["china-volume"]
+    volume_candidate = licensed_case & active("china-volume")
+    volume_over = volume_candidate & s.over["china_volume"]
+    out.flag(volume_over, "CN_US_RATIO")
+    out.decide(volume_over, CAP_EXCEEDED)
+    us_base = ~abroad & ~denied
 
     _finish(out, denied, review)
-    return RuleTable(out, None, np.zeros(n, bool), allocation_candidate, keys, allocations, None)
+    return RuleTable(out, None, [
+        allocation,
+        AccumulatorRule("china_volume", 0, volume_candidate, amount="units" if volume["unit"] == "units" else "tpp",
+                        base_candidate=us_base, max_share_percent=int(volume["max_share_percent"])),
+    ], allocations)
+
+
+RULES = {"tiered": rules_tiered, "country-groups": rules_country_groups, "in-force": rules_in_force}
+"""The rules of each framework."""
 
 
 def reason_labels(reasons: np.ndarray, party_list: list) -> tuple[np.ndarray, list[str]]:
@@ -373,21 +601,32 @@ def reason_labels(reasons: np.ndarray, party_list: list) -> tuple[np.ndarray, li
     for value in np.asarray(distinct).tolist():  # few distinct combinations: render each once
         bits, listed = divmod(value, len(list_names) + 1)
         name = list_names[listed - 1] if listed else ""
-        texts.append(";".join(f"{code}:{name}" if code in ("PARTY", "PARTY_REVIEW", "PARTY_CLEARED") else code
+        texts.append(";".join(f"{code}:{name}" if code in LISTED_CODES else code
                               for i, code in enumerate(REASON_CODES) if bits >> i & 1))
     label_of, labels = pd.factorize(pd.Series(texts, dtype=object))
     return label_of.astype(np.int32)[combined], list(labels)
 
 
 # -------------------------------------------------------------------------------------- rows
-DECIDE_BYTES_PER_ROW = 384
-"""Device memory one row of a :func:`decide` chunk may take at its peak: the seven profile parts
-and their key, the sort behind :func:`kernels.situations.profile_codes`, codes, consignee keys and
-amounts, two accumulators (:data:`kernels.backend.DEVICE_BYTES_PER_ROW` each, not at once) and
-the outcome arrays. Counted at about 300; rounded up."""
+DECIDE_BYTES_PER_ROW = 512
+"""Device memory one row of a :func:`decide` chunk may take at its peak: the nine profile parts
+and their key, the sort behind :func:`kernels.situations.profile_codes`, codes, row keys and
+amounts, the accumulators (:data:`kernels.backend.DEVICE_BYTES_PER_ROW` each, not at once; a
+share condition two) and the outcome arrays. Counted at about 400; rounded up."""
 
-ROW_FIELDS = ("decision", "authorization", "reason", "tier", "lpp_keys", "lpp_cum", "allocation_keys",
-              "allocation_cum", "allocation_over")
+
+@dataclass
+class _KeySpace:
+    """How an accumulator's dense keys map to carry keys: ``key * n_years + year - first_year``
+    with ``key`` an index into ``values``."""
+
+    values: np.ndarray
+    first_year: int = 0
+    n_years: int = 1
+
+    @property
+    def size(self) -> int:
+        return len(self.values) * self.n_years
 
 
 def decide(features: Features, policy: Policy, carry: Carry | None = None, *,
@@ -427,69 +666,119 @@ def decide(features: Features, policy: Policy, carry: Carry | None = None, *,
     def to(array):
         return None if array is None else backend.to_device(array)
 
-    rule_set = rules_tiered if policy.framework == "tiered" else rules_country_groups
+    rule_set = RULES[policy.framework]
+    names = ACCUMULATORS[policy.framework]
     boundaries = date_boundaries(policy).astype(features.day.dtype)
     sizes = profile_sizes(features, boundaries)
     n = len(features.day)
     first_year = int(features.year.min()) if n else 0
     n_years = int(features.year.max()) - first_year + 1 if n else 0
-    n_lpp_keys = features.n_party_keys * n_years
-    lpp_totals = to(carry.lpp_for(features.party_key_values, first_year, n_years)) if carry is not None else None
-    allocation_totals, allocations, lpp_limit = None, None, None
+    spaces = {"lpp": _KeySpace(features.party_key_values, first_year, n_years),
+              "china_volume": _KeySpace(features.volume_key_values)}
+    carries: dict[str, object] = {}
+    if carry is not None:
+        for name, space in spaces.items():
+            for stored in (name, name + ".base"):
+                dense = carry.dense(stored, space.values, space.first_year, space.n_years)
+                if dense is not None:
+                    carries[stored] = to(dense)
+    amounts_of = {"tpp": features.tpp, "units": features.units}
+    allocations, lpp_limit = None, None
     labels: dict[str, int] = {}
-    pieces: dict[str, list] = {name: [] for name in ROW_FIELDS}
+    pieces: dict[str, list] = {name: [] for name in ("decision", "authorization", "reason", "tier")}
+    accumulated: dict[str, dict[str, list]] = {}
     step = backend.rows_per_chunk(DECIDE_BYTES_PER_ROW) or max(n, 1)
     for start in range(0, max(n, 1), step):
         rows = slice(start, min(start + step, n))
         key = profile_key(profile_parts(features, rows, boundaries, backend), sizes, xp)
         profile, keys = profile_codes(key, xp)
         del key
-        situations = situations_of(keys, features, boundaries)
+        situations = situations_of(keys, features, boundaries, names)
         rules = rule_set(situations, policy)
         if allocations is None:  # the same allocation keys in every chunk: they come from the policy
             allocations, lpp_limit = rules.allocations, rules.lpp_limit
+            spaces["allocation"] = _KeySpace(np.array([a.label for a in allocations], dtype=object))
             if carry is not None:
-                allocation_totals = to(carry.allocation_for([a.label for a in allocations]))
+                carries["allocation"] = to(carry.allocation_for([a.label for a in allocations]))
         label_of, chunk_labels = reason_labels(rules.outcome.reasons, situations.party_list)
         book = np.array([labels.setdefault(text, len(labels)) for text in chunk_labels], dtype=np.int32)
+        tables = tuple(_accumulator_table(rule, names, spaces[rule.name].size, to)
+                       for rule in sorted(rules.accumulators, key=lambda r: r.stage))
         table = SituationTable(
-            lpp_candidate=to(rules.lpp_candidate), allocation_candidate=to(rules.allocation_candidate),
-            allocation_key=to(rules.allocation_key), decision=to(rules.outcome.decision),
+            situations=2 ** len(names), accumulators=tables, decision=to(rules.outcome.decision),
             authorization=to(rules.outcome.authorization), reason=to(book[label_of]),
-            tier=to(rules.tier) if rules.tier is not None else None,
-            caps=to(np.array([a.cap_tpp for a in allocations], dtype=np.int64)), lpp_limit=lpp_limit)
-        lpp_key = to(features.party_key[rows]) * n_years + (to(features.year[rows]) - first_year)
+            tier=to(rules.tier) if rules.tier is not None else None)
+        row_keys = {}
+        if "lpp" in names:
+            row_keys["lpp"] = to(features.party_key[rows]) * n_years + (to(features.year[rows]) - first_year)
+        if "china_volume" in names:
+            row_keys["china_volume"] = to(features.volume_key[rows])
+        amounts = {name: to(values[rows]) for name, values in amounts_of.items()
+                   if any(t.amount == name for t in tables)}
         try:
-            outcome = evaluate(profile, lpp_key, to(features.tpp[rows]), table, n_lpp_keys=n_lpp_keys,
-                               lpp_carry=lpp_totals, allocation_carry=allocation_totals, xp=xp, method=backend.method)
+            outcome = evaluate(profile, row_keys, amounts, table, carries=carries, xp=xp, method=backend.method)
         except TotalsOverflowError as error:
             raise error.after(start) from None
-        del profile, lpp_key
-        lpp_totals, allocation_totals = outcome.lpp_totals, outcome.allocation_totals
-        for name in ROW_FIELDS:
+        del profile, row_keys
+        for name, result in outcome.accumulators.items():
+            carries[name] = result.totals
+            if result.base_totals is not None:
+                carries[name + ".base"] = result.base_totals
+            stored = accumulated.setdefault(name, {"keys": [], "cumulative": [], "over": [], "base_keys": [],
+                                                   "base_cumulative": []})
+            for field_name in stored:
+                value = getattr(result, field_name)
+                if value is not None:
+                    stored[field_name].append(backend.to_host(value))
+        for name in pieces:
             value = getattr(outcome, name)
             pieces[name].append(None if value is None else backend.to_host(value))
         del outcome
 
-    rows_of = {name: (None if parts[0] is None else parts[0] if len(parts) == 1 else np.concatenate(parts))
-               for name, parts in pieces.items()}
+    def joined(parts):
+        return None if not parts or parts[0] is None else parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    rows_of = {name: joined(parts) for name, parts in pieces.items()}
     texts = list(labels)  # in the order first met
     order = np.argsort(np.array(texts, dtype=object), kind="stable") if texts else np.zeros(0, np.int64)
     canonical = np.empty(len(order), dtype=np.int32)
     canonical[order] = np.arange(len(order), dtype=np.int32)
-    lpp_totals, allocation_totals = backend.to_host(lpp_totals), backend.to_host(allocation_totals)
 
-    used = np.flatnonzero(lpp_totals)
-    party_of, year_of = np.divmod(used, max(n_years, 1))
-    after = Carry.from_arrays(features.party_key_values[party_of], year_of + first_year, lpp_totals[used],
-                              [a.label for a in allocations], allocation_totals)
+    results, after = {}, {}
+    for name, stored in accumulated.items():
+        space = spaces[name]
+        final = backend.to_host(carries[name])
+        base = backend.to_host(carries[name + ".base"]) if name + ".base" in carries else None
+        results[name] = AccumulatorOutcome(
+            keys=joined(stored["keys"]), cumulative=joined(stored["cumulative"]), over=joined(stored["over"]),
+            totals=final, base_keys=joined(stored["base_keys"]), base_cumulative=joined(stored["base_cumulative"]),
+            base_totals=base)
+        after[name] = Carry.series_of(final, space.values, space.first_year, space.n_years)
+        if base is not None:
+            after[name + ".base"] = Carry.series_of(base, space.values, space.first_year, space.n_years)
+    after_carry = Carry({name: series for name, series in after.items() if len(series)})
     if carry is not None:
-        after = carry.replaced_by(after)
+        after_carry = carry.replaced_by(after_carry)
     return Decisions(
         decision=rows_of["decision"], authorization=rows_of["authorization"],
         reasons=canonical[rows_of["reason"]], reason_labels=[texts[i] for i in order.tolist()],
-        tier=rows_of["tier"], lpp_cum_tpp=rows_of["lpp_cum"], country_cum_tpp=rows_of["allocation_cum"],
-        lpp_keys=rows_of["lpp_keys"], allocation_keys=rows_of["allocation_keys"], lpp_totals=lpp_totals,
-        allocation_totals=allocation_totals, allocation_over=rows_of["allocation_over"],
-        allocations=allocations, lpp_limit=lpp_limit, carry=after,
+        tier=rows_of["tier"], accumulators=results, allocations=allocations, lpp_limit=lpp_limit,
+        volume_keys=features.volume_key_values, carry=after_carry,
+        volume_share=(int(policy.get("components.china-volume.max_share_percent")) if "china_volume" in names
+                      else None),
+        volume_unit=policy.get("components.china-volume.unit") if "china_volume" in names else None,
     )
+
+
+def _accumulator_table(rule: AccumulatorRule, names: tuple[str, ...], n_keys: int, to) -> AccumulatorTable:
+    """The device form of one declared accumulator."""
+    bit = 1 << (len(names) - 1 - names.index(rule.name))
+    limits = rule.limits
+    if rule.limit is not None:
+        limits = None
+    return AccumulatorTable(
+        name=rule.name, stage=rule.stage, bit=bit, candidate=to(rule.candidate),
+        key=to(rule.key) if rule.key is not None else None, amount=rule.amount, n_keys=n_keys,
+        limits=to(limits) if limits is not None else None, limit=rule.limit,
+        base_candidate=to(rule.base_candidate) if rule.base_candidate is not None else None,
+        max_share_percent=rule.max_share_percent)

@@ -19,6 +19,8 @@ from pipeline.policy import Policy
 from pipeline.reference import load_catalog, load_countries
 
 EPOCH = dt.date(1970, 1, 1)
+NO_LISTING_DATE = np.iinfo(np.int32).min
+"""Day number of a party entry without a listing date: its hit counts on every ship date."""
 PARTY_NONE, PARTY_REVIEW, PARTY_BLOCK, PARTY_CLEARED = 0, 1, 2, 3
 
 
@@ -92,9 +94,21 @@ class Features:
     destination, headquarters : ndarray of int32
         Country index (aliases applied) of destination and consignee HQ (``-1`` when absent).
     has_license, has_veu : ndarray of bool
+    units : ndarray of int64
+        Quantity per row.
+    sku_unit_tpp, sku_memory_bandwidth, sku_io_bandwidth : ndarray of int64
+        Per SKU code: unit TPP, total DRAM and I/O bandwidth in GB/s (catalog, with the rule set's
+        ``catalog.*`` overrides applied).
+    parent : ndarray of int32
+        Country index of ``ultimate_parent_hq_country`` (aliases applied; ``-1`` when absent).
+    export : ndarray of int32
+        Country index of ``export_country`` (``-1`` when absent or empty: the United States).
     party : ndarray of int32
         Party-result class per row; ``party_outcome`` (0 none, 1 review, 2 block) and
         ``party_list`` (list code or None) per class.
+    before_listing : ndarray of bool
+        The row's party hit comes from an entry listed after its ship date (rule sets with
+        ``parties.listing_dates``): the hit does not count.
     party_row : ndarray of int32
         Row of the party result table (``parties``) for the consignee name.
     party_key : ndarray of int64
@@ -103,6 +117,9 @@ class Features:
     party_key_values : numpy.ndarray of object, shape (n_party_keys,)
         Stable text of each key (``id:<consignee_id>`` or ``name:<normalized>@<destination>``):
         what carried-in totals are matched on across chunks, partitions and nights.
+    volume_key : ndarray of int64
+        Dense per-(SKU, exporter) key of the China volume condition; ``volume_key_values`` its
+        stable text ``<sku>|<exporter>`` (an empty or absent exporter is ``""``).
     """
 
     day: np.ndarray
@@ -115,6 +132,12 @@ class Features:
     headquarters: np.ndarray
     has_license: np.ndarray
     has_veu: np.ndarray
+    units: np.ndarray
+    sku_unit_tpp: np.ndarray
+    sku_memory_bandwidth: np.ndarray
+    sku_io_bandwidth: np.ndarray
+    parent: np.ndarray
+    export: np.ndarray
     party: np.ndarray
     party_outcome: np.ndarray
     party_list: list
@@ -122,6 +145,9 @@ class Features:
     party_key: np.ndarray
     n_party_keys: int
     party_key_values: np.ndarray
+    volume_key: np.ndarray
+    volume_key_values: np.ndarray
+    before_listing: np.ndarray
     countries: CountryTable
     parties: pd.DataFrame
 
@@ -131,6 +157,34 @@ def present(column: pa.ChunkedArray) -> np.ndarray:
     if column.null_count == 0:
         return np.ones(len(column), dtype=bool)
     return pc.is_valid(column).to_numpy(zero_copy_only=False)
+
+
+def optional_column(rows: pa.Table, name: str) -> pa.ChunkedArray:
+    """A text column of ``rows``, or an all-null one where the table lacks it (older ledgers)."""
+    if name in rows.column_names:
+        return rows.column(name)
+    return pa.chunked_array([pa.nulls(rows.num_rows, pa.string())])
+
+
+def catalog_values(by_sku: pd.DataFrame, column: str, policy: Policy) -> np.ndarray:
+    """Per-SKU int64 values of a catalog column, with the rule set's ``catalog.<column>`` overrides."""
+    values = by_sku[column] if column in by_sku.columns else pd.Series(0, index=by_sku.index)
+    overrides = policy.params.get("catalog", {}).get(column, {})
+    if overrides:
+        values = values.copy()
+        for sku, value in overrides.items():
+            if sku in values.index:
+                values[sku] = value
+    return np.append(values.fillna(0).to_numpy(np.int64), 0)
+
+
+def listed_days(parties: pd.DataFrame) -> np.ndarray:
+    """Listing date of each party result's entry as a day number (:data:`NO_LISTING_DATE` when none)."""
+    if "party_listed_on" not in parties.columns:
+        return np.full(len(parties), NO_LISTING_DATE, dtype=np.int64)
+    dates = pd.to_datetime(parties["party_listed_on"], format="%Y-%m-%d", errors="coerce")
+    days = (dates - pd.Timestamp(EPOCH)).dt.days
+    return days.fillna(NO_LISTING_DATE).to_numpy(np.int64)
 
 
 def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame | Callable[[], pd.DataFrame],
@@ -163,11 +217,13 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame | Calla
     sku_codes, sku_values = codes_and_values(rows.column("sku"))
     # The dictionary may hold SKUs of rejected rows: they get zeros, and no accepted row uses them.
     by_sku = catalog.set_index("sku").reindex(sku_values)
-    classes = set(policy.get("controls.controlled_classes"))
+    classes = set(policy.controlled_classes())
     sku_controlled = by_sku["eccn"].isin(classes).to_numpy()
     sku_gp10 = by_sku["gp10"].fillna(False).to_numpy(bool)
     quantity = rows.column("quantity").to_numpy().astype(np.int64, copy=False)
     sku_tpp = np.append(by_sku["unit_tpp"].fillna(0).to_numpy(np.int64), 0)
+    sku_memory = catalog_values(by_sku, "memory_bandwidth_gbs", policy)
+    sku_io = catalog_values(by_sku, "io_bandwidth_gbs", policy)
 
     countries = CountryTable.load()
     aliases = policy.get("destinations.aliases")
@@ -176,6 +232,9 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame | Calla
 
     destination = countries.gather(dest_codes, dest_values, aliases)
     headquarters = countries.gather(hq_codes, hq_values, aliases)
+    parent = countries.gather(*codes_and_values(optional_column(rows, "ultimate_parent_hq_country")), aliases)
+    export_codes, export_values = codes_and_values(optional_column(rows, "export_country"))
+    export = countries.gather(export_codes, [v or None for v in export_values], {})
     try:
         tpp = row_amounts(sku_tpp, sku_codes, quantity)
     except AmountOverflowError as error:
@@ -213,12 +272,31 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame | Calla
         np.array([f"name:{n}@{d}" for n, d in zip(normalized_names[norm_of], dest_texts[dest_of])], dtype=object),
     ])
 
+    # China volume key: (SKU, exporter); an absent exporter is the empty one.
+    exporter_codes, exporter_values = codes_and_values(optional_column(rows, "exporter"))
+    exporter_texts = np.array([v or "" for v in exporter_values] + [""], dtype=object)
+    exporter_of = pd.factorize(exporter_texts)[0][exporter_codes]
+    volume_key, volume_pairs = pd.factorize(sku_codes.astype(np.int64) * (len(exporter_texts) + 1) + exporter_of)
+    pair_sku, pair_exporter = np.divmod(np.asarray(volume_pairs, dtype=np.int64), len(exporter_texts) + 1)
+    distinct_exporters = pd.factorize(exporter_texts)[1]
+    volume_key_values = np.array([f"{sku_values[a]}|{distinct_exporters[b]}"
+                                  for a, b in zip(pair_sku.tolist(), pair_exporter.tolist())], dtype=object)
+
+    before_listing = np.zeros(len(days), dtype=bool)
+    if policy.params.get("parties", {}).get("listing_dates", False):
+        listed = listed_days(parties)[name_codes] if len(parties) else np.zeros(len(days), np.int64)
+        hit = np.isin(party_outcome, (PARTY_REVIEW, PARTY_BLOCK))[classes_of_name[name_codes]]
+        before_listing = hit & (days < listed)
+
     return Features(
         day=days, year=years, tpp=tpp, sku=sku_codes, sku_controlled=sku_controlled, sku_gp10=sku_gp10,
         destination=destination, headquarters=headquarters, has_license=has_license, has_veu=has_veu,
+        units=quantity, sku_unit_tpp=sku_tpp, sku_memory_bandwidth=sku_memory, sku_io_bandwidth=sku_io,
+        parent=parent, export=export,
         party=classes_of_name.astype(np.int32)[name_codes], party_outcome=party_outcome, party_list=party_list,
         party_row=name_codes, party_key=party_key, n_party_keys=n_party_keys,
-        party_key_values=party_key_values, countries=countries, parties=parties,
+        party_key_values=party_key_values, volume_key=volume_key.astype(np.int64), volume_key_values=volume_key_values,
+        before_listing=before_listing, countries=countries, parties=parties,
     )
 
 
@@ -228,7 +306,8 @@ def membership(features, policy: Policy, groups: list[str], which: str = "destin
     ``features`` is anything with ``destination``, ``headquarters``, ``day`` and ``countries``.
 
     ``groups`` may name country groups of the policy or list ISO codes directly; dated
-    memberships (``country_groups.dated``) count only on ship dates up to their ``until``.
+    memberships (``country_groups.dated``) count only on ship dates from their ``from`` up to
+    their ``until``.
     """
     codes = getattr(features, which)
     table = np.zeros(len(features.countries.codes) + 1, dtype=bool)  # last slot: absent (-1)
@@ -239,6 +318,11 @@ def membership(features, policy: Policy, groups: list[str], which: str = "destin
         table[[position[c] for c in members]] = True
         dated += policy.dated_members(group) if group in policy.params["country_groups"] else []
     hit = table[codes]
-    for country, until in dated:
-        hit |= (codes == position[country]) & (features.day <= day_number(until))
+    for country, start, until in dated:
+        member = codes == position[country]
+        if start is not None:
+            member &= features.day >= day_number(start)
+        if until is not None:
+            member &= features.day <= day_number(until)
+        hit |= member
     return hit

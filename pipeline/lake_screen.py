@@ -350,6 +350,8 @@ def screen_lake_in(run: Run, lake_dir: str | Path, policy: Policy, *, destinatio
                             len(run.screening_list.entries), as_of, run.backend.name)
     summary["allocation_headroom"] = whole.headroom(result.carry)
     summary["lpp"] = whole.lpp(result.carry)
+    summary["china_volume"] = whole.china_volume()
+    summary["flagged_rows"] = whole.flagged()
     summary["lake"] = {"path": str(lake.path), "generation": lake.generation, "partitions": len(lake.partitions),
                        "run": todo.mode, "why": todo.why, "pieces_screened": [p.name for p in result.pieces],
                        "scheduler": scheduler}

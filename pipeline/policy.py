@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 from pipeline.reference import COUNTRIES_PATH, POLICY_DIR, load_catalog, load_countries
 
-FRAMEWORKS = ("tiered", "country-groups")
+FRAMEWORKS = ("tiered", "country-groups", "in-force")
 
 POLICY_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 """A rule-set id: a slug (it names checkpoint folders and output subfolders), never with ``..``."""
@@ -38,32 +38,54 @@ LPP_PERIODS = ("calendar-year",)
 AGREEMENT_KEYS = frozenset({"destination", "window_start", "window_end", "cap_tpp"})
 """What each ``[[agreements]]`` entry must give."""
 
-NEW_KEY_TABLES = (["allocation", "caps"], ["destinations", "aliases"])
+NEW_KEY_TABLES = (["allocation", "caps"], ["destinations", "aliases"], ["catalog", "memory_bandwidth_gbs"],
+                  ["catalog", "io_bandwidth_gbs"])
 """Tables whose overrides may add keys (per-destination entries)."""
+
+ADVANCED_COMPUTING = "advanced-computing-2023"
+COMPONENT_KEYS = {
+    ADVANCED_COMPUTING: ("controlled_classes", "denied_groups", "license_groups", "exempt_groups", "hq_groups"),
+    "ai-diffusion-2025": (),
+    "gp10-guidance": (),
+    "is-informed": ("memory_bandwidth_gbs", "io_bandwidth_gbs", "combined_bandwidth_gbs", "groups"),
+    "h200-china": ("destinations", "max_tpp", "max_memory_bandwidth_gbs", "export_country"),
+    "china-volume": ("unit", "max_share_percent"),
+}
+"""The components of an ``in-force`` rule set and the parameters each holds besides the common ones
+(:data:`COMPONENT_COMMON`). Every component must be present; one may be switched off with
+``in_force = false`` or an ``effective_until``."""
+COMPONENT_COMMON = ("title", "effective_from", "effective_until", "in_force", "source", "status")
+VOLUME_UNITS = ("units", "tpp")
+"""What the China volume condition counts: units (quantity) or TPP."""
+CATALOG_OVERRIDES = ("memory_bandwidth_gbs", "io_bandwidth_gbs")
+"""Catalog columns a rule set may override per SKU (``[catalog.<column>]``)."""
 
 KEYS = {
     "": ("id", "title", "framework", "effective_from", "status_note", "version", "destinations", "country_groups",
-         "tiers", "controls", "parties", "lpp", "allocation", "agreements"),
+         "tiers", "controls", "parties", "lpp", "allocation", "agreements", "timeline_start", "components",
+         "catalog", "status"),
     "destinations": ("aliases",),
     "tiers": ("tier1", "tier3_groups"),
     "controls": ("controlled_classes", "gp10_denied", "denied_groups", "license_groups", "exempt_groups"),
     "parties": ("deny_lists", "review_lists", "block_score", "review_score", "country_bonus", "country_penalty",
-                "reviews_file", "allow_short_list"),
+                "reviews_file", "allow_short_list", "listing_dates"),
     "lpp": ("limit_tpp", "period"),
     "allocation": ("window_start", "window_end", "default_cap_tpp", "caps"),
-    "country_groups.dated": ("group", "country", "until"),
+    "country_groups.dated": ("group", "country", "from", "until"),
     "agreements": tuple(sorted(AGREEMENT_KEYS)),
 }
 """The keys a rule set may hold, per table (``""``: top level; ``country_groups`` and the per-destination
 tables ``allocation.caps`` and ``destinations.aliases`` name their own keys). Any other key is refused."""
 
-FRAMEWORK_ONLY = {"tiers": "tiered", "lpp": "tiered", "allocation": "tiered", "agreements": "country-groups",
+FRAMEWORK_ONLY = {"tiers": "tiered", "lpp": "tiered", "allocation": "tiered", "agreements": ("country-groups", "in-force"),
                   "controls.denied_groups": "country-groups", "controls.license_groups": "country-groups",
-                  "controls.exempt_groups": "country-groups"}
+                  "controls.exempt_groups": "country-groups", "controls": ("tiered", "country-groups"),
+                  "timeline_start": "in-force", "components": "in-force", "catalog": "in-force",
+                  "status": "in-force"}
 """Parameters that only one framework reads: in a rule set of the other they would be ignored, so are refused."""
 
 OPTIONAL = {"parties.country_bonus": 0.0, "parties.country_penalty": 0.0, "parties.reviews_file": "",
-            "parties.allow_short_list": False}
+            "parties.allow_short_list": False, "parties.listing_dates": False}
 """Parameters a rule-set file may omit, with their defaults; an override may set them anyway."""
 
 
@@ -104,6 +126,60 @@ class Policy:
             node = node[part]
         return node
 
+    def controlled_classes(self) -> list[str]:
+        """The ECCN classes the rule set controls (``in-force``: those of its advanced-computing component)."""
+        if self.framework == "in-force":
+            return list(self.params["components"][ADVANCED_COMPUTING]["controlled_classes"])
+        return list(self.get("controls.controlled_classes"))
+
+    def timeline(self) -> list[dict]:
+        """What applies when: each component (``in-force`` rule sets), dated group membership and
+        agreement window, as dicts with ``component``, ``title``, ``from``, ``until`` (ISO dates or
+        ``None``: open), ``status`` and ``source``; earliest first. Empty for rule sets without
+        components."""
+        if self.framework != "in-force":
+            return []
+        items = []
+        for name, component in self.params["components"].items():
+            on = component.get("in_force", True)
+            items.append({
+                "component": name, "title": component.get("title", ""),
+                "from": str(component["effective_from"]) if on else None,
+                "until": str(component["effective_until"]) if on and "effective_until" in component else None,
+                "status": component.get("status", "") if on else "not in force on any date. "
+                + component.get("status", ""),
+                "source": component.get("source", ""),
+            })
+        for entry in self.params["country_groups"].get("dated", []):
+            items.append({"component": f"country group {entry['group']}",
+                          "title": f"{entry['country']} is a member of {entry['group']}",
+                          "from": str(entry["from"]) if "from" in entry else None,
+                          "until": str(entry["until"]) if "until" in entry else None, "status": "", "source": ""})
+        for entry in self.params.get("agreements", []):
+            items.append({"component": f"agreement {entry['destination']}",
+                          "title": f"bilateral allocation {entry['cap_tpp']:,} TPP for {entry['destination']}",
+                          "from": str(entry["window_start"]), "until": str(entry["window_end"]), "status": "",
+                          "source": ""})
+        for dotted, note in self.params.get("status", {}).items():
+            items.append({"component": "parameter", "title": f"{dotted} = {self._value(dotted)}", "from": None,
+                          "until": None, "status": note, "source": ""})
+        start = str(self.params["timeline_start"])
+        return sorted(items, key=lambda item: (item["from"] or (start if item["component"] != "parameter"
+                                                                else "9999"), item["component"]))
+
+    def _value(self, dotted: str) -> Any:
+        node: Any = self.params
+        for part in dotted.split("."):
+            node = node[part]
+        return node
+
+    def unconfirmed(self) -> dict[str, str]:
+        """Parameter or component → status note, for everything the rule set marks as unconfirmed."""
+        notes = {f"components.{name}": c["status"] for name, c in self.params.get("components", {}).items()
+                 if c.get("status")}
+        notes.update(self.params.get("status", {}))
+        return notes
+
     def group_members(self, group: str) -> list[str]:
         """Static members of a country group (dated members excluded)."""
         try:
@@ -111,10 +187,11 @@ class Policy:
         except KeyError:
             raise PolicyError(f"{self.id}: unknown country group {group!r}") from None
 
-    def dated_members(self, group: str) -> list[tuple[str, dt.date]]:
-        """``(country, until)`` pairs: members of ``group`` on ship dates up to ``until``."""
+    def dated_members(self, group: str) -> list[tuple[str, dt.date | None, dt.date | None]]:
+        """``(country, from, until)``: members of ``group`` on ship dates from ``from`` up to
+        ``until`` (inclusive; ``None``: open)."""
         return [
-            (entry["country"], entry["until"])
+            (entry["country"], entry.get("from"), entry.get("until"))
             for entry in self.params["country_groups"].get("dated", [])
             if entry["group"] == group
         ]
@@ -231,7 +308,8 @@ def apply_override(params: dict, item: str) -> dict:
             raise PolicyError(
                 f"override {key!r}: expected {type(old).__name__}, got {type(value).__name__} ({text!r})"
             )
-    elif parts[:-1] not in NEW_KEY_TABLES:
+    elif parts[:-1] not in NEW_KEY_TABLES and not (parts[0] == "components" and len(parts) == 3
+                                                   and leaf in ("effective_until", "status")):
         raise PolicyError(f"override {key!r}: no parameter {leaf!r} in {'.'.join(parts[:-1]) or 'the rule set'}"
                           f"{_did_you_mean(leaf, node)}")
     node[leaf] = value
@@ -257,9 +335,11 @@ def _check_keys(params: dict, framework: str) -> None:
             if key not in KEYS[table]:
                 raise _Invalid(f"unknown parameter {where + str(key)!r}{_did_you_mean(str(key), KEYS[table])}")
             dotted = where + key
-            if FRAMEWORK_ONLY.get(dotted, framework) != framework:
-                raise _Invalid(f"parameter {dotted!r} applies to the {FRAMEWORK_ONLY[dotted]!r} framework only, "
-                               f"not to {framework!r}")
+            allowed = FRAMEWORK_ONLY.get(dotted, framework)
+            allowed = allowed if isinstance(allowed, tuple) else (allowed,)
+            if framework not in allowed:
+                raise _Invalid(f"parameter {dotted!r} applies to the {' and '.join(map(repr, allowed))} framework"
+                               f"{'s' if len(allowed) > 1 else ''} only, not to {framework!r}")
 
     known("", params, "")
     for table in ("destinations", "tiers", "controls", "parties", "lpp", "allocation"):
@@ -399,24 +479,29 @@ def _check(params: dict) -> None:
             if not isinstance(members, list):
                 raise _Invalid("country_groups.dated must be a list of tables")
             for entry in members:
-                if not isinstance(entry, dict) or not {"group", "country", "until"} <= set(entry):
-                    raise _Invalid("country_groups.dated entries need group, country, until (a date)")
-                if not isinstance(entry["until"], dt.date) or isinstance(entry["until"], dt.datetime):
-                    raise _Invalid(f"country_groups.dated: until must be a date, not {entry['until']!r}")
+                if not isinstance(entry, dict) or not {"group", "country"} <= set(entry) or not (
+                        {"from", "until"} & set(entry)):
+                    raise _Invalid("country_groups.dated entries need group, country and from and/or until (dates)")
+                for bound in ("from", "until"):
+                    if bound in entry and (not isinstance(entry[bound], dt.date)
+                                           or isinstance(entry[bound], dt.datetime)):
+                        raise _Invalid(f"country_groups.dated: {bound} must be a date, not {entry[bound]!r}")
+                if "from" in entry and "until" in entry and entry["until"] < entry["from"]:
+                    raise _Invalid(f"country_groups.dated: {entry['country']} in {entry['group']} ends before it "
+                                   f"starts ({entry['from']}..{entry['until']})")
                 if not isinstance(entry["group"], str) or entry["group"] not in groups or entry["group"] == "dated":
                     raise _Invalid(f"dated membership names unknown group {entry['group']!r}")
                 _country(entry["country"], "country_groups.dated")
         else:
             _countries(members, f"country_groups.{name}")
     _check_aliases(_require(params, "destinations.aliases", dict))
-    for eccn in _require(params, "controls.controlled_classes", list):
-        if not isinstance(eccn, str) or not ECCN.fullmatch(eccn):
-            raise _Invalid(f"controls.controlled_classes: {eccn!r} is not an ECCN such as '3A090.a'")
-        if eccn not in known_classes():
-            raise _Invalid(f"controls.controlled_classes: unknown class {eccn!r}{_did_you_mean(eccn, known_classes())} "
-                           f"(known: {', '.join(known_classes())})")
-    _require(params, "controls.gp10_denied", bool)
     _check_parties(params)
+    if framework == "in-force":
+        _check_in_force(params, groups)
+        _check_agreements(params)
+        return
+    _check_classes(_require(params, "controls.controlled_classes", list), "controls.controlled_classes")
+    _require(params, "controls.gp10_denied", bool)
     if framework == "tiered":
         _countries(_require(params, "tiers.tier1", list), "tiers.tier1")
         _groups(params, "tiers.tier3_groups", groups)
@@ -432,15 +517,105 @@ def _check(params: dict) -> None:
     else:
         for key in ("denied_groups", "license_groups", "exempt_groups"):
             _groups(params, f"controls.{key}", groups)
-        agreements = params.get("agreements", [])
-        if not isinstance(agreements, list):
-            raise _Invalid("agreements must be a list of tables")
-        for i, entry in enumerate(agreements):
-            if not isinstance(entry, dict) or not AGREEMENT_KEYS <= set(entry):
-                raise _Invalid("agreements need destination, window_start, window_end, cap_tpp")
-            _country(entry["destination"], f"agreements.{i}.destination")
-            _window(entry["window_start"], entry["window_end"], f"agreements.{i}")
-            _amount(entry["cap_tpp"], f"agreements.{i}.cap_tpp")
+        _check_agreements(params)
+
+
+def _check_classes(classes: list, dotted: str) -> None:
+    for eccn in classes:
+        if not isinstance(eccn, str) or not ECCN.fullmatch(eccn):
+            raise _Invalid(f"{dotted}: {eccn!r} is not an ECCN such as '3A090.a'")
+        if eccn not in known_classes():
+            raise _Invalid(f"{dotted}: unknown class {eccn!r}{_did_you_mean(eccn, known_classes())} "
+                           f"(known: {', '.join(known_classes())})")
+
+
+def _check_agreements(params: dict) -> None:
+    agreements = params.get("agreements", [])
+    if not isinstance(agreements, list):
+        raise _Invalid("agreements must be a list of tables")
+    for i, entry in enumerate(agreements):
+        if not isinstance(entry, dict) or not AGREEMENT_KEYS <= set(entry):
+            raise _Invalid("agreements need destination, window_start, window_end, cap_tpp")
+        _country(entry["destination"], f"agreements.{i}.destination")
+        _window(entry["window_start"], entry["window_end"], f"agreements.{i}")
+        _amount(entry["cap_tpp"], f"agreements.{i}.cap_tpp")
+
+
+def _date(value: Any, dotted: str) -> dt.date:
+    if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
+        raise _Invalid(f"parameter {dotted!r} must be a date (YYYY-MM-DD), not {value!r}")
+    return value
+
+
+def _int_in(value: Any, dotted: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise _Invalid(f"parameter {dotted!r} must be an integer in [{low}, {high}], not {value!r}")
+    return value
+
+
+def _check_in_force(params: dict, groups: dict) -> None:
+    """The timeline of an ``in-force`` rule set: every component, its window and its parameters."""
+    _date(_require(params, "timeline_start", dt.date), "timeline_start")
+    components = _require(params, "components", dict)
+    for name in components:
+        if name not in COMPONENT_KEYS:
+            raise _Invalid(f"unknown component {name!r}{_did_you_mean(name, COMPONENT_KEYS)} "
+                           f"(known: {', '.join(COMPONENT_KEYS)})")
+    for name, keys in COMPONENT_KEYS.items():
+        where = f"components.{name}"
+        component = _require(params, where, dict)
+        for key in component:
+            if key not in keys + COMPONENT_COMMON:
+                raise _Invalid(f"unknown parameter {where}.{key!r}{_did_you_mean(key, keys + COMPONENT_COMMON)}")
+        for key in ("title", "source", "status"):
+            if key in component and not isinstance(component[key], str):
+                raise _Invalid(f"parameter '{where}.{key}' must be str")
+        if not isinstance(component.get("in_force", True), bool):
+            raise _Invalid(f"parameter '{where}.in_force' must be true or false")
+        if component.get("in_force", True):
+            start = _date(_require(params, f"{where}.effective_from", dt.date), f"{where}.effective_from")
+            if "effective_until" in component:
+                until = _date(component["effective_until"], f"{where}.effective_until")
+                if until < start:
+                    raise _Invalid(f"{where}: effective_until {until} is before effective_from {start}")
+    ac = f"components.{ADVANCED_COMPUTING}"
+    _check_classes(_require(params, f"{ac}.controlled_classes", list), f"{ac}.controlled_classes")
+    for key in ("denied_groups", "license_groups", "exempt_groups", "hq_groups"):
+        _groups(params, f"{ac}.{key}", groups)
+    _groups(params, "components.is-informed.groups", groups)
+    for key in ("memory_bandwidth_gbs", "io_bandwidth_gbs", "combined_bandwidth_gbs"):
+        _int_in(_require(params, f"components.is-informed.{key}", int), f"components.is-informed.{key}", 0, INT64_MAX)
+    _groups(params, "components.h200-china.destinations", groups)
+    for key in ("max_tpp", "max_memory_bandwidth_gbs"):
+        _int_in(_require(params, f"components.h200-china.{key}", int), f"components.h200-china.{key}", 0, INT64_MAX)
+    _country(_require(params, "components.h200-china.export_country", str), "components.h200-china.export_country")
+    unit = _require(params, "components.china-volume.unit", str)
+    if unit not in VOLUME_UNITS:
+        raise _Invalid(f"components.china-volume.unit must be one of {VOLUME_UNITS}, not {unit!r}")
+    _int_in(_require(params, "components.china-volume.max_share_percent", int),
+            "components.china-volume.max_share_percent", 0, 100)
+    catalog = params.get("catalog", {})
+    if not isinstance(catalog, dict):
+        raise _Invalid("catalog must be a table of per-SKU overrides")
+    skus = set(load_catalog()["sku"])
+    for column, values in catalog.items():
+        if column not in CATALOG_OVERRIDES or not isinstance(values, dict):
+            raise _Invalid(f"catalog.{column}: only per-SKU tables of {', '.join(CATALOG_OVERRIDES)} may be overridden")
+        for sku, value in values.items():
+            if sku not in skus:
+                raise _Invalid(f"catalog.{column}: unknown SKU {sku!r}{_did_you_mean(sku, skus)}")
+            _int_in(value, f"catalog.{column}.{sku}", 0, INT64_MAX)
+    status = params.get("status", {})
+    if not isinstance(status, dict):
+        raise _Invalid("status must be a table of parameter = note")
+    for dotted, note in status.items():
+        if not isinstance(note, str):
+            raise _Invalid(f"status.{dotted!r}: the note must be text")
+        node: Any = params
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise _Invalid(f"status names unknown parameter {dotted!r}")
+            node = node[part]
 
 
 def _check_parties(params: dict) -> None:
@@ -458,8 +633,9 @@ def _check_parties(params: dict) -> None:
         value = parties.get(key, 0.0)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
             raise _Invalid(f"parameter 'parties.{key}' must be a number in [0, 1]")
-    if not isinstance(parties.get("allow_short_list", False), bool):
-        raise _Invalid("parameter 'parties.allow_short_list' must be true or false")
+    for key in ("allow_short_list", "listing_dates"):
+        if not isinstance(parties.get(key, False), bool):
+            raise _Invalid(f"parameter 'parties.{key}' must be true or false")
     reviews = parties.get("reviews_file", "")
     if not isinstance(reviews, str):
         raise _Invalid("parameter 'parties.reviews_file' must be str")

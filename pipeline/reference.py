@@ -74,6 +74,23 @@ def classify_3a090(unit_tpp: int, die_area_mm2: float | None) -> str:
     return "none"
 
 
+BANDWIDTH_COLUMNS = ("memory_bandwidth_gbs", "io_bandwidth_gbs")
+"""Catalog columns in GB/s per unit: total DRAM bandwidth, and chip-to-chip I/O bandwidth (both directions)."""
+
+
+def _bandwidth_column(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    """One bandwidth column as int64; every SKU needs a positive whole number of GB/s."""
+    if column not in frame.columns:
+        raise ValueError(f"{path}: column {column} is missing")
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad = values.isna() | ~(values > 0) | (values % 1 != 0)
+    if bad.any():
+        skus = ", ".join(frame.loc[bad, "sku"].astype(str))
+        raise ValueError(f"{path}: {column} must be a positive whole number of GB/s for every SKU; "
+                         f"missing or invalid for {skus}")
+    return values.astype("int64")
+
+
 @lru_cache(maxsize=None)
 def load_catalog(path: Path = CATALOG_PATH) -> pd.DataFrame:
     """Read the chip catalog.
@@ -82,7 +99,15 @@ def load_catalog(path: Path = CATALOG_PATH) -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row per SKU: ``sku``, ``vendor``, ``model``, ``unit_tpp`` (int64), ``die_area_mm2``
-        (float, NaN where unknown), ``eccn``, ``gp10`` (bool), ``datacenter`` (bool), ``source``.
+        (float, NaN where unknown), ``eccn``, ``gp10`` (bool), ``datacenter`` (bool),
+        ``memory_bandwidth_gbs`` and ``io_bandwidth_gbs`` (int64, GB/s per unit), ``source`` and
+        ``bandwidth_source``.
+
+    Raises
+    ------
+    ValueError
+        A flag that is not true or false, a duplicate SKU, or a bandwidth column that is absent or
+        has a missing, non-positive or fractional value (the message names the SKUs).
     """
     frame = pd.read_csv(path, comment="#", dtype={"sku": str, "eccn": str})
     frame["unit_tpp"] = frame["unit_tpp"].astype("int64")
@@ -90,6 +115,8 @@ def load_catalog(path: Path = CATALOG_PATH) -> pd.DataFrame:
         frame[column] = frame[column].astype(str).str.lower().map({"true": True, "false": False})
         if frame[column].isna().any():
             raise ValueError(f"{path}: column {column} must be true or false")
+    for column in BANDWIDTH_COLUMNS:
+        frame[column] = _bandwidth_column(frame, column, path)
     if frame["sku"].duplicated().any():
         raise ValueError(f"{path}: duplicate sku")
     return frame

@@ -104,6 +104,45 @@ def _frame_table(frame: pd.DataFrame, table_id: str, title: str, note: str | Non
             "note": "; ".join(n for n in (note, more) if n) or None}
 
 
+def volume_chart(summary: dict, chart_id: str = "china-volume") -> dict | None:
+    """Headroom of the China volume condition over time, for the keys closest to it."""
+    volume = summary.get("china_volume")
+    if not volume or not volume["keys"]:
+        return None
+    series = [{"name": f"{item['sku']} ({item['exporter'] or 'no exporter'})",
+               "points": [[f"{m['month']}-01", m["headroom"]] for m in item["by_month"]]}
+              for item in volume["keys"][:CHART_SERIES]]
+    return {"id": chart_id, "title": f"China volume condition: headroom per exporter and SKU over time "
+                                      f"({volume['max_share_percent']}% of US shipments, in {volume['unit']})",
+            "x_label": "month", "y_label": volume["unit"], "series": series,
+            "reference_lines": [{"name": "share reached", "y": 0}]}
+
+
+def _volume_table(summary: dict, table_id: str = "china-volume", title: str = "China volume condition") -> dict | None:
+    volume = summary.get("china_volume")
+    if not volume:
+        return None
+    columns = ["exporter", "sku", "month", "us", "cn", "headroom"]
+    rows = [[item["exporter"], item["sku"], m["month"], m["us"], m["cn"], m["headroom"]]
+            for item in volume["keys"] for m in item["by_month"]]
+    return {"id": table_id, "title": f"{title}: licensed China/Macau lines (cn) vs US shipments (us), month-end "
+                                     f"totals in {volume['unit']}",
+            "columns": columns, "rows": rows[:TABLE_ROWS], "numeric": columns[3:],
+            "note": (f"headroom = floor({volume['max_share_percent']}% × us) − cn; "
+                     f"lines over: {sum(item['rows_over'] for item in volume['keys']):,}")}
+
+
+def timeline_table(summary: dict) -> dict | None:
+    """The rule set's components with their windows and status (``in-force`` rule sets)."""
+    timeline = summary["policy"].get("timeline")
+    if not timeline:
+        return None
+    columns = ["component", "title", "from", "until", "status", "source"]
+    return {"id": "timeline", "title": "Rules in force: components and their windows",
+            "columns": columns, "rows": [[item.get(c) for c in columns] for item in timeline],
+            "numeric": [], "note": "each row is decided under the components in force on its ship date"}
+
+
 def _screen_headline(summary: dict) -> list[dict]:
     rows, decisions = summary["rows"], summary["decisions"]
     headline = [
@@ -113,20 +152,25 @@ def _screen_headline(summary: dict) -> list[dict]:
     ]
     for name, tone in (("DENIED", "bad"), ("REVIEW", "warn"), ("CAP_EXCEEDED", "bad"), ("LICENSE_REQUIRED", "warn")):
         headline.append({"label": name, "value": decisions.get(name, 0), "tone": tone if decisions.get(name) else "ok"})
+    for code, count in summary.get("flagged_rows", {}).items():
+        if count:
+            headline.append({"label": code, "value": count, "tone": "warn"})
     return headline
 
 
 def screen_report(screening: ScreenResult) -> dict:
     """Report content for one screening run."""
     summary = screening.summary
-    charts = [allocation_chart(screening)] + [c for c in [lpp_chart(screening)] if c]
+    charts = [allocation_chart(screening)] + [c for c in [lpp_chart(screening), volume_chart(summary)] if c]
     quarantine = [[reason, count] for reason, count in summary["rows"]["by_reason"].items()]
     return {
         "title": f"chipscreen screening — {summary['policy']['id']}", "kind": "screen",
         "headline": _screen_headline(summary), "charts": charts,
-        "tables": [_decisions_table(summary), _headroom_table(summary["allocation_headroom"]),
-                   {"id": "quarantine", "title": "Quarantined rows by reason", "columns": ["reason", "rows"],
-                    "rows": quarantine, "numeric": ["rows"], "note": None}],
+        "tables": [t for t in [timeline_table(summary)] if t]
+        + [_decisions_table(summary), _headroom_table(summary["allocation_headroom"])]
+        + [t for t in [_volume_table(summary)] if t]
+        + [{"id": "quarantine", "title": "Quarantined rows by reason", "columns": ["reason", "rows"],
+            "rows": quarantine, "numeric": ["rows"], "note": None}],
         "provenance": provenance(summary),
     }
 
@@ -158,6 +202,8 @@ def diff_report(runs: list[ScreenResult], labels: list[str], overall: pd.DataFra
     matrix = [[first] + [int(overall.loc[first, second]) for second in overall.columns] for first in overall.index]
     by_destination = [[d, f, t, n] for d, rows in summary["transitions_by_destination"].items()
                       for f, targets in rows.items() for t, n in targets.items() if f != t]
+    by_sku = sorted(([k, f, t, n] for k, rows in summary.get("transitions_by_sku", {}).items()
+                     for f, targets in rows.items() for t, n in targets.items() if f != t), key=lambda r: -r[3])
     charts = []
     for run, label in zip(runs, labels):
         chart = allocation_chart(run, chart_id=f"allocation-{label}")
@@ -175,9 +221,14 @@ def diff_report(runs: list[ScreenResult], labels: list[str], overall: pd.DataFra
         "tables": [{"id": "transitions", "title": f"Decisions: {labels[0]} (rows) → {labels[1]} (columns)",
                     "columns": ["from \\ to"] + list(overall.columns), "rows": matrix,
                     "numeric": list(overall.columns), "note": None},
+                   {"id": "transitions-by-sku", "title": "Changed decisions by SKU",
+                    "columns": ["sku", "from", "to", "rows"], "rows": by_sku, "numeric": ["rows"], "note": None},
                    {"id": "transitions-by-destination", "title": "Changed decisions by destination",
                     "columns": ["destination", "from", "to", "rows"], "rows": by_destination,
                     "numeric": ["rows"], "note": None}]
+        + [t for run, label in zip(runs, labels) for t in [timeline_table(run.summary)] if t]
+        + [t for run, label in zip(runs, labels)
+           for t in [_volume_table(run.summary, f"china-volume-{label}", f"China volume condition under {label}")] if t]
         + [_headroom_table(run.summary["allocation_headroom"], f"headroom-{label}", f"Cap headroom under {label}")
            for run, label in zip(runs, labels)]
         + [_frame_table(changes, "changes", "Rows whose decision or authorization changes")],

@@ -19,9 +19,59 @@ from pipeline.decide import DECISIONS, Allocation, Decisions
 from pipeline.enrich import codes_and_values
 
 
+def _month_text(month: int) -> str:
+    """``YYYY-MM`` of a month index (:func:`_months`)."""
+    return f"{1970 + month // 12:04d}-{month % 12 + 1:02d}"
+
+
 def _months(days: np.ndarray) -> np.ndarray:
     """Month index (``(year - 1970) * 12 + month - 1``) of day numbers."""
     return days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+
+
+VOLUME_INDEX = ["key", "month", "side"]
+FLAGGED_CODES = ("BEFORE_TIMELINE", "PARTY_BEFORE_LISTING")
+"""Informational reason codes whose rows the report counts."""
+
+
+def _month_ends(keys: np.ndarray, months: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per (key, month) present, the last value in row order (running totals: the month-end total)."""
+    span = int(months.max()) + 1
+    key_month = keys.astype(np.int64) * span + months
+    order = np.argsort(key_month, kind="stable")
+    ends = np.flatnonzero(np.append(key_month[order][1:] != key_month[order][:-1], True))
+    key_of, month_of = np.divmod(key_month[order[ends]], span)
+    return key_of, month_of, values[order[ends]]
+
+
+def _volume(result: Decisions, days: np.ndarray) -> tuple[pd.Series, pd.Series]:
+    """Month-end China and US totals per volume key, and the lines over the share."""
+    found = result.accumulators.get("china_volume")
+    if found is None:
+        return _sum([], VOLUME_INDEX), _sum([], ["key"])
+    texts = np.asarray(result.volume_keys, dtype=object)
+    parts = []
+    for side, keys, cumulative in (("cn", found.keys, found.cumulative), ("us", found.base_keys, found.base_cumulative)):
+        rows = np.flatnonzero(cumulative >= 0)
+        if not len(rows):
+            continue
+        key_of, month_of, value = _month_ends(keys[rows], _months(days[rows]), cumulative[rows])
+        parts.append(pd.Series(value.astype(np.int64), index=pd.MultiIndex.from_arrays(
+            [texts[key_of], month_of, np.full(len(key_of), side, dtype=object)], names=VOLUME_INDEX)))
+    over = np.flatnonzero(result.volume_over)
+    rows_over = _sum([], ["key"])
+    if len(over):
+        key, count = np.unique(found.keys[over], return_counts=True)
+        rows_over = pd.Series(count.astype(np.int64), index=pd.Index(texts[key], name="key"))
+    return _sum(parts, VOLUME_INDEX), rows_over
+
+
+def _max(parts: list[pd.Series], names: list[str]) -> pd.Series:
+    """Per-key maximum (running totals of consecutive pieces: the later, larger one)."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return _sum([], names)
+    return pd.concat(parts).groupby(level=names, sort=True).max().astype(np.int64)
 
 
 def _sum(parts: list[pd.Series], names: list[str]) -> pd.Series:
@@ -53,6 +103,16 @@ class Tally:
     lpp_rows_over : int
     lpp_crossings_by_month : pandas.Series of int64
         Consignee-years whose running total crossed the LPP limit, per month.
+    volume_by_month : pandas.Series of int64
+        China volume condition: the running totals at the end of each month with rows of the key,
+        by (``key`` ``<sku>|<exporter>``, ``month``, ``side`` ``cn`` or ``us``).
+    volume_rows_over : pandas.Series of int64
+        Licensed China lines over the share, per key.
+    volume_share : int or None
+        The rule set's ``max_share_percent`` (None: no volume condition).
+    volume_unit : str or None
+    flagged_rows : pandas.Series of int64
+        Rows carrying each informational reason code (``BEFORE_TIMELINE``, ``PARTY_BEFORE_LISTING``).
     """
 
     decisions: pd.Series
@@ -64,6 +124,11 @@ class Tally:
     lpp_limit: int | None = None
     lpp_rows_over: int = 0
     lpp_crossings_by_month: pd.Series = field(default_factory=lambda: _sum([], ["month"]))
+    volume_by_month: pd.Series = field(default_factory=lambda: _sum([], VOLUME_INDEX))
+    volume_rows_over: pd.Series = field(default_factory=lambda: _sum([], ["key"]))
+    volume_share: int | None = None
+    volume_unit: str | None = None
+    flagged_rows: pd.Series = field(default_factory=lambda: _sum([], ["code"]))
 
     @classmethod
     def empty(cls) -> "Tally":
@@ -127,10 +192,21 @@ class Tally:
             crossing = (lpp_cum > result.lpp_limit) & (lpp_cum - tpp <= result.lpp_limit)
             month, count = np.unique(_months(days[crossing]), return_counts=True)
             crossings = pd.Series(count.astype(np.int64), index=pd.Index(month, name="month"))
+        volume_by_month, volume_over = _volume(result, days)
+        per_label = np.bincount(result.reasons, minlength=len(result.reason_labels)) if len(result.reasons) else \
+            np.zeros(len(result.reason_labels), np.int64)
+        flagged = {code: int(sum(count for label, count in zip(result.reason_labels, per_label.tolist())
+                                 if any(part.split(":")[0] == code for part in label.split(";"))))
+                   for code in FLAGGED_CODES}
+        volume = result.accumulators.get("china_volume")
         return cls(decisions=decisions, tpp_total=int(tpp.sum()) if len(tpp) else 0,
                    allocations={a.label: a for a in result.allocations},
                    allocated_before_crossing=first_over, exceeded_rows=exceeded, allocation_by_month=by_month,
-                   lpp_limit=result.lpp_limit, lpp_rows_over=lpp_over, lpp_crossings_by_month=crossings)
+                   lpp_limit=result.lpp_limit, lpp_rows_over=lpp_over, lpp_crossings_by_month=crossings,
+                   volume_by_month=volume_by_month, volume_rows_over=volume_over,
+                   volume_share=result.volume_share if volume is not None else None,
+                   volume_unit=result.volume_unit if volume is not None else None,
+                   flagged_rows=pd.Series({c: n for c, n in flagged.items() if n}, dtype=np.int64).rename_axis("code"))
 
     @classmethod
     def merge(cls, tallies: list["Tally"]) -> "Tally":
@@ -156,6 +232,11 @@ class Tally:
             lpp_limit=next((t.lpp_limit for t in tallies if t.lpp_limit is not None), None),
             lpp_rows_over=sum(t.lpp_rows_over for t in tallies),
             lpp_crossings_by_month=_sum([t.lpp_crossings_by_month for t in tallies], ["month"]),
+            volume_by_month=_max([t.volume_by_month for t in tallies], VOLUME_INDEX),
+            volume_rows_over=_sum([t.volume_rows_over for t in tallies], ["key"]),
+            volume_share=next((t.volume_share for t in tallies if t.volume_share is not None), None),
+            volume_unit=next((t.volume_unit for t in tallies if t.volume_unit is not None), None),
+            flagged_rows=_sum([t.flagged_rows for t in tallies], ["code"]),
         )
 
     # ------------------------------------------------------------------ summary.json parts
@@ -205,6 +286,35 @@ class Tally:
                 "consignee_years_over_limit": int(np.count_nonzero(totals > self.lpp_limit)),
                 "rows_over_limit": self.lpp_rows_over}
 
+    def china_volume(self) -> dict | None:
+        """The China volume condition per (exporter, SKU): totals, headroom and lines over, at the
+        end of each month with rows of the key (the totals carried forward between them).
+
+        Headroom is ``floor(max_share_percent × us / 100) − cn``: what more may be licensed to
+        China/Macau before a line is over (negative: over).
+        """
+        if self.volume_share is None:
+            return None
+        share = self.volume_share
+        table = self.volume_by_month.unstack("side") if len(self.volume_by_month) else pd.DataFrame()
+        keys = []
+        for key in sorted(set(self.volume_by_month.index.get_level_values("key"))):
+            rows = table.loc[key].reindex(columns=["cn", "us"]).sort_index().ffill().fillna(0).astype(np.int64)
+            if not (rows["cn"] > 0).any():
+                continue  # no licensed China line for this exporter and SKU
+            sku, _, exporter = key.partition("|")
+            months = [{"month": _month_text(int(m)), "us": int(r.us), "cn": int(r.cn),
+                       "headroom": int(r.us) * share // 100 - int(r.cn)} for m, r in rows.iterrows()]
+            keys.append({"exporter": exporter, "sku": sku, "us": months[-1]["us"], "cn": months[-1]["cn"],
+                         "headroom": months[-1]["headroom"], "rows_over": int(self.volume_rows_over.get(key, 0)),
+                         "by_month": months})
+        return {"unit": self.volume_unit, "max_share_percent": share,
+                "keys": sorted(keys, key=lambda k: (k["headroom"], k["sku"], k["exporter"]))}
+
+    def flagged(self) -> dict:
+        """Rows per informational reason code (:data:`FLAGGED_CODES`)."""
+        return {code: int(self.flagged_rows.get(code, 0)) for code in FLAGGED_CODES}
+
     # ------------------------------------------------------------------------------ files
     def to_dict(self) -> dict:
         """JSON-ready form (for checkpoints); :meth:`from_dict` reads it back."""
@@ -217,6 +327,9 @@ class Tally:
             "exceeded_rows": pairs(self.exceeded_rows), "allocation_by_month": pairs(self.allocation_by_month),
             "lpp_limit": self.lpp_limit, "lpp_rows_over": self.lpp_rows_over,
             "lpp_crossings_by_month": pairs(self.lpp_crossings_by_month),
+            "volume_by_month": pairs(self.volume_by_month), "volume_rows_over": pairs(self.volume_rows_over),
+            "volume_share": self.volume_share, "volume_unit": self.volume_unit,
+            "flagged_rows": pairs(self.flagged_rows),
         }
 
     @classmethod
@@ -238,4 +351,8 @@ class Tally:
             allocation_by_month=series(data["allocation_by_month"], ["allocation", "month"]),
             lpp_limit=data["lpp_limit"], lpp_rows_over=int(data["lpp_rows_over"]),
             lpp_crossings_by_month=series(data["lpp_crossings_by_month"], ["month"]),
+            volume_by_month=series(data.get("volume_by_month", []), VOLUME_INDEX),
+            volume_rows_over=series(data.get("volume_rows_over", []), ["key"]),
+            volume_share=data.get("volume_share"), volume_unit=data.get("volume_unit"),
+            flagged_rows=series(data.get("flagged_rows", []), ["code"]),
         )

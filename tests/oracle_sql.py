@@ -8,16 +8,36 @@ totals, cap checks, decisions, reason codes) runs in DuckDB SQL.
 
 API
 ---
-``screen_sql(ledger, policy, catalog, parties, con=None) -> pyarrow.Table``
+``screen_sql(ledger, policy, catalog, parties, con=None, overrides=None) -> pyarrow.Table``
     One row per ledger row, sorted by ``(ship_date, shipment_id)``: ``shipment_id``,
     ``decision``, ``authorization``, ``reasons``, ``tier`` (int8, null for non-tiered rule sets),
-    ``tpp`` (int64), ``lpp_cum_tpp`` (int64 or null), ``country_cum_tpp`` (int64 or null).
-``screen_sql_parquet(ledger_path, out_path, policy, catalog, parties, con=None) -> float``
+    ``tpp`` (int64), ``lpp_cum_tpp`` (int64 or null), ``country_cum_tpp`` (int64 or null),
+    ``cn_volume_cum`` and ``us_volume_cum`` (int64 or null; only the ``in-force`` framework
+    fills them, see below).
+``screen_sql_parquet(ledger_path, out_path, policy, catalog, parties, con=None, overrides=None) -> float``
     The same from a Parquet file to a Parquet file, entirely inside DuckDB; returns seconds.
+``apply_overrides(policy, overrides) -> dict``
+    A copy of ``policy`` with what-if values set by dotted key (``agreements.0.cap_tpp``,
+    ``components.china-volume.unit``, ``catalog.memory_bandwidth_gbs.AMD-MI325X``); the
+    ``overrides`` argument of both entry points goes through it.
 
 ``parties`` has one row per consignee name (``name``, ``normalized``, ``party_list``,
-``outcome``); with a ``destination`` column, one per (name, destination), matched to the rows
-with that destination (a rule set whose party scores depend on the destination country).
+``outcome``, optionally ``party_listed_on``: ISO date text, a date, or null); with a
+``destination`` column, one per (name, destination), matched to the rows with that destination
+(a rule set whose party scores depend on the destination country).
+
+The ledger may carry ``exporter``, ``export_country`` (null or empty = US) and
+``ultimate_parent_hq_country``; absent optional columns are null. For the ``in-force``
+framework the catalog must have ``memory_bandwidth_gbs`` and ``io_bandwidth_gbs``.
+
+Frameworks: ``tiered`` (``ai-diffusion-2025``), ``country-groups`` (``post-rescission-2025``) and
+``in-force`` (the dated timeline of README "How screening works"). Under ``in-force`` each row is
+decided on its rule date ``d`` = ``max(ship_date, timeline_start)``; each component of
+``[components.*]`` is in force on ``d`` when ``effective_from <= d <= effective_until``
+(inclusive; ``in_force = false``: never). ``cn_volume_cum`` is the running total (units or TPP)
+of the licensed case-by-case lines per (exporter, SKU), at those rows; ``us_volume_cum`` the
+running total of the same exporter's and SKU's non-DENIED rows to the US, at those US rows
+(itself included) and at the China candidate rows (the US rows before it).
 
 Notes
 -----
@@ -50,9 +70,83 @@ Choices made where the brief is silent (also reported to the lead):
    own cap (``caps`` or ``default_cap_tpp``), exactly as for Tier-2 destinations.
 9. ``screen_sql`` raises ``ValueError`` for a SKU missing from the catalog or a consignee_name
    missing from ``parties``; ``screen_sql_parquet`` (benchmark peer) skips these checks.
+
+``in-force`` (added for issue 17; items 10-28):
+
+10. Listing dates (``parties.listing_dates = true``, any framework): the comparison is with the
+    row's *ship_date* (not the rule date ``d``); a hit is suppressed when ``ship_date <
+    party_listed_on``. It applies to ``block`` and ``review`` outcomes alike; the suppressed row
+    gets ``PARTY_BEFORE_LISTING:<list>`` and is otherwise decided as if it had no hit (it may
+    then enter the accumulators). A null ``party_listed_on`` counts always.
+11. Denial codes are cumulative, as in the other frameworks (``GP10;D5``, ``D5;D5_HQ``): a row to
+    China/Macau under ``h200-china`` gets every one of ``CN_ABOVE_THRESHOLD``, ``REEXPORT``,
+    ``D5_HQ`` whose condition holds (a B200 re-exported to CN: ``CN_ABOVE_THRESHOLD;REEXPORT``).
+    A DENIED row carries only its denial codes, ``PARTY_REVIEW``, ``PARTY_BEFORE_LISTING`` and
+    ``BEFORE_TIMELINE`` (no path codes such as ``CN_CASE_BY_CASE``), as before.
+12. "HQ in D:5/Macau outside China and Macau" (China branch) is read per HQ field: some HQ field
+    (``consignee_hq_country`` or ``ultimate_parent_hq_country``, aliased) is in the
+    ``advanced-computing-2023.hq_groups`` and not in the ``h200-china.destinations`` groups on
+    ``d``. A CN-headquartered consignee in CN is case-by-case; one with a RU parent is DENIED.
+13. ``REEXPORT`` and ``CN_ABOVE_THRESHOLD`` concern *controlled* chips only, as the README says.
+    An informed chip that is not controlled (H20) re-exported to China, or outside the band, is
+    not case-by-case and falls to "every other row": the license path with ``IS_INFORMED`` (the
+    issue's looser "a re-export ... stays DENIED" is not followed).
+14. Case-by-case needs "a controlled or *informed chip*" (the bandwidth test alone, while
+    ``is-informed`` is in force), not "informed" (chip plus destination); identical with the
+    file's groups, which contain China.
+15. On the license path outside the China branch, ``IS_INFORMED`` and ``D1_D4`` are each added
+    when their own condition holds (both only with what-if groups; with the file's groups an
+    informed controlled row is always DENIED). Within the branch ``D1_D4`` is never added.
+16. "Controlled" requires ``advanced-computing-2023`` in force on ``d``; GP10 requires
+    ``gp10-guidance`` in force on ``d``; a component that is absent is never in force. A
+    component without ``effective_from`` is in force from the beginning, without
+    ``effective_until`` forever. ``ai-diffusion-2025`` in force on any date is refused
+    (``NotImplementedError``): this oracle has no tiers under ``in-force``. An unknown component
+    name is refused (``ValueError``).
+17. The China volume candidates are the case-by-case rows on the ``LICENSE`` path (a
+    ``license_id`` and no ``veu_id``) that are not DENIED, with ``china-volume`` in force on
+    ``d``. A case-by-case row with a VEU (``AUTHORIZED``/``VEU``) is not a "licensed line" and
+    does not count. ``REVIEW`` and over-ratio (``CAP_EXCEEDED``) candidates do count for later
+    rows, as over-cap rows do in the allocation totals.
+18. US rows (aliased destination ``US``, not DENIED) count on any date, including rows before
+    ``timeline_start`` and rows of uncontrolled SKUs, whenever ``china-volume`` is in force on
+    some date at all; with ``china-volume`` never in force both volume columns are null
+    everywhere. A US row's ``us_volume_cum`` is its own running total, itself included; a
+    candidate's ``us_volume_cum`` is the total of the US rows before it in screening order
+    (``0`` when there is none, and then any positive China amount is over).
+19. The exporter key is ``coalesce(exporter, '')`` compared verbatim (null and empty are one
+    exporter; no trimming or case folding here); the SKU is the ledger's ``sku``.
+20. An over-ratio candidate is ``CAP_EXCEEDED`` (authorization null) with ``CN_US_RATIO`` and
+    keeps ``CN_CASE_BY_CASE`` and ``LICENSE`` (as choice 1 keeps ``LICENSE`` on over-cap rows).
+21. "From the US": ``export_country`` null, empty, or equal to ``h200-china.export_country``
+    (``US``), compared verbatim. ``export_country`` matters only in the China branch.
+22. Agreements under ``in-force`` work as under ``country-groups`` (choices 2 and 3) over every
+    row on the ``LICENSE`` path: D1_D4, IS_INFORMED and case-by-case licensed lines alike; the
+    window is tested on ``ship_date``.
+23. Bandwidth: catalog values, replaced by ``catalog.memory_bandwidth_gbs.<SKU>`` /
+    ``catalog.io_bandwidth_gbs.<SKU>`` from the rule set for *every* rule that reads them (the
+    is-informed thresholds as well as the H200 band, although the README mentions the override
+    under the band); an override for a SKU missing from the catalog is a ``ValueError``. A null bandwidth fails every test that reads it (SQL null): a
+    chip with unknown DRAM bandwidth is not in the band (a controlled one to China is
+    ``CN_ABOVE_THRESHOLD``) and is informed only through another threshold.
+24. Group memberships under ``in-force`` are evaluated on ``d`` for destination and both HQ
+    fields; a ``country_groups.dated`` entry may carry ``from`` and/or ``until`` (inclusive; a
+    missing bound is open); other keys in an entry, or a component naming a group that is
+    neither a static group nor used in a dated entry, are refused.
+25. ``hq_groups`` absent from ``advanced-computing-2023`` defaults to its ``denied_groups``;
+    ``timeline_start`` absent means no row is before the timeline.
+26. ``us_volume_cum``/``cn_volume_cum`` are exact: HUGEINT running sums, ratio test
+    ``100 * cn > max_share_percent * us`` in HUGEINT, cast to BIGINT on output (raises on
+    overflow).
+27. ``BEFORE_TIMELINE`` rows use ``d = timeline_start`` for every dated test (components,
+    memberships) but their real ``ship_date`` for screening order, the listing-date test, the
+    agreement windows and the volume totals.
+28. Party outcomes other than ``block``/``review`` are no hit; reviewed decisions are not modelled,
+    so ``PARTY_CLEARED:<list>`` is never produced (as before).
 """
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import itertools
 import sys
@@ -69,10 +163,14 @@ except ImportError:
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["screen_sql", "screen_sql_parquet", "build_query"]
+__all__ = ["screen_sql", "screen_sql_parquet", "build_query", "apply_overrides"]
 
 _MAX_DATE = _dt.date(9999, 12, 31)
-_OPTIONAL = ("consignee_id", "consignee_hq_country", "license_id", "veu_id")
+_MIN_DATE = _dt.date(1, 1, 1)
+_OPTIONAL = ("consignee_id", "consignee_hq_country", "license_id", "veu_id", "exporter",
+             "export_country", "ultimate_parent_hq_country")
+_COMPONENTS = ("advanced-computing-2023", "ai-diffusion-2025", "gp10-guidance", "is-informed",
+               "h200-china", "china-volume")
 _counter = itertools.count()
 
 OUTPUT_SCHEMA = pa.schema(
@@ -85,6 +183,8 @@ OUTPUT_SCHEMA = pa.schema(
         ("tpp", pa.int64()),
         ("lpp_cum_tpp", pa.int64()),
         ("country_cum_tpp", pa.int64()),
+        ("cn_volume_cum", pa.int64()),
+        ("us_volume_cum", pa.int64()),
     ]
 )
 
@@ -106,6 +206,54 @@ def _int(value) -> int:
     return int(value)
 
 
+def _bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "false"):
+        return text == "true"
+    raise TypeError(f"expected true or false, got {value!r}")
+
+
+def _opt_date(value):
+    if value is None or (not isinstance(value, str) and pd.isna(value)) or value == "":
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.date()
+    return _date(value)
+
+
+def _opt_int(value):
+    if value is None or pd.isna(value):
+        return None
+    return _int(value)
+
+
+def apply_overrides(policy: dict, overrides: dict | None) -> dict:
+    """A deep copy of ``policy`` with each dotted key of ``overrides`` set (list items by index).
+
+    Missing intermediate tables are created (``catalog.memory_bandwidth_gbs.NVIDIA-H20``).
+    """
+    out = copy.deepcopy(policy)
+    for key, value in (overrides or {}).items():
+        parts = str(key).split(".")
+        node = out
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                idx = int(part)
+                if last:
+                    node[idx] = value
+                else:
+                    node = node[idx]
+            else:
+                if last:
+                    node[part] = value
+                else:
+                    node = node.setdefault(part, {})
+    return out
+
+
 def _member_until(policy: dict, groups) -> dict[str, _dt.date]:
     """Country -> last ship date (inclusive) on which it is in ANY of ``groups``."""
     cg = policy.get("country_groups", {})
@@ -123,24 +271,128 @@ def _member_until(policy: dict, groups) -> dict[str, _dt.date]:
 
 def _framework(policy: dict) -> str:
     fw = policy.get("framework")
-    if fw not in ("tiered", "country-groups"):
+    if fw not in ("tiered", "country-groups", "in-force"):
         raise ValueError(f"unknown framework {fw!r}")
     return fw
 
 
-def _reference_tables(policy: dict, catalog: pd.DataFrame, parties: pd.DataFrame) -> dict[str, pa.Table]:
-    fw = _framework(policy)
-    controls = policy.get("controls", {})
-    classes = set(controls.get("controlled_classes", []))
-    gp10_on = bool(controls.get("gp10_denied", False))
-    cat = pa.table(
+def _window(component) -> tuple[_dt.date, _dt.date] | None:
+    """Inclusive (from, until) of a component, or None when it is never in force."""
+    if component is None:
+        return None
+    if "in_force" in component and not _bool(component["in_force"]):
+        return None
+    lo = component.get("effective_from")
+    hi = component.get("effective_until")
+    lo = _MIN_DATE if lo in (None, "") else _date(lo)
+    hi = _MAX_DATE if hi in (None, "") else _date(hi)
+    return (lo, hi) if lo <= hi else None
+
+
+def _inforce(policy: dict) -> dict:
+    """The parameters of the ``in-force`` framework, validated (choices 16, 24, 25)."""
+    comps = policy.get("components", {}) or {}
+    unknown = sorted(set(comps) - set(_COMPONENTS))
+    if unknown:
+        raise ValueError(f"unknown in-force components {unknown}")
+    win = {name: _window(comps.get(name)) for name in _COMPONENTS}
+    if win["ai-diffusion-2025"] is not None:
+        raise NotImplementedError("ai-diffusion-2025 in force under in-force: tiers are not implemented here")
+    ac = comps.get("advanced-computing-2023") or {}
+    inf = comps.get("is-informed") or {}
+    h200 = comps.get("h200-china") or {}
+    vol = comps.get("china-volume") or {}
+    sets = {
+        "den": list(ac.get("denied_groups", [])),
+        "lic": list(ac.get("license_groups", [])),
+        "ex": list(ac.get("exempt_groups", [])),
+        "hqg": list(ac.get("hq_groups", ac.get("denied_groups", []))),
+        "infg": list(inf.get("groups", [])),
+        "cnd": list(h200.get("destinations", [])),
+    }
+    p = {"win": win, "sets": sets, "classes": set(ac.get("controlled_classes", []))}
+    ts = policy.get("timeline_start")
+    p["timeline_start"] = _MIN_DATE if ts in (None, "") else _date(ts)
+    if win["is-informed"] is not None:
+        p["inf_mem"] = _int(inf["memory_bandwidth_gbs"])
+        p["inf_io"] = _int(inf["io_bandwidth_gbs"])
+        p["inf_sum"] = _int(inf["combined_bandwidth_gbs"])
+    if win["h200-china"] is not None:
+        p["max_tpp"] = _int(h200["max_tpp"])
+        p["max_mem"] = _int(h200["max_memory_bandwidth_gbs"])
+        p["export_country"] = str(h200.get("export_country", "US"))
+    if win["china-volume"] is not None:
+        unit = str(vol.get("unit", "units"))
+        if unit not in ("units", "tpp"):
+            raise ValueError(f"china-volume.unit must be 'units' or 'tpp', got {unit!r}")
+        p["unit"] = unit
+        p["max_share_percent"] = _int(vol["max_share_percent"])
+    return p
+
+
+def _memberships(policy: dict, sets: dict[str, list[str]]) -> pa.Table:
+    """(gs, country, mfrom, muntil): a country is in group set ``gs`` on dates in [mfrom, muntil]."""
+    cg = policy.get("country_groups", {}) or {}
+    dated = cg.get("dated", []) or []
+    for entry in dated:
+        extra = set(entry) - {"group", "country", "from", "until"}
+        if extra:
+            raise ValueError(f"country_groups.dated entry with unknown keys {sorted(extra)}")
+    known = {g for g in cg if g != "dated"} | {e["group"] for e in dated}
+    rows = []
+    for gs, groups in sets.items():
+        for g in groups:
+            if g not in known:
+                raise ValueError(f"unknown country group {g!r}")
+            for country in cg.get(g, []) if g != "dated" else []:
+                rows.append((gs, str(country), _MIN_DATE, _MAX_DATE))
+            for entry in dated:
+                if entry["group"] == g:
+                    lo = _MIN_DATE if entry.get("from") in (None, "") else _date(entry["from"])
+                    hi = _MAX_DATE if entry.get("until") in (None, "") else _date(entry["until"])
+                    rows.append((gs, str(entry["country"]), lo, hi))
+    return pa.table(
         {
-            "sku": pa.array([str(s) for s in catalog["sku"]], pa.string()),
-            "unit_tpp": pa.array([_int(v) for v in catalog["unit_tpp"]], pa.int64()),
-            "controlled": pa.array([str(e) in classes for e in catalog["eccn"]], pa.bool_()),
-            "gp10": pa.array([gp10_on and bool(g) for g in catalog["gp10"]], pa.bool_()),
+            "gs": pa.array([r[0] for r in rows], pa.string()),
+            "country": pa.array([r[1] for r in rows], pa.string()),
+            "mfrom": pa.array([r[2] for r in rows], pa.date32()),
+            "muntil": pa.array([r[3] for r in rows], pa.date32()),
         }
     )
+
+
+def _bandwidths(policy: dict, catalog: pd.DataFrame, column: str) -> list:
+    if column not in catalog.columns:
+        raise ValueError(f"the in-force framework needs the catalog column {column!r}")
+    values = {str(s): _opt_int(v) for s, v in zip(catalog["sku"], catalog[column])}
+    over = ((policy.get("catalog", {}) or {}).get(column, {}) or {})
+    for sku, v in over.items():
+        if str(sku) not in values:
+            raise ValueError(f"catalog.{column}.{sku}: no such SKU in the catalog")
+        values[str(sku)] = _int(v)
+    return [values[str(s)] for s in catalog["sku"]]
+
+
+def _reference_tables(policy: dict, catalog: pd.DataFrame, parties: pd.DataFrame) -> dict[str, pa.Table]:
+    fw = _framework(policy)
+    if fw == "in-force":
+        inf = _inforce(policy)
+        classes = inf["classes"]
+        gp10_on = True  # gated by the gp10-guidance window in the query
+    else:
+        controls = policy.get("controls", {})
+        classes = set(controls.get("controlled_classes", []))
+        gp10_on = bool(controls.get("gp10_denied", False))
+    cat = {
+        "sku": pa.array([str(s) for s in catalog["sku"]], pa.string()),
+        "unit_tpp": pa.array([_int(v) for v in catalog["unit_tpp"]], pa.int64()),
+        "controlled": pa.array([str(e) in classes for e in catalog["eccn"]], pa.bool_()),
+        "gp10": pa.array([gp10_on and bool(g) for g in catalog["gp10"]], pa.bool_()),
+    }
+    if fw == "in-force":
+        cat["mem_bw"] = pa.array(_bandwidths(policy, catalog, "memory_bandwidth_gbs"), pa.int64())
+        cat["io_bw"] = pa.array(_bandwidths(policy, catalog, "io_bandwidth_gbs"), pa.int64())
+    cat = pa.table(cat)
 
     aliases = (policy.get("destinations", {}) or {}).get("aliases", {}) or {}
     alias = pa.table(
@@ -155,6 +407,9 @@ def _reference_tables(policy: dict, catalog: pd.DataFrame, parties: pd.DataFrame
         tiers = policy.get("tiers", {})
         cols = {"t3_until": _member_until(policy, tiers.get("tier3_groups", []))}
         tier1 = set(tiers.get("tier1", []))
+    elif fw == "in-force":
+        cols = {}  # dated memberships go through the ``mem`` table instead
+        tier1 = set()
     else:
         cols = {
             "den_until": _member_until(policy, controls.get("denied_groups", [])),
@@ -207,8 +462,15 @@ def _reference_tables(policy: dict, catalog: pd.DataFrame, parties: pd.DataFrame
             cols[name] = arr.cast(pa.string()) if arr.type != pa.string() else arr
         else:
             cols[name] = pa.nulls(len(parties), pa.string())
+    if "party_listed_on" in parties.columns:
+        cols["listed_on"] = pa.array([_opt_date(v) for v in parties["party_listed_on"]], pa.date32())
+    else:
+        cols["listed_on"] = pa.nulls(len(parties), pa.date32())
     par = pa.table(cols)
-    return {"cat": cat, "alias": alias, "cc": cc, "caps": capt, "agr": agr, "par": par}
+    tables = {"cat": cat, "alias": alias, "cc": cc, "caps": capt, "agr": agr, "par": par}
+    if fw == "in-force":
+        tables["mem"] = _memberships(policy, inf["sets"])
+    return tables
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,36 +480,197 @@ def _lit_date(d) -> str:
     return f"DATE '{_date(d).isoformat()}'"
 
 
+def _on(window, col: str = "d") -> str:
+    """SQL: is the component with this window in force on ``col``."""
+    if window is None:
+        return "false"
+    return f"({col} BETWEEN {_lit_date(window[0])} AND {_lit_date(window[1])})"
+
+
+def _inforce_flags(policy: dict, n: dict[str, str]) -> str:
+    """The per-row situation and path of the ``in-force`` framework (README "How screening works")."""
+    p = _inforce(policy)
+    win = p["win"]
+    ts = _lit_date(p["timeline_start"])
+
+    def mem(gs: str, col: str) -> str:
+        return (f"EXISTS (SELECT 1 FROM {n['mem']} m WHERE m.gs = '{gs}' AND m.country = {col} "
+                f"AND x.d BETWEEN m.mfrom AND m.muntil)")
+
+    if win["is-informed"] is not None:
+        informed_chip = (f"coalesce({_on(win['is-informed'])} AND (mem_bw >= {p['inf_mem']} "
+                         f"OR io_bw >= {p['inf_io']} OR mem_bw + io_bw >= {p['inf_sum']}), false)")
+    else:
+        informed_chip = "false"
+    if win["h200-china"] is not None:
+        in_band = f"coalesce(unit_tpp < {p['max_tpp']} AND mem_bw < {p['max_mem']}, false)"
+        from_us = f"(coalesce(export_country, '') IN ('', {_sql_str(p['export_country'])}))"
+    else:
+        in_band, from_us = "false", "true"
+    return f"""
+dated AS (
+  SELECT b.* EXCLUDE (controlled, gp10),
+         b.controlled AS cls_controlled,
+         b.gp10 AS cat_gp10,
+         (b.ship_date < {ts}) AS before_tl,
+         CASE WHEN b.ship_date < {ts} THEN {ts} ELSE b.ship_date END AS d
+  FROM base b
+),
+flags AS (
+  SELECT x.*,
+         (cls_controlled AND {_on(win['advanced-computing-2023'], 'x.d')}) AS controlled,
+         (cat_gp10 AND {_on(win['gp10-guidance'], 'x.d')}) AS gp10,
+         coalesce(x.dest = 'US', false) AS us_dest,
+         {mem('den', 'x.dest')} AS d_den,
+         {mem('lic', 'x.dest')} AS d_lic,
+         {mem('ex', 'x.dest')} AS d_ex,
+         ({mem('hqg', 'x.hq')} OR {mem('hqg', 'x.uph')}) AS h_den,
+         (({mem('hqg', 'x.hq')} AND NOT {mem('cnd', 'x.hq')})
+           OR ({mem('hqg', 'x.uph')} AND NOT {mem('cnd', 'x.uph')})) AS h_den_outside,
+         {mem('infg', 'x.dest')} AS d_inf,
+         ({mem('infg', 'x.hq')} OR {mem('infg', 'x.uph')}) AS h_inf,
+         ({_on(win['h200-china'], 'x.d')} AND {mem('cnd', 'x.dest')}) AS china
+  FROM dated x
+),
+sit AS (
+  SELECT f.*,
+         {informed_chip} AS informed_chip,
+         {in_band} AS in_band,
+         {from_us} AS from_us
+  FROM flags f
+),
+rules AS (
+  SELECT s.*,
+         CAST(NULL AS TINYINT) AS tier,
+         (china AND controlled AND NOT in_band) AS c_cnabove,
+         (china AND controlled AND NOT from_us) AS c_reexport,
+         (NOT china AND controlled AND d_den) AS c_d5,
+         ((china AND controlled AND h_den_outside)
+           OR (NOT china AND controlled AND NOT us_dest AND h_den)) AS c_d5hq,
+         (informed_chip AND (d_inf OR (NOT us_dest AND h_inf))) AS informed,
+         (china AND (controlled OR informed_chip) AND in_band AND from_us) AS cbc
+  FROM sit s
+),
+paths AS (
+  SELECT m.*,
+         (p_block OR gp10 OR c_cnabove OR c_reexport OR c_d5 OR c_d5hq) AS denied,
+         CASE
+           WHEN p_block OR gp10 OR c_cnabove OR c_reexport OR c_d5 OR c_d5hq THEN 'DENIED'
+           WHEN cbc OR informed OR (controlled AND d_lic AND NOT d_ex) THEN
+             CASE WHEN veu_id IS NOT NULL THEN 'VEU'
+                  WHEN license_id IS NOT NULL THEN 'LIC'
+                  ELSE 'NOLIC' END
+           WHEN controlled THEN 'NLR'
+           ELSE 'NC'
+         END AS path,
+         cbc AS r_cbc,
+         ((cbc AND NOT controlled) OR (NOT cbc AND informed)) AS r_inf,
+         (NOT cbc AND controlled AND d_lic AND NOT d_ex) AS r_d14
+  FROM rules m
+),"""
+
+
+_NO_VOLUME = """
+ratio AS (
+  SELECT a.*, false AS ratio_over, CAST(NULL AS HUGEINT) AS cn_cum, CAST(NULL AS HUGEINT) AS us_cum
+  FROM alloc a
+),"""
+
+
+def _volume(policy: dict) -> str:
+    """The China volume condition: running totals per (exporter, SKU) (choices 17-19, 26)."""
+    p = _inforce(policy)
+    win = p["win"]
+    if win["china-volume"] is None:
+        return _NO_VOLUME
+    order = "ORDER BY ship_date, shipment_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+    amount = "qty" if p["unit"] == "units" else "tpp"
+    part = f"PARTITION BY (vol_cand OR us_row), exp_key, sku {order}"
+    return f"""
+vol AS (
+  SELECT a.*,
+         ({_on(win['china-volume'])} AND r_cbc AND path = 'LIC' AND NOT denied) AS vol_cand,
+         (us_dest AND NOT denied) AS us_row
+  FROM alloc a
+),
+volsum AS (
+  SELECT v.*,
+         CASE WHEN vol_cand OR us_row THEN
+           SUM(CASE WHEN us_row THEN {amount} ELSE 0 END) OVER ({part}) END AS us_cum,
+         CASE WHEN vol_cand THEN
+           SUM(CASE WHEN vol_cand THEN {amount} ELSE 0 END) OVER ({part}) END AS cn_cum
+  FROM vol v
+),
+ratio AS (
+  SELECT v.*,
+         coalesce(vol_cand AND CAST(100 AS HUGEINT) * cn_cum
+                  > CAST({p['max_share_percent']} AS HUGEINT) * us_cum, false) AS ratio_over
+  FROM volsum v
+),"""
+
+
 def build_query(policy: dict, ledger_sql: str, names: dict[str, str]) -> str:
     """SQL for the screening of ``ledger_sql`` (a relation) under ``policy``.
 
-    ``names`` maps the reference roles (cat, alias, cc, caps, agr, par) to registered relations.
+    ``names`` maps the reference roles (cat, alias, cc, caps, agr, par; mem for ``in-force``) to
+    registered relations.
     """
     fw = _framework(policy)
     n = names
     order = "ORDER BY ship_date, shipment_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+    inforce = fw == "in-force"
 
+    # Listing dates (choice 10): a block/review hit before the entry's listing date is ignored.
+    listing = "true" if _bool((policy.get("parties", {}) or {}).get("listing_dates", False)) else "false"
+    before_listing = (f"coalesce({listing} AND p.outcome IN ('block', 'review') "
+                      f"AND l.ship_date < p.listed_on, false)")
+    bandwidth = "c.mem_bw, c.io_bw," if inforce else ""
     base = f"""
 base AS (
   SELECT l.shipment_id, l.ship_date,
          l.destination_country AS dest_raw,
          coalesce(a1.dst, l.destination_country) AS dest,
          coalesce(a2.dst, l.consignee_hq_country) AS hq,
+         coalesce(a3.dst, l.ultimate_parent_hq_country) AS uph,
          l.license_id, l.veu_id,
+         coalesce(l.exporter, '') AS exp_key,
+         l.export_country,
+         l.sku,
+         CAST(l.quantity AS BIGINT) AS qty,
+         CAST(c.unit_tpp AS BIGINT) AS unit_tpp,
+         {bandwidth}
          CAST(c.unit_tpp AS BIGINT) * CAST(l.quantity AS BIGINT) AS tpp,
          coalesce(c.controlled, false) AS controlled,
          coalesce(c.gp10, false) AS gp10,
-         coalesce(p.outcome = 'block', false) AS p_block,
-         coalesce(p.outcome = 'review', false) AS p_review,
+         {before_listing} AS p_before,
+         coalesce(p.outcome = 'block', false) AND NOT {before_listing} AS p_block,
+         coalesce(p.outcome = 'review', false) AND NOT {before_listing} AS p_review,
          coalesce(p.party_list, '') AS plist,
          coalesce(l.consignee_id, p.normalized || '|' || l.destination_country) AS party_key
   FROM {ledger_sql} l
   JOIN {n['cat']} c ON c.sku = l.sku
   LEFT JOIN {n['alias']} a1 ON a1.src = l.destination_country
   LEFT JOIN {n['alias']} a2 ON a2.src = l.consignee_hq_country
+  LEFT JOIN {n['alias']} a3 ON a3.src = l.ultimate_parent_hq_country
   LEFT JOIN {n['par']} p ON p.name = l.consignee_name
     AND (p.destination IS NULL OR p.destination = l.destination_country)
 )"""
+
+    # Agreements: allocation accumulators over the rows on the LICENSE path (choice 3, 22).
+    agr_cand = f"""
+cand AS (
+  SELECT p.*,
+         CAST(NULL AS HUGEINT) AS lpp_cum,
+         false AS lpp_over,
+         (path = 'LIC') AS alloc_cand,
+         (path = 'LIC' AND a.idx IS NOT NULL) AS win_cand,
+         a.idx AS alloc_key,
+         a.cap AS cap
+  FROM paths p
+  LEFT JOIN {n['agr']} a ON a.idx = (
+      SELECT min(x.idx) FROM {n['agr']} x
+      WHERE x.destination = p.dest AND p.ship_date BETWEEN x.ws AND x.we)
+),"""
 
     if fw == "tiered":
         alloc = policy.get("allocation", {})
@@ -299,7 +722,7 @@ cand AS (
   FROM lpp l
   LEFT JOIN {n['caps']} k ON k.country = l.dest
 ),"""
-    else:
+    elif fw == "country-groups":
         flags = f"""
 flags AS (
   SELECT b.*,
@@ -327,21 +750,11 @@ paths AS (
            ELSE 'NLR'
          END AS path
   FROM flags f
-),
-cand AS (
-  SELECT p.*,
-         CAST(NULL AS HUGEINT) AS lpp_cum,
-         false AS lpp_over,
-         (path = 'LIC') AS alloc_cand,
-         (path = 'LIC' AND a.idx IS NOT NULL) AS win_cand,
-         a.idx AS alloc_key,
-         a.cap AS cap
-  FROM paths p
-  LEFT JOIN {n['agr']} a ON a.idx = (
-      SELECT min(x.idx) FROM {n['agr']} x
-      WHERE x.destination = p.dest AND p.ship_date BETWEEN x.ws AND x.we)
-),"""
+),""" + agr_cand
+    else:
+        flags = _inforce_flags(policy, n) + agr_cand
 
+    volume = _volume(policy) if inforce else _NO_VOLUME
     tail = f"""
 alloc AS (
   SELECT c.*,
@@ -349,7 +762,7 @@ alloc AS (
            SUM(tpp) OVER (PARTITION BY win_cand, alloc_key {order})
          END AS country_cum
   FROM cand c
-),
+),{volume}
 marks AS (
   SELECT a.*,
          coalesce(country_cum > cap, false) AS cap_over,
@@ -363,16 +776,16 @@ marks AS (
            WHEN path = 'T1' THEN 'AIA'
            WHEN path = 'VEU' THEN 'VEU'
            WHEN path = 'LPP' AND NOT lpp_over THEN 'LPP'
-           WHEN path = 'LIC' AND NOT coalesce(country_cum > cap, false) THEN 'LICENSE'
+           WHEN path = 'LIC' AND NOT coalesce(country_cum > cap, false) AND NOT ratio_over THEN 'LICENSE'
          END AS auth_base
-  FROM alloc a
+  FROM ratio a
 ),
 decided AS (
   SELECT m.*,
          CASE
            WHEN denied THEN 'DENIED'
            WHEN p_review THEN 'REVIEW'
-           WHEN cap_over THEN 'CAP_EXCEEDED'
+           WHEN cap_over OR ratio_over THEN 'CAP_EXCEEDED'
            WHEN lic_req THEN 'LICENSE_REQUIRED'
            WHEN auth_base IN ('AIA', 'VEU', 'LPP', 'LICENSE') THEN 'AUTHORIZED'
            ELSE 'NLR'
@@ -387,25 +800,34 @@ SELECT shipment_id,
          CASE WHEN gp10 THEN 'GP10' END,
          {"CASE WHEN c_t3 THEN 'TIER3' END," if fw == "tiered" else ""}
          {"CASE WHEN c_t3hq THEN 'TIER3_HQ' END," if fw == "tiered" else ""}
+         {"CASE WHEN c_cnabove THEN 'CN_ABOVE_THRESHOLD' END," if inforce else ""}
+         {"CASE WHEN c_reexport THEN 'REEXPORT' END," if inforce else ""}
          {"CASE WHEN c_d5 THEN 'D5' END," if fw != "tiered" else ""}
          {"CASE WHEN c_d5hq THEN 'D5_HQ' END," if fw != "tiered" else ""}
          CASE WHEN p_review THEN 'PARTY_REVIEW:' || plist END,
+         CASE WHEN ratio_over THEN 'CN_US_RATIO' END,
          CASE WHEN cap_over THEN 'ALLOCATION_EXCEEDED' END,
          CASE WHEN lpp_over THEN 'LPP_EXCEEDED' END,
          CASE WHEN lic_req THEN 'LICENSE_REQUIRED' END,
          CASE WHEN tier = 2 AND path IN ('VEU', 'LIC', 'LPP') THEN 'TIER2' END,
-         CASE WHEN path IN ('VEU', 'LIC', 'NOLIC') AND {"false" if fw == "tiered" else "true"} THEN 'D1_D4' END,
+         {"CASE WHEN path IN ('VEU', 'LIC', 'NOLIC') AND r_cbc THEN 'CN_CASE_BY_CASE' END," if inforce else ""}
+         {"CASE WHEN path IN ('VEU', 'LIC', 'NOLIC') AND r_inf THEN 'IS_INFORMED' END," if inforce else ""}
+         CASE WHEN path IN ('VEU', 'LIC', 'NOLIC') AND {"r_d14" if inforce else "false" if fw == "tiered" else "true"} THEN 'D1_D4' END,
          CASE WHEN path = 'T1' THEN 'TIER1' END,
          CASE WHEN path = 'VEU' THEN 'VEU' END,
          CASE WHEN path = 'LPP' AND NOT lpp_over THEN 'LPP' END,
          CASE WHEN path = 'LIC' THEN 'LICENSE' END,
          CASE WHEN path = 'NC' THEN 'NOT_CONTROLLED' END,
-         CASE WHEN path = 'NLR' THEN 'NO_LICENSE_REQUIREMENT' END
+         CASE WHEN path = 'NLR' THEN 'NO_LICENSE_REQUIREMENT' END,
+         CASE WHEN p_before THEN 'PARTY_BEFORE_LISTING:' || plist END
+         {", CASE WHEN before_tl THEN 'BEFORE_TIMELINE' END" if inforce else ""}
        ) AS reasons,
        tier,
        tpp,
        CAST(lpp_cum AS BIGINT) AS lpp_cum_tpp,
-       CAST(country_cum AS BIGINT) AS country_cum_tpp
+       CAST(country_cum AS BIGINT) AS country_cum_tpp,
+       CAST(cn_cum AS BIGINT) AS cn_volume_cum,
+       CAST(us_cum AS BIGINT) AS us_volume_cum
 FROM decided
 ORDER BY ship_date, shipment_id"""
     return "WITH " + base + "," + flags + tail
@@ -440,7 +862,7 @@ def _ledger_select(relation: str, columns) -> str:
 
 
 def screen_sql(ledger: pa.Table, policy: dict, catalog: pd.DataFrame, parties: pd.DataFrame,
-               con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+               con: duckdb.DuckDBPyConnection | None = None, overrides: dict | None = None) -> pa.Table:
     """Screen an accepted ledger under ``policy`` with DuckDB; see the module docstring.
 
     Examples
@@ -457,6 +879,7 @@ def screen_sql(ledger: pa.Table, policy: dict, catalog: pd.DataFrame, parties: p
     >>> screen_sql(ledger, policy, load_catalog(), parties).to_pylist()[0]["reasons"]
     'TIER2;LPP'
     """
+    policy = apply_overrides(policy, overrides) if overrides else policy
     own = con is None
     con = duckdb.connect() if own else con
     tables = _reference_tables(policy, catalog, parties)
@@ -484,7 +907,7 @@ def screen_sql(ledger: pa.Table, policy: dict, catalog: pd.DataFrame, parties: p
 
 
 def screen_sql_parquet(ledger_path, out_path, policy: dict, catalog: pd.DataFrame, parties: pd.DataFrame,
-                       con: duckdb.DuckDBPyConnection | None = None) -> float:
+                       con: duckdb.DuckDBPyConnection | None = None, overrides: dict | None = None) -> float:
     """Screen a Parquet ledger into a Parquet file entirely inside DuckDB; return elapsed seconds.
 
     The benchmark peer of the engine: only the tiny reference tables are prepared in Python.
@@ -493,6 +916,7 @@ def screen_sql_parquet(ledger_path, out_path, policy: dict, catalog: pd.DataFram
     the output sort dominate).
     """
     start = time.perf_counter()
+    policy = apply_overrides(policy, overrides) if overrides else policy
     own = con is None
     con = duckdb.connect() if own else con
     names = _register(con, _reference_tables(policy, catalog, parties))

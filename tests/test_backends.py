@@ -312,8 +312,10 @@ def test_importing_the_package_creates_no_cuda_context():
 # ------------------------------------------------------------------------------ pipeline
 POLICIES = {"ai-diffusion-2025": ["lpp.limit_tpp=7916000", "allocation.default_cap_tpp=60000000",
                                   "allocation.caps.SG=30000000"],
-            "post-rescission-2025": ["agreements.0.cap_tpp=1500000", "agreements.1.cap_tpp=1000000"]}
-COMPARED = ["shipment_id", "decision", "authorization", "reasons", "tier", "tpp", "lpp_cum_tpp", "country_cum_tpp"]
+            "post-rescission-2025": ["agreements.0.cap_tpp=1500000", "agreements.1.cap_tpp=1000000"],
+            "in-force": ["agreements.0.cap_tpp=1500000", "agreements.1.cap_tpp=1000000"]}
+COMPARED = ["shipment_id", "decision", "authorization", "reasons", "tier", "tpp", "lpp_cum_tpp", "country_cum_tpp",
+            "cn_volume_cum", "us_volume_cum"]
 
 
 @pytest.fixture(scope="module")
@@ -325,7 +327,10 @@ def ledger(tmp_path_factory):
     rows = random_rows(rng, 300) + [  # licensed lines under the agreements, so their caps are crossed too
         shipment(f"AG{i:03d}", f"2026-0{rng.randrange(1, 10)}-1{rng.randrange(10)}",
                  destination_country=rng.choice(["AE", "SA"]), license_id=f"L-{i}", consignee_id=f"G-{i % 3}",
-                 quantity=rng.choice([1, 8, 16])) for i in range(40)]
+                 quantity=rng.choice([1, 8, 16])) for i in range(40)] + [  # the China volume condition, crossed
+        shipment(f"CV{i:03d}", f"2026-0{rng.randrange(2, 10)}-1{rng.randrange(10)}", sku="NVIDIA-H200",
+                 destination_country=rng.choice(["CN", "US", "US"]), license_id=rng.choice([None, "L-CN"]),
+                 exporter=rng.choice(["A", "B"]), quantity=rng.choice([1, 4, 8])) for i in range(60)]
     path = write_ledger(rows, tmp_path_factory.mktemp("backends") / "l.parquet")
     return read_ledgers([path])
 
@@ -355,6 +360,8 @@ def test_screening_gives_the_same_decisions_on_every_backend(device, ledger, pol
     expected = screen_ledger(ledger, policy)
     assert expected.summary["backend"] == "numpy"
     assert any(h["exceeded_rows"] for h in expected.summary["allocation_headroom"]), "caps must be crossed"
+    if policy_id == "in-force":
+        assert any(k["rows_over"] for k in expected.summary["china_volume"]["keys"]), "the share must be crossed"
     for chosen in (device, Backend(device.name, device.xp, device.device, chunk_rows=7, method=device.method),
                    Backend("numpy", np, chunk_rows=5)):
         run = screen_ledger(ledger, policy, backend=chosen)
@@ -363,6 +370,7 @@ def test_screening_gives_the_same_decisions_on_every_backend(device, ledger, pol
         assert run.outcome.carry.equals(expected.outcome.carry)
         assert run.summary["allocation_headroom"] == expected.summary["allocation_headroom"]
         assert run.summary["lpp"] == expected.summary["lpp"]
+        assert run.summary["china_volume"] == expected.summary["china_volume"]
         assert run.summary["backend"] == chosen.name
 
 

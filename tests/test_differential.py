@@ -20,7 +20,8 @@ from pipeline.policy import load_policy
 from pipeline.reference import load_catalog
 from pipeline.screen import screen_ledgers
 
-COMPARED = ["shipment_id", "decision", "authorization", "reasons", "tier", "tpp", "lpp_cum_tpp", "country_cum_tpp"]
+COMPARED = ["shipment_id", "decision", "authorization", "reasons", "tier", "tpp", "lpp_cum_tpp", "country_cum_tpp",
+            "cn_volume_cum", "us_volume_cum"]
 DESTINATIONS = ["US", "JP", "TW", "IN", "IN", "IN", "SG", "AE", "AE", "SA", "IL", "VN", "MY", "CN", "HK", "MO",
                 "KH", "RU", "MX", "BR", "NA"]
 HQS = [None, None, None, "US", "CN", "HK", "IN", "RU", "KH", "JP"]
@@ -29,6 +30,7 @@ OVERRIDES = {
     "ai-diffusion-2025": ["lpp.limit_tpp=7916000", "allocation.default_cap_tpp=60000000",
                           "allocation.caps.SG=30000000"],
     "post-rescission-2025": ["agreements.0.cap_tpp=40000000", "agreements.1.cap_tpp=20000000"],
+    "in-force": ["agreements.0.cap_tpp=40000000", "agreements.1.cap_tpp=20000000"],
 }
 
 
@@ -46,6 +48,7 @@ def random_rows(rng: random.Random, n: int) -> list[dict]:
     skus = load_catalog()["sku"].tolist()
     pool = consignee_pool()
     start = dt.date(2024, 12, 20)
+    extra = random.Random(n * 7919 + 1)  # its own stream: the other columns stay as they were drawn before
     rows = []
     for i in range(n):
         consignee_id, name = rng.choice(pool)
@@ -57,6 +60,9 @@ def random_rows(rng: random.Random, n: int) -> list[dict]:
             destination_country=rng.choice(DESTINATIONS), consignee_hq_country=rng.choice(HQS),
             sku=rng.choice(skus), quantity=rng.choice([1, 8, 64, 256, 512, 1000, 2000]),
             license_id=rng.choice([None, None, None, "LIC-1"]), veu_id=rng.choice([None] * 9 + ["VEU-1"]),
+            exporter=extra.choice(["Exporter A", "Exporter A", "Exporter B", None]),
+            export_country=extra.choice([None] * 8 + ["US", "SG"]),
+            ultimate_parent_hq_country=extra.choice([None] * 8 + ["CN", "SG"]),
         ))
     return rows
 
@@ -111,6 +117,10 @@ def test_engine_equals_sql_oracle_on_a_larger_ledger(tmp_path, oracle, policy_id
     assert ours == theirs
     decisions = {row[1] for row in ours}
     assert {"DENIED", "REVIEW", "CAP_EXCEEDED", "LICENSE_REQUIRED", "AUTHORIZED", "NLR"} <= decisions
+    if policy_id == "in-force":  # the China volume condition is met and crossed
+        volume = [(row[1], row[3]) for row in ours if row[8] is not None]
+        assert any("CN_US_RATIO" in reasons for _, reasons in volume)
+        assert any(decision == "AUTHORIZED" for decision, _ in volume)
 
 
 @pytest.mark.parametrize("policy_id", sorted(OVERRIDES))

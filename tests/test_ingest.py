@@ -26,10 +26,13 @@ BAD_ROWS = [
     (shipment("B12", quantity="99999999999999999999"), REASON_QUANTITY),
     (shipment("B13", sku="NVIDIA-H999"), REASON_SKU),
     (shipment("B14", status="lost"), REASON_STATUS),
+    (shipment("B15", export_country="XY"), REASON_COUNTRY.format("export_country")),
+    (shipment("B16", ultimate_parent_hq_country="PRC"), REASON_COUNTRY.format("ultimate_parent_hq_country")),
 ]
 GOOD_ROWS = [
     shipment("G1"),
-    shipment("G2", destination_country=" na ", ship_date="2025-01-05"),  # Namibia, not a null
+    shipment("G2", destination_country=" na ", ship_date="2025-01-05",  # Namibia, not a null
+             export_country=" sg", ultimate_parent_hq_country="cn "),
     shipment("G3", status="PENDING", quantity="+16"),
 ]
 
@@ -48,6 +51,8 @@ def test_every_reason_in_every_format(tmp_path, name):
     accepted = ledger.rows.to_pylist()
     assert [r["shipment_id"] for r in accepted] == ["G2", "G1", "G3"]
     assert accepted[0]["destination_country"] == "NA"
+    assert (accepted[0]["export_country"], accepted[0]["ultimate_parent_hq_country"]) == ("SG", "CN")
+    assert accepted[1]["export_country"] is None and accepted[1]["ultimate_parent_hq_country"] is None
     assert accepted[2]["status"] == "pending" and accepted[2]["quantity"] == 16
     assert accepted[0]["ship_date"] == dt.date(2025, 1, 5)
 

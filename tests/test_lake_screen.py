@@ -31,7 +31,7 @@ def split(rows, day):
     return [r for r in rows if r["ship_date"] <= day], [r for r in rows if r["ship_date"] > day]
 
 
-@pytest.mark.parametrize("policy_id", ["ai-diffusion-2025", "post-rescission-2025"])
+@pytest.mark.parametrize("policy_id", ["ai-diffusion-2025", "post-rescission-2025", "in-force"])
 def test_lake_screen_equals_screening_the_files(ledger_rows, policy_id, tmp_path):
     policy = load_policy(policy_id, OVERRIDES[policy_id])
     path = write_ledger(ledger_rows, tmp_path / "all.parquet")

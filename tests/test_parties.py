@@ -70,7 +70,7 @@ def test_2022_file_record_counts(entries):
     assert entries.attrs["skipped"] == 0
     assert entries.attrs["duplicate_headers"] == 0
     assert list(entries.columns) == ["entry_id", "list_code", "listed_name", "alias", "normalized",
-                                     "countries"]
+                                     "countries", "listed_on", "license_requirement"]
     per_list = entries.groupby("list_code")["entry_id"].nunique()
     assert per_list.to_dict() == {
         "SDN": 10_026, "EL": 2_001, "DTC": 727, "DPL": 462, "SSI": 290, "UVL": 201, "ISN": 163,
@@ -155,7 +155,8 @@ def test_gzip_multiline_truncated_and_unknown_source(tmp_path):
     path = tmp_path / "list.csv.gz"
     path.write_bytes(gzip.compress(text.encode()))
     frame = load_screening_list(path)
-    assert frame.attrs == {"records": 4, "skipped": 1, "duplicate_headers": 1, "path": str(path)}
+    assert frame.attrs == {"records": 4, "skipped": 1, "duplicate_headers": 1, "blank_start_dates": 4,
+                           "bad_start_dates": 0, "path": str(path)}
     assert frame["entry_id"].tolist() == ["a1", "a1", "a1", "7", "7#2"]
     assert frame["alias"].tolist() == ["Acme Widgets Co., Ltd", "Acme HK", "Acme Trading", "Foo Bar",
                                        "FOO BAR LLC"]

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import write_ledger
 from kernels.running_totals import TotalsOverflowError
-from pipeline.carry import Carry, _allocation_series, _lpp_series, carries_in
+from pipeline.carry import Carry, _allocation_series, _lpp_series, carries_in, totals_series
 from pipeline.ingest import read_ledgers
 from pipeline.policy import load_policy
 from pipeline.scale import scan, scan_dask, split_rows
@@ -16,7 +16,7 @@ from pipeline.screen import screen_ledger
 from pipeline.tally import Tally
 from test_differential import COMPARED, OVERRIDES, random_rows
 
-POLICIES = ["ai-diffusion-2025", "post-rescission-2025"]
+POLICIES = ["ai-diffusion-2025", "post-rescission-2025", "in-force"]
 
 
 def columns(table):
@@ -107,8 +107,8 @@ def test_dask_passes_equal_one_process(ledgers, client, policy_id, size, rows_pe
 
 
 def test_carries_in_is_an_exclusive_prefix_per_key():
-    a = Carry(_lpp_series(["id:1", "id:2"], [2025, 2025], [5, 1]), _allocation_series(["X"], [3]))
-    b = Carry(_lpp_series(["id:1"], [2026], [7]), _allocation_series(["X", "Y"], [4, 9]))
+    a = Carry.of(lpp=_lpp_series(["id:1", "id:2"], [2025, 2025], [5, 1]), allocation=_allocation_series(["X"], [3]))
+    b = Carry.of(lpp=_lpp_series(["id:1"], [2026], [7]), allocation=_allocation_series(["X", "Y"], [4, 9]))
     carries, total = carries_in([a, b, a])
     assert carries[0].lpp.to_dict() == {("id:1", 2025): 0, ("id:2", 2025): 0}
     assert carries[1].lpp.to_dict() == {("id:1", 2026): 0}  # only the keys the piece touches
@@ -121,7 +121,7 @@ def test_carries_in_is_an_exclusive_prefix_per_key():
 
 def test_carried_totals_never_wrap():
     big = np.iinfo(np.int64).max // 2 + 1
-    a = Carry(_lpp_series(["id:1"], [2025], [big]), _allocation_series())
+    a = Carry.of(lpp=_lpp_series(["id:1"], [2025], [big]), allocation=_allocation_series())
     with pytest.raises(TotalsOverflowError):
         carries_in([a, a])
     with pytest.raises(TotalsOverflowError):
@@ -129,7 +129,25 @@ def test_carried_totals_never_wrap():
 
 
 def test_carry_round_trips_through_parquet(tmp_path):
-    a = Carry(_lpp_series(["id:1", "name:acme@IN"], [2025, 2026], [5, 1]), _allocation_series(["IN 2025"], [3]))
+    a = Carry.of(lpp=_lpp_series(["id:1", "name:acme@IN"], [2025, 2026], [5, 1]), allocation=_allocation_series(["IN 2025"], [3]))
     a.write(tmp_path / "carry.parquet")
     assert Carry.read(tmp_path / "carry.parquet").equals(a)
     assert not Carry.read(tmp_path / "carry.parquet").equals(Carry.empty())
+
+
+def test_share_condition_pieces_get_both_carry_ins():
+    """A piece with only China lines of a key still gets the US base carried in, and the reverse."""
+    us = Carry.of(china_volume__base=totals_series(["SKU|acme"], None, [10]))
+    cn = Carry.of(china_volume=totals_series(["SKU|acme"], None, [3]))
+    carries, total = carries_in([us, cn, us])
+    assert carries[1].get("china_volume.base").to_dict() == {("SKU|acme", 0): 10}
+    assert carries[2].get("china_volume").to_dict() == {("SKU|acme", 0): 3}
+    assert total.get("china_volume.base").to_dict() == {("SKU|acme", 0): 20}
+
+
+def test_carry_keeps_every_accumulator_through_parquet(tmp_path):
+    a = Carry.of(lpp=_lpp_series(["id:1"], [2025], [5]), china_volume=totals_series(["A|x"], None, [2]),
+                 china_volume__base=totals_series(["A|x"], None, [9]))
+    a.write(tmp_path / "carry.parquet")
+    back = Carry.read(tmp_path / "carry.parquet")
+    assert back.equals(a) and sorted(back.totals) == ["china_volume", "china_volume.base", "lpp"]

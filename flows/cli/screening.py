@@ -170,13 +170,26 @@ def diff(
 
 
 @app.command()
-def policies() -> None:
-    """List the rule sets with their parameters."""
+def policies(
+    rule_set: Optional[str] = typer.Argument(None, metavar="[RULE_SET]",
+                                             help="Show one rule set (with its timeline); all when omitted."),
+) -> None:
+    """List the rule sets with their parameters; for a dated rule set, which component applies when."""
     try:
-        rule_sets = list_policies()
+        rule_sets = [load_policy(rule_set)] if rule_set else list_policies()
     except PolicyError as error:
         _fail(str(error))
     for rules in rule_sets:
+        timeline = rules.timeline()
+        if timeline:
+            table = Table(title=f"{rules.id}: rules in force by ship date (timeline from "
+                                f"{rules.params['timeline_start']})", title_justify="left")
+            for column in ("from", "until", "component", "title", "status"):
+                table.add_column(column, overflow="fold")
+            for item in timeline:
+                table.add_row(item["from"] or "—", item["until"] or "—", item["component"], item["title"],
+                              item["status"] or "")
+            out_console.print(table)
         table = Table(title=f"{rules.id} ({rules.framework}): {rules.params.get('title', '')}",
                       title_justify="left", show_header=True)
         table.add_column("parameter")

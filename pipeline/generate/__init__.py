@@ -15,10 +15,14 @@ Shape of the data
   ...; rare: CN, HK, RU, MO, IR, KH, BY). Each row picks a destination, then a consignee of that
   destination with a skewed (large buyers) weight.
 * SKUs come from the chip catalog with a mix that drifts from Hopper to Blackwell over time; rare
-  Huawei Ascend (GP10), H20 and L4 rows; China, Hong Kong and Macau rows are mostly H20.
+  Huawei Ascend (GP10), H20 and L4 rows; China, Hong Kong and Macau rows are mostly H20, some H200.
 * Quantities are mostly multiples of 8 (servers), heavy-tailed, within 1..4096.
 * About 15 % of rows carry a ``license_id``, 3 % a ``veu_id``; shipped rows record an authorization
   (their license, VEU, AIA for Tier-1 consignees, else LPP; 2 % claim NLR), pending rows none.
+* About 2 % of rows are exported from outside the United States (``export_country`` SG, MY, TW,
+  NL, DE or JP, two hubs per exporter); the rest leave ``export_country`` empty (the US).
+* About 3 % of consignees record an ``ultimate_parent_hq_country`` other than their HQ (more
+  often in Singapore, Malaysia and nearby, with mostly Chinese parents); the rest leave it empty.
 
 Malformed rows (``bad_rows``) are inserted right after randomly chosen valid rows and cycle
 through :data:`BAD_KINDS`; valid rows are identical with or without them.
@@ -36,12 +40,14 @@ Modules: :mod:`~pipeline.generate.shape` and :mod:`~pipeline.generate.pools` (da
 from pipeline.generate.continuation import generate_next
 from pipeline.generate.ledger import generate_ledger
 from pipeline.generate.listed import listed_party_names
-from pipeline.generate.shape import (BAD_KINDS, BLOCK_ROWS, COLUMNS, DICTIONARY_PAGE_BYTES, FORMATS, ID_NUMBER,
-                                     LICENSE_SHARE, LISTED_ROW_SHARE, MAX_QUANTITY, NEXT_SHIPPED_SHARE, PENDING_SHARE,
-                                     RECORDED, RECORDED_NLR_SHARE, SKU_PERIODS, VEU_SHARE)
+from pipeline.generate.shape import (BAD_KINDS, BLOCK_ROWS, COLUMNS, DICTIONARY_PAGE_BYTES, EXPORT_ABROAD_SHARE,
+                                     FORMATS, ID_NUMBER, LICENSE_SHARE, LISTED_ROW_SHARE, MAX_QUANTITY,
+                                     NEXT_SHIPPED_SHARE, PARENT_SHARE, PENDING_SHARE, RECORDED, RECORDED_NLR_SHARE,
+                                     SKU_PERIODS, VEU_SHARE)
 
 __all__ = [
-    "BAD_KINDS", "BLOCK_ROWS", "COLUMNS", "DICTIONARY_PAGE_BYTES", "FORMATS", "ID_NUMBER", "LICENSE_SHARE",
-    "LISTED_ROW_SHARE", "MAX_QUANTITY", "NEXT_SHIPPED_SHARE", "PENDING_SHARE", "RECORDED", "RECORDED_NLR_SHARE",
-    "SKU_PERIODS", "VEU_SHARE", "generate_ledger", "generate_next", "listed_party_names",
+    "BAD_KINDS", "BLOCK_ROWS", "COLUMNS", "DICTIONARY_PAGE_BYTES", "EXPORT_ABROAD_SHARE", "FORMATS", "ID_NUMBER",
+    "LICENSE_SHARE", "LISTED_ROW_SHARE", "MAX_QUANTITY", "NEXT_SHIPPED_SHARE", "PARENT_SHARE", "PENDING_SHARE",
+    "RECORDED", "RECORDED_NLR_SHARE", "SKU_PERIODS", "VEU_SHARE", "generate_ledger", "generate_next",
+    "listed_party_names",
 ]

@@ -6,8 +6,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.generate.plan import _Plan
-from pipeline.generate.shape import (_BLOCK, BLOCK_ROWS, LICENSE_SHARE, LISTED_ROW_SHARE, MAX_QUANTITY, RECORDED,
-                                     RECORDED_NLR_SHARE, VEU_SHARE)
+from pipeline.generate.pools import _EXPORT_HUBS
+from pipeline.generate.shape import (_BLOCK, BLOCK_ROWS, EXPORT_ABROAD_SHARE, LICENSE_SHARE, LISTED_ROW_SHARE,
+                                     MAX_QUANTITY, RECORDED, RECORDED_NLR_SHARE, VEU_SHARE)
+
+_EXPORT_VALUES = pa.array(list(_EXPORT_HUBS) + [None], pa.string())
+"""``export_country`` by code: the hubs, then null (the United States)."""
 from pipeline.generate.strings import _compose, _join, _json_fragments
 
 
@@ -35,14 +39,16 @@ def _block_codes(plan: _Plan, block: int) -> dict[str, np.ndarray]:
     if plan.n_listed:
         consignee = np.where(listed_u < LISTED_ROW_SHARE, plan.n_regular + listed_pick, consignee)
 
-    # SKU: period mix; China-like destinations mostly get the China-market part.
+    # SKU: period mix; China-like destinations mostly get the China-market SKUs (H20, some H200).
     period = plan.day_period[day]
     n_sku = len(plan.sku_names)
     sku = np.searchsorted(plan.sku_cdf, period + rng.random(n), side="right") - period * n_sku
     sku = np.clip(sku, 0, n_sku - 1)
     china_u = rng.random(n)
-    if plan.china_sku >= 0:
-        sku = np.where(plan.pool_china[consignee] & (china_u < 0.55), plan.china_sku, sku)
+    china = plan.pool_china[consignee]
+    for index, low, high in zip(plan.china_skus, np.r_[0.0, plan.china_cdf[:-1]], plan.china_cdf):
+        if index >= 0:
+            sku = np.where(china & (china_u >= low) & (china_u < high), index, sku)
 
     # Quantity: servers of 8 (heavy-tailed), a few loose units, some odd lots.
     kind_u = rng.random(n)
@@ -62,8 +68,14 @@ def _block_codes(plan: _Plan, block: int) -> dict[str, np.ndarray]:
                                                  RECORDED.index("LPP"))))
     recorded = np.where(rng.random(n) < RECORDED_NLR_SHARE, RECORDED.index("NLR"), recorded)
     recorded = np.where(day >= plan.shipped_days, 0, recorded)
+    # Export country (drawn after the others): a few rows leave from one of the exporter's two
+    # foreign hubs, never into the hub's own country; the rest from the United States (null).
+    abroad = rng.random(n) < EXPORT_ABROAD_SHARE
+    hub = (exporter + rng.integers(0, 2, size=n)) % len(_EXPORT_HUBS)
+    export = np.where(abroad & (hub != plan.pool_hub[consignee]), hub, len(_EXPORT_HUBS))
     return {"row": row, "day": day, "consignee": consignee, "sku": sku, "quantity": quantity,
-            "exporter": exporter, "license": has_license, "veu": has_veu, "year": year, "recorded": recorded}
+            "exporter": exporter, "license": has_license, "veu": has_veu, "year": year, "recorded": recorded,
+            "export": export}
 
 
 def _block_table(plan: _Plan, codes: dict[str, np.ndarray], text: bool) -> pa.Table:
@@ -85,11 +97,13 @@ def _block_table(plan: _Plan, codes: dict[str, np.ndarray], text: bool) -> pa.Ta
         "ship_date": ship_date,
         "status": pa.array(["shipped", "pending"], type=pa.string()).take(pa.array(pending.astype(np.int8))),
         "exporter": plan.exporters.take(pa.array(codes["exporter"])),
+        "export_country": _EXPORT_VALUES.take(pa.array(codes["export"])),
         "consignee_id": plan.pool["consignee_id"].take(consignee),
         "consignee_name": plan.pool["consignee_name"].take(consignee),
         "consignee_address": plan.pool["consignee_address"].take(consignee),
         "destination_country": plan.pool["destination_country"].take(consignee),
         "consignee_hq_country": plan.pool["consignee_hq_country"].take(consignee),
+        "ultimate_parent_hq_country": plan.pool["ultimate_parent_hq_country"].take(consignee),
         "sku": plan.sku_names.take(pa.array(codes["sku"])),
         "quantity": quantity,
         "license_id": _compose([b"LIC-", (codes["year"] % 100, 2), b"-", (serial, 7)], n, codes["license"]),
@@ -106,6 +120,7 @@ class _JsonPools:
         self.date = _json_fragments("ship_date", plan.date_text)
         self.status = _json_fragments("status", pa.array(["shipped", "pending"]))
         self.exporter = _json_fragments("exporter", plan.exporters)
+        self.export = _json_fragments("export_country", _EXPORT_VALUES)
         self.pool = {name: _json_fragments(name, values) for name, values in plan.pool.items()}
         self.sku = _json_fragments("sku", plan.sku_names)
         self.quantity = pa.array([f',"quantity":{q}' for q in range(MAX_QUANTITY + 1)], type=pa.string())
@@ -126,8 +141,10 @@ def _block_lines(plan: _Plan, json_pools: _JsonPools, codes: dict[str, np.ndarra
         json_pools.date.take(pa.array(codes["day"])),
         json_pools.status.take(pending),
         json_pools.exporter.take(pa.array(codes["exporter"])),
+        json_pools.export.take(pa.array(codes["export"])),
         *(json_pools.pool[name].take(consignee) for name in (
-            "consignee_id", "consignee_name", "consignee_address", "destination_country", "consignee_hq_country")),
+            "consignee_id", "consignee_name", "consignee_address", "destination_country", "consignee_hq_country",
+            "ultimate_parent_hq_country")),
         json_pools.sku.take(pa.array(codes["sku"])),
         json_pools.quantity.take(pa.array(codes["quantity"])),
         license_id, veu_id,

@@ -13,8 +13,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.generate.pools import (_CHINA_LIKE, _CITIES, _COUNTRY_DISPLAY, _DEFAULT_LEGAL_FORMS, _LEGAL_FORMS,
-                                     _LISTED_FALLBACK, _LISTED_HINTS, _STREET_TYPES, _STREETS, _WORD_A, _WORD_B,
-                                     _WORD_C, _WORD_D)
+                                     _LISTED_FALLBACK, _LISTED_HINTS, _PARENT_CN_SHARE, _PARENT_COUNTRIES,
+                                     _PARENT_LOCATIONS, _STREET_TYPES, _STREETS, _WORD_A, _WORD_B, _WORD_C, _WORD_D)
+from pipeline.generate.shape import PARENT_SHARE
 from pipeline.generate.strings import _compose, _join
 from pipeline.reference import load_countries
 
@@ -142,6 +143,7 @@ def _build_pool(rng: np.random.Generator, size: int, listed_names: Sequence[str]
     total = n_regular + n_listed
     serial = rng.choice(9_000_000, size=total, replace=False) + 1_000_000
     has_id = rng.random(total) < 0.7
+    parent = _parents(rng, dest_obj, hq)  # drawn last: the other columns keep their draws
     pool = {
         "consignee_id": _compose([b"C-", (serial, 7)], total, has_id),
         "consignee_name": pa.concat_arrays([name.cast(pa.string()), pa.array(listed, type=pa.string())]),
@@ -149,7 +151,33 @@ def _build_pool(rng: np.random.Generator, size: int, listed_names: Sequence[str]
                                                pa.array(listed_address, type=pa.string())]),
         "destination_country": pa.concat_arrays([dest, pa.array(listed_dest, type=pa.string())]),
         "consignee_hq_country": pa.array(list(hq) + listed_hq, type=pa.string()),
+        "ultimate_parent_hq_country": pa.array(list(parent) + [None] * n_listed, type=pa.string()),
     }
     china = np.isin(np.array(list(dest_obj) + listed_dest, dtype=object), _CHINA_LIKE)
     return {"pool": pool, "serial": serial, "china": china, "segment_start": segment_start,
             "segment_end": segment_end, "segment_cdf": segment_cdf, "n_regular": n_regular, "n_listed": n_listed}
+
+
+def _parents(rng: np.random.Generator, destination: np.ndarray, hq: np.ndarray) -> np.ndarray:
+    """``ultimate_parent_hq_country`` of the regular consignees: :data:`PARENT_SHARE` of them carry one.
+
+    Consignees in :data:`_PARENT_LOCATIONS` (Singapore, Malaysia, ...) are picked more often and
+    their parents are mostly Chinese; a parent never equals the consignee's HQ (or, without
+    one, its destination). The rest are null.
+    """
+    n = len(destination)
+    out = np.full(n, None, dtype=object)
+    count = int(round(PARENT_SHARE * n))
+    weight = np.array([_PARENT_LOCATIONS.get(code, 1.0) for code in destination], dtype=np.float64)
+    chosen = np.sort(rng.choice(n, size=count, replace=False, p=weight / weight.sum())) if count else \
+        np.zeros(0, np.int64)
+    codes = list(_PARENT_COUNTRIES)
+    share = np.array(list(_PARENT_COUNTRIES.values()), dtype=np.float64)
+    pick = rng.choice(len(codes), size=count, p=share / share.sum())
+    located = np.array([destination[i] in _PARENT_LOCATIONS for i in chosen], dtype=bool)
+    pick = np.where(located & (rng.random(count) < _PARENT_CN_SHARE), codes.index("CN"), pick)
+    for i, k in zip(chosen, pick):
+        own = hq[i] if hq[i] is not None else destination[i]
+        code = codes[k]
+        out[i] = code if code != own else codes[(k + 1) % len(codes)]
+    return out

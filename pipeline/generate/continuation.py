@@ -25,8 +25,8 @@ from pipeline.ingest.schema import DATE_MAX
 def _ledger_facts(after: Path) -> dict:
     """What continuing ``after`` needs: its last date, the next free id number, its consignees.
 
-    The consignee pool is the ledger's valid rows' distinct (destination, name, id, HQ), each with
-    its row count as weight (destinations weighted by their rows), addresses as first seen.
+    The consignee pool is the ledger's valid rows' distinct (destination, name, id, HQ, parent HQ),
+    each with its row count as weight (destinations weighted by their rows), addresses as first seen.
     """
     from pipeline.ingest import read_ledger_file, read_ledgers
 
@@ -42,12 +42,13 @@ def _ledger_facts(after: Path) -> dict:
     top = pc.max(pc.cast(pc.utf8_slice_codeunits(numbered, 4, 16), pa.int64())).as_py() if len(numbered) else None
     next_id = 0 if top is None else top + 1
 
-    keys = ["destination_country", "consignee_name", "consignee_id", "consignee_hq_country"]
+    keys = ["destination_country", "consignee_name", "consignee_id", "consignee_hq_country",
+            "ultimate_parent_hq_country"]
     groups = pa.table({k: valid.column(k).cast(pa.string()) for k in keys}).group_by(
         keys, use_threads=False).aggregate([([], "count_all")])
     groups = groups.sort_by([("destination_country", "ascending"), ("count_all", "descending"),
                              ("consignee_name", "ascending"), ("consignee_id", "ascending"),
-                             ("consignee_hq_country", "ascending")])
+                             ("consignee_hq_country", "ascending"), ("ultimate_parent_hq_country", "ascending")])
     count = groups.column("count_all").to_numpy().astype(np.float64)
     dest_codes, dest_index = np.unique(groups.column("destination_country").to_numpy(zero_copy_only=False),
                                        return_inverse=True)
@@ -68,6 +69,7 @@ def _ledger_facts(after: Path) -> dict:
                                        zip(names, dest_codes[dest_index])], pa.string()),
         "destination_country": groups.column("destination_country").combine_chunks(),
         "consignee_hq_country": groups.column("consignee_hq_country").combine_chunks(),
+        "ultimate_parent_hq_country": groups.column("ultimate_parent_hq_country").combine_chunks(),
     }
     digits = [m.group(1) if (m := re.fullmatch(r"C-(\d{7})", cid or "")) else None
               for cid in groups.column("consignee_id").to_pylist()]
@@ -140,7 +142,7 @@ def generate_next(path, after, rows: int, *, seed: int = 0, bad_rows: int = 0, d
     -----
     Ids continue the numbering: ``SHP-`` + 12 digits, from one past the highest number in any
     ``SHP-<12 digits>`` id of ``after`` (valid or not), so they cannot collide with its ids.
-    Consignees (name, id, destination, HQ, address) are those of the valid rows of ``after``,
+    Consignees (name, id, destination, HQ, parent HQ, address) are those of the valid rows of ``after``,
     drawn with their weight there, so the new rows add to the same LPP and allocation totals.
     The SKU mix is that of the end of :func:`generate_ledger`'s drift.
     """

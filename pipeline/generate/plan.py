@@ -12,7 +12,8 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.generate.consignees import _build_pool
-from pipeline.generate.pools import _CHINA_SKU, _EXPORTERS, _HEAVY, _LIGHT, _RARE, _SKU_DEFAULT_WEIGHT, _SKU_WEIGHTS
+from pipeline.generate.pools import (_CHINA_SKUS, _EXPORT_HUBS, _EXPORTERS, _HEAVY, _LIGHT, _RARE, _SKU_DEFAULT_WEIGHT,
+                                     _SKU_WEIGHTS)
 from pipeline.generate.shape import _BAD, _DAYS, _POOL, BAD_KINDS, NEXT_SHIPPED_SHARE, PENDING_SHARE, SKU_PERIODS
 from pipeline.reference import load_catalog
 
@@ -49,10 +50,12 @@ class _Plan:
     pool_serial: np.ndarray
     pool_china: np.ndarray
     pool_tier1: np.ndarray        # destination and HQ (if any) in Tier 1: shipments record AIA
+    pool_hub: np.ndarray          # index of the destination in _EXPORT_HUBS (-1: none)
     pool: dict                    # column -> pa.Array over the consignee pool
     sku_names: pa.Array
     sku_cdf: np.ndarray           # per-period cdf, offset by period number
-    china_sku: int
+    china_skus: np.ndarray        # catalog index of each China-market SKU (-1: not in the catalog)
+    china_cdf: np.ndarray         # upper bound of each one's share of China-like rows (cumulative)
     exporters: pa.Array
     exporter_cdf: np.ndarray
     bad_after: np.ndarray         # sorted global valid row after which bad row j is inserted
@@ -82,15 +85,15 @@ def _day_counts(rng: np.random.Generator, rows: int, start: dt.date, end: dt.dat
     return counts.astype(np.int64), shipped_days
 
 
-def _sku_table(periods: int) -> tuple[pa.Array, np.ndarray, int]:
-    """Catalog SKUs, their per-period cdf (offset by period) and the index of the China-market SKU."""
+def _sku_table(periods: int) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """Catalog SKUs, their per-period cdf (offset by period) and the indices of the China-market SKUs."""
     skus = load_catalog()["sku"].tolist()
     w0 = np.array([_SKU_WEIGHTS.get(s, _SKU_DEFAULT_WEIGHT)[0] for s in skus], dtype=np.float64)
     w1 = np.array([_SKU_WEIGHTS.get(s, _SKU_DEFAULT_WEIGHT)[1] for s in skus], dtype=np.float64)
     t = np.linspace(0.0, 1.0, periods)[:, None]
     weights = w0 + (w1 - w0) * t
     cdf = np.cumsum(weights, axis=1) / weights.sum(axis=1, keepdims=True) + np.arange(periods)[:, None]
-    china = skus.index(_CHINA_SKU) if _CHINA_SKU in skus else -1
+    china = np.array([skus.index(sku) if sku in skus else -1 for sku, _ in _CHINA_SKUS], dtype=np.int64)
     return pa.array(skus, type=pa.string()), cdf.ravel(), china
 
 
@@ -117,7 +120,7 @@ def _make_plan(rows: int, seed: int, bad_rows: int, listed_names: Sequence[str],
         day_period[:] = SKU_PERIODS - 1
     date_text = pa.array([(start + dt.timedelta(days=int(i))).isoformat() for i in range(total_days)],
                          type=pa.string())
-    sku_names, sku_cdf, china_sku = _sku_table(SKU_PERIODS)
+    sku_names, sku_cdf, china_skus = _sku_table(SKU_PERIODS)
     exporter_weight = np.array([w for _, w in _EXPORTERS], dtype=np.float64)
     bad_rng = np.random.default_rng([seed, _BAD])
     if bad_rows and rows < 1:
@@ -131,9 +134,11 @@ def _make_plan(rows: int, seed: int, bad_rows: int, listed_names: Sequence[str],
         day_period=day_period, date_text=date_text, start_days=(start - dt.date(1970, 1, 1)).days,
         dest_cdf=np.cumsum(dest_weights) / dest_weights.sum(), segment_start=pool["segment_start"],
         segment_end=pool["segment_end"], segment_cdf=pool["segment_cdf"], n_regular=pool["n_regular"],
-        n_listed=pool["n_listed"], pool_serial=pool["serial"], pool_china=pool["china"], pool_tier1=_tier1_consignees(pool["pool"]),
+        n_listed=pool["n_listed"], pool_serial=pool["serial"], pool_china=pool["china"],
+        pool_tier1=_tier1_consignees(pool["pool"]), pool_hub=_hub_of(pool["pool"]["destination_country"]),
         pool=pool["pool"],
-        sku_names=sku_names, sku_cdf=sku_cdf, china_sku=china_sku,
+        sku_names=sku_names, sku_cdf=sku_cdf, china_skus=china_skus,
+        china_cdf=np.cumsum([share for _, share in _CHINA_SKUS]),
         exporters=pa.array([name for name, _ in _EXPORTERS], type=pa.string()),
         exporter_cdf=np.cumsum(exporter_weight) / exporter_weight.sum(),
         bad_after=bad_after.astype(np.int64), bad_kinds=np.arange(bad_rows) % len(BAD_KINDS), id_offset=id_offset,
@@ -148,3 +153,9 @@ def _tier1_consignees(pool: dict) -> np.ndarray:
     destination = pool["destination_country"].to_pylist()
     headquarters = pool["consignee_hq_country"].to_pylist()
     return np.array([d in tier1 and (h is None or h in tier1) for d, h in zip(destination, headquarters)], dtype=bool)
+
+
+def _hub_of(destination: pa.Array) -> np.ndarray:
+    """Per consignee: the index of its destination in ``_EXPORT_HUBS``, or -1."""
+    return np.array([_EXPORT_HUBS.index(code) if code in _EXPORT_HUBS else -1 for code in destination.to_pylist()],
+                    dtype=np.int64)

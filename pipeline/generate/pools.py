@@ -25,7 +25,9 @@ _SKU_WEIGHTS = {
     "INTEL-GAUDI3": (0.5, 2), "HUAWEI-ASCEND-910B": (0.04, 0.03), "HUAWEI-ASCEND-910C": (0.02, 0.04),
 }
 _SKU_DEFAULT_WEIGHT = (0.2, 0.2)
-_CHINA_SKU = "NVIDIA-H20"
+_CHINA_SKUS = (("NVIDIA-H20", 0.55), ("NVIDIA-H200", 0.10))
+"""China-market SKUs and the share of China, Hong Kong and Macau rows each takes (the rest follow
+the period mix): H20 and H200 lines to those destinations in every year of the range."""
 
 _EXPORTERS = [
     ("Northbridge Systems Inc.", 30), ("Cascadia Server Corp.", 18), ("Redwood Compute Inc.", 14),
@@ -34,6 +36,16 @@ _EXPORTERS = [
     ("Pioneer Rack Solutions Inc.", 4), ("Summit Ridge Supply Co.", 3), ("Atlantic Channel Partners LLC", 1),
     (None, 1),
 ]
+
+_EXPORT_HUBS = ("SG", "MY", "TW", "NL", "DE", "JP")
+"""Countries rows are exported from when not the United States: exporter ``i`` ships from
+hubs ``i`` and ``i + 1`` (modulo their number), never into the hub's own country."""
+_PARENT_COUNTRIES = {"CN": 50, "US": 15, "HK": 10, "JP": 7, "GB": 5, "DE": 5, "KR": 4, "TW": 4}
+"""Ultimate-parent headquarters drawn for the consignees that record one, by weight."""
+_PARENT_LOCATIONS = {"SG": 8.0, "MY": 8.0, "TH": 4.0, "VN": 4.0, "ID": 4.0, "AE": 3.0}
+"""Destinations whose consignees are more likely to record a parent (others weigh 1); most of
+those parents are Chinese (:data:`_PARENT_CN_SHARE`)."""
+_PARENT_CN_SHARE = 0.7
 
 _WORD_A = """Nimbus Aurora Helix Quanta Vertex Zenith Cobalt Stratus Orion Meridian Lumen Pinnacle Tessera
 Kestrel Solace Arbor Cirrus Nexa Polaris Sable Tidal Vantage Argent Boreal Cascade Delphi Ember Fathom

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 
 COLUMNS = (
-    "shipment_id", "ship_date", "status", "exporter", "consignee_id", "consignee_name",
-    "consignee_address", "destination_country", "consignee_hq_country", "sku", "quantity",
-    "license_id", "veu_id", "recorded_authorization",
+    "shipment_id", "ship_date", "status", "exporter", "export_country", "consignee_id", "consignee_name",
+    "consignee_address", "destination_country", "consignee_hq_country", "ultimate_parent_hq_country", "sku",
+    "quantity", "license_id", "veu_id", "recorded_authorization",
 )
 """Ledger columns, in file order (DESIGN §3)."""
 
@@ -22,6 +22,10 @@ FORMATS = ("parquet", "csv", "jsonl")
 PENDING_SHARE = 0.02
 LICENSE_SHARE = 0.15
 VEU_SHARE = 0.03
+EXPORT_ABROAD_SHARE = 0.02
+"""Share of rows exported from outside the United States (an ``export_country``; the rest null: US)."""
+PARENT_SHARE = 0.03
+"""Share of regular consignees with an ``ultimate_parent_hq_country`` other than their HQ (the rest null)."""
 LISTED_ROW_SHARE = 0.0015
 """Share of rows routed to consignees that carry a restricted-party name (when names are given)."""
 MAX_QUANTITY = 4096

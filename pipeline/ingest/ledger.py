@@ -30,7 +30,8 @@ class Ledger:
         Accepted rows sorted by ``(ship_date, shipment_id)``, the :data:`SCREENING_COLUMNS`
         only; ``ship_date`` is date32,
         ``quantity`` int64, categorical columns are dictionary-encoded and normalized
-        (country codes upper case, status lower case, surrounding blanks removed).
+        (country codes upper case, status lower case, surrounding blanks removed); an absent
+        optional column is all null, and ``export_country`` is null for the United States.
     quarantine : pyarrow.Table
         Rejected rows as read (all columns as text), plus ``raw_line``, ``reason``, ``source_file``,
         ``source_row`` (CSV and Parquet: row number in the file, for a malformed CSV line its line

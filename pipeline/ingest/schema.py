@@ -2,6 +2,13 @@
 
 Reasons are kept as small integer codes while rows are checked (:func:`reason_code`); the
 texts are what the quarantine records.
+
+Country columns (``destination_country``, ``consignee_hq_country``, ``export_country``,
+``ultimate_parent_hq_country``) hold ISO 3166-1 alpha-2 codes, trimmed and upper-cased; an
+unknown code quarantines the row. Every column but :data:`REQUIRED_COLUMNS` may be absent
+from a file: an absent column, or an empty value, is null. A null ``export_country`` means
+the United States: absent, empty and ``"US"`` are all stored as null, so that they compare
+equal; a null ``ultimate_parent_hq_country`` means no parent is recorded.
 """
 from __future__ import annotations
 
@@ -11,18 +18,23 @@ import numpy as np
 
 
 LEDGER_COLUMNS = (
-    "shipment_id", "ship_date", "status", "exporter", "consignee_id", "consignee_name",
-    "consignee_address", "destination_country", "consignee_hq_country", "sku", "quantity",
-    "license_id", "veu_id", "recorded_authorization",
+    "shipment_id", "ship_date", "status", "exporter", "export_country", "consignee_id", "consignee_name",
+    "consignee_address", "destination_country", "consignee_hq_country", "ultimate_parent_hq_country", "sku",
+    "quantity", "license_id", "veu_id", "recorded_authorization",
 )
+"""Ledger columns, in file order (DESIGN §3)."""
 REQUIRED_COLUMNS = ("shipment_id", "ship_date", "status", "consignee_name", "destination_country", "sku", "quantity")
 CATEGORICAL_COLUMNS = (
-    "status", "exporter", "consignee_id", "consignee_name", "consignee_address", "destination_country",
-    "consignee_hq_country", "sku", "license_id", "veu_id", "recorded_authorization",
+    "status", "exporter", "export_country", "consignee_id", "consignee_name", "consignee_address",
+    "destination_country", "consignee_hq_country", "ultimate_parent_hq_country", "sku", "license_id", "veu_id",
+    "recorded_authorization",
 )
 """Columns kept dictionary-encoded: few distinct values, many rows."""
+COUNTRY_COLUMNS = ("destination_country", "consignee_hq_country", "export_country", "ultimate_parent_hq_country")
+"""Columns of ISO country codes: trimmed, upper-cased, checked against the country table."""
 SCREENING_COLUMNS = REQUIRED_COLUMNS + ("consignee_id", "consignee_hq_country", "license_id", "veu_id",
-                                       "recorded_authorization")
+                                       "recorded_authorization", "exporter", "export_country",
+                                       "ultimate_parent_hq_country")
 """Columns the screening reads; the others are read back only for quarantined or duplicate rows."""
 STATUSES = ("shipped", "pending")
 RECORDED_AUTHORIZATIONS = ("NLR", "AIA", "LPP", "VEU", "LICENSE")

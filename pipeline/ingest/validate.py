@@ -13,8 +13,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.ingest.schema import (CATEGORICAL_COLUMNS, DATE_MAX, DATE_MIN, FLOAT_EXACT, INT64_MAX,
-                                    RECORDED_AUTHORIZATIONS, REASON_COUNTRY, REASON_DATE, REASON_DATE_RANGE,
+from pipeline.ingest.schema import (CATEGORICAL_COLUMNS, COUNTRY_COLUMNS, DATE_MAX, DATE_MIN, FLOAT_EXACT,
+                                    INT64_MAX, RECORDED_AUTHORIZATIONS, REASON_COUNTRY, REASON_DATE, REASON_DATE_RANGE,
                                     REASON_MISSING, REASON_QUANTITY, REASON_RECORDED, REASON_SKU, REASON_STATUS,
                                     REASON_TPP_OVERFLOW, REQUIRED_COLUMNS, SCREENING_COLUMNS, STATUSES, reason_code)
 from pipeline.reference import load_catalog, load_countries
@@ -59,6 +59,12 @@ def _categorical(column: pa.ChunkedArray, normalize: Callable[[pa.Array], pa.Arr
     codes = mapping[pc.fill_null(indices, len(dictionary)).to_numpy()]
     return pa.chunked_array([pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0),
                                                             pa.array(uniques.tolist(), type=pa.string()))])
+
+
+def _export_country(values: pa.Array) -> pa.Array:
+    """``export_country`` values upper-cased, the United States as null (absent, empty and ``US`` alike)."""
+    values = pc.utf8_upper(values)
+    return pc.if_else(pc.fill_null(pc.equal(values, "US"), False), pa.scalar(None, pa.string()), values)
 
 
 def _not_in(column: pa.ChunkedArray, allowed: set[str]) -> np.ndarray | None:
@@ -229,8 +235,10 @@ def _validate(table: pa.Table) -> tuple[dict[str, pa.ChunkedArray], np.ndarray]:
     for name in SCREENING_COLUMNS:
         column = table.column(name) if name in table.column_names else pa.chunked_array([pa.nulls(n, pa.string())])
         if name in CATEGORICAL_COLUMNS:
-            upper = name in ("destination_country", "consignee_hq_country", "recorded_authorization")
-            column = _categorical(column, pc.utf8_upper if upper else (pc.utf8_lower if name == "status" else (lambda a: a)))
+            upper = name in COUNTRY_COLUMNS or name == "recorded_authorization"
+            normalize = _export_country if name == "export_country" else pc.utf8_upper if upper else (
+                pc.utf8_lower if name == "status" else (lambda a: a))
+            column = _categorical(column, normalize)
             missing[name] = _is_null(column)
         elif name == "shipment_id":
             column = normalize_ids(column)
@@ -246,7 +254,7 @@ def _validate(table: pa.Table) -> tuple[dict[str, pa.ChunkedArray], np.ndarray]:
     fail(out_of_range, REASON_DATE_RANGE)
     fail(_not_in(columns["status"], set(STATUSES)), REASON_STATUS)
     countries = set(load_countries()["alpha2"])
-    for name in ("destination_country", "consignee_hq_country"):
+    for name in COUNTRY_COLUMNS:
         fail(_not_in(columns[name], countries), REASON_COUNTRY.format(name))
     quantity, bad_quantity = _parse_quantities(columns["quantity"])
     fail(bad_quantity, REASON_QUANTITY)

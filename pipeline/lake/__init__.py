@@ -30,6 +30,8 @@ Ingest rules (one call of :func:`ingest`):
 
 "Identical content" compares the stored (validated, normalized) values of every ledger column,
 so ``"us"`` and ``"US"`` are the same destination and ``"S-1 "`` is ``"S-1"``, as in ``read_ledgers``.
+Files written before the :data:`ADDED_COLUMNS` existed lack them: reads give them as null, and
+a row without them keeps its row hash, so the same file ingested again is still a no-op.
 
 Modules: :mod:`~pipeline.lake.manifest` (manifest, generations, retention, locking),
 :mod:`~pipeline.lake.schema` (file schemas), :mod:`~pipeline.lake.reader` (:class:`Lake`,
@@ -44,12 +46,13 @@ from pipeline.lake.intake import CRASH_ENV, IngestReport, ingest
 from pipeline.lake.manifest import (KEEP_GENERATIONS, LAKE_FORMAT, LAKE_VERSION, LOCK, MANIFEST, RETAIN_SECONDS,
                                     STAGING, LakeError)
 from pipeline.lake.reader import Lake, Partition
-from pipeline.lake.schema import INDEX_SCHEMA, QUARANTINE_SCHEMA, STORED_COLUMNS, STORED_SCHEMA
+from pipeline.lake.schema import (ADDED_COLUMNS, INDEX_SCHEMA, QUARANTINE_SCHEMA, ROW_HASH_COLUMNS, STORED_COLUMNS,
+                                  STORED_SCHEMA)
 from pipeline.lake.sources import BATCH_ROWS, CSV_BLOCK_BYTES
 
 __all__ = [
-    "BATCH_ROWS", "CRASH_ENV", "CSV_BLOCK_BYTES", "INDEX_SCHEMA", "KEEP_GENERATIONS", "LAKE_FORMAT", "LAKE_VERSION",
-    "LOCK", "MANIFEST", "QUARANTINE_SCHEMA", "REASON_ALREADY_SHIPPED", "REASON_LAKE_CONFLICT", "RETAIN_SECONDS",
-    "STAGING", "STORED_COLUMNS", "STORED_SCHEMA", "IngestReport", "Lake", "LakeError", "Partition", "Verification",
-    "ingest", "verify",
+    "ADDED_COLUMNS", "BATCH_ROWS", "CRASH_ENV", "CSV_BLOCK_BYTES", "INDEX_SCHEMA", "KEEP_GENERATIONS",
+    "LAKE_FORMAT", "LAKE_VERSION", "LOCK", "MANIFEST", "QUARANTINE_SCHEMA", "REASON_ALREADY_SHIPPED",
+    "REASON_LAKE_CONFLICT", "RETAIN_SECONDS", "ROW_HASH_COLUMNS", "STAGING", "STORED_COLUMNS", "STORED_SCHEMA",
+    "IngestReport", "Lake", "LakeError", "Partition", "Verification", "ingest", "verify",
 ]

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kernels.identifiers import hash_strings
-from pipeline.lake.schema import STORED_COLUMNS
+from pipeline.lake.schema import ADDED_COLUMNS, ROW_HASH_COLUMNS
 
 
 _NULL_HASH = np.uint64(0x9E3779B97F4A7C15)
@@ -45,9 +45,17 @@ def _column_hashes(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def _row_hashes(table: pa.Table) -> np.ndarray:
-    """A 64-bit content hash per row over every stored column (order-sensitive)."""
+    """A 64-bit content hash per row over every stored column (order-sensitive).
+
+    :data:`ROW_HASH_COLUMNS` are mixed in their fixed order, then each of :data:`ADDED_COLUMNS`
+    only where it is not null: a row without them hashes as in lakes written before they existed.
+    """
     out = np.zeros(table.num_rows, dtype=np.uint64)
-    for name in STORED_COLUMNS:
-        out = (out * _MIX) ^ _column_hashes(table.column(name))
-        out ^= out >> np.uint64(29)
+    for name in ROW_HASH_COLUMNS + ADDED_COLUMNS:
+        column = table.column(name)
+        mixed = (out * _MIX) ^ _column_hashes(column)
+        mixed ^= mixed >> np.uint64(29)
+        if name in ADDED_COLUMNS and column.null_count:
+            mixed = np.where(pc.is_null(column).to_numpy(zero_copy_only=False), out, mixed)
+        out = mixed
     return out

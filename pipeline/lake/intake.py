@@ -156,7 +156,7 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
                 n = raw.num_rows
                 columns, reasons = _validate(raw)
                 for name in STORED_COLUMNS:
-                    if name not in columns:  # exporter, consignee_address: normalized like other text
+                    if name not in columns:  # consignee_address: normalized like other text
                         column = raw.column(name) if name in raw.column_names else \
                             pa.chunked_array([pa.nulls(n, pa.string())])
                         columns[name] = _categorical(column, lambda a: a)

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from pipeline.ingest.ledger import Ledger
 from pipeline.ingest.schema import SCREENING_COLUMNS
 from pipeline.lake.manifest import LAKE_FORMAT, LAKE_VERSION, MANIFEST, LakeError, _footer_digest
-from pipeline.lake.schema import QUARANTINE_SCHEMA, STORED_SCHEMA
+from pipeline.lake.schema import ADDED_COLUMNS, QUARANTINE_SCHEMA, STORED_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,8 @@ class Lake:
             A partition or its key.
         columns : sequence of str, optional
             Default: the :data:`pipeline.ingest.SCREENING_COLUMNS`, the schema of ``Ledger.rows``;
-            :data:`STORED_COLUMNS` adds ``exporter`` and ``consignee_address``.
+            :data:`STORED_COLUMNS` adds ``consignee_address``. :data:`ADDED_COLUMNS` absent
+            from a file written before they existed are read as all null.
 
         Raises
         ------
@@ -178,7 +179,8 @@ class Lake:
     def _read_checked(self, relative: str, what: str, rows: int, size: int | None, footer: str | None,
                       columns: list[str] | None = None) -> pa.Table:
         """Read one lake file after checking it against its manifest entry (size, footer, rows)."""
-        return _read_lake_file(self.path, self.generation, relative, what, rows, size, footer, columns)
+        return _read_lake_file(self.path, self.generation, relative, what, rows, size, footer, columns,
+                               schema=STORED_SCHEMA)
 
     def ledger(self, as_of: dt.date | None = None) -> Ledger:
         """All partitions as one :class:`pipeline.ingest.Ledger`, ready for ``screen_ledger``.
@@ -220,9 +222,14 @@ class Lake:
 
 # ------------------------------------------------- checked reads, shared by Lake and by ingest
 def _read_lake_file(lake_dir: Path, generation: int, relative: str, what: str, rows: int, size: int | None,
-                    footer: str | None, columns: list[str] | None = None, read: bool = True) -> pa.Table | None:
+                    footer: str | None, columns: list[str] | None = None, read: bool = True,
+                    schema: pa.Schema | None = None) -> pa.Table | None:
     """Read one file of the lake's manifest ``generation`` after checking its size, footer and rows
     (with ``read=False``: only check them, reading no more than the footer).
+
+    With ``schema`` (the file kind's schema), :data:`ADDED_COLUMNS` the file lacks are given as
+    all null of the schema's type (a whole file lacking them, read without ``columns``, comes in
+    the schema's column order).
 
     Raises
     ------
@@ -249,15 +256,32 @@ def _read_lake_file(lake_dir: Path, generation: int, relative: str, what: str, r
             if parquet.metadata.num_rows != rows:
                 raise _damaged(lake_dir, generation, relative, what, f"{parquet.metadata.num_rows} rows, the "
                                                                      f"manifest records {rows}")
-            return parquet.read(columns=columns) if read else None
+            if not read:
+                return None
+            if schema is None:
+                return parquet.read(columns=columns)
+            return _with_added_columns(parquet, columns, schema)
         except (pa.ArrowException, OSError, ValueError, KeyError) as error:
             raise _damaged(lake_dir, generation, relative, what, f"not readable as Parquet ({error})") from None
+
+
+def _with_added_columns(parquet: pq.ParquetFile, columns: list[str] | None, schema: pa.Schema) -> pa.Table:
+    """Read ``columns`` (default: all) of a lake file; :data:`ADDED_COLUMNS` it lacks come as nulls."""
+    present = parquet.schema_arrow.names
+    wanted = list(schema.names) + [c for c in present if c not in schema.names] if columns is None else list(columns)
+    absent = [c for c in wanted if c in ADDED_COLUMNS and c in schema.names and c not in present]
+    if not absent:
+        return parquet.read(columns=columns)
+    wanted = [c for c in wanted if c in present or c in absent]
+    table = parquet.read(columns=[c for c in wanted if c not in absent])
+    return pa.table({c: (pa.nulls(table.num_rows, schema.field(c).type) if c in absent else table.column(c))
+                     for c in wanted})
 
 
 def _read_rows_entry(lake_dir: Path, manifest: dict, part: dict, columns: list[str] | None = None) -> pa.Table:
     """The rows file of a partition entry of ``manifest`` (a dict), checked as :meth:`Lake.read`."""
     return _read_lake_file(lake_dir, manifest["generation"], part["path"], f"partition {part['key']}", part["rows"],
-                           part.get("bytes"), part.get("footer_sha256"), columns)
+                           part.get("bytes"), part.get("footer_sha256"), columns, schema=STORED_SCHEMA)
 
 
 def _read_index_entry(lake_dir: Path, manifest: dict, part: dict, columns: list[str] | None = None) -> pa.Table:
@@ -270,7 +294,7 @@ def _read_quarantine_entry(lake_dir: Path, manifest: dict, entry: dict,
                            columns: list[str] | None = None) -> pa.Table:
     """One quarantine file of ``manifest``, checked as :meth:`Lake.quarantine`."""
     return _read_lake_file(lake_dir, manifest["generation"], entry["path"], "quarantine file", entry["rows"],
-                           entry.get("bytes"), entry.get("footer_sha256"), columns)
+                           entry.get("bytes"), entry.get("footer_sha256"), columns, schema=QUARANTINE_SCHEMA)
 
 
 def check_lake_files(lake_dir: Path, manifest: dict) -> None:

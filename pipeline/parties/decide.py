@@ -23,7 +23,8 @@ DEFAULT_REVIEW_SCORE = 0.78
 TOP_MATCHES = 5
 """Best listed names kept per consignee for ``parties.parquet``."""
 RESULT_COLUMNS = ["name", "normalized", "party_match", "party_alias", "party_list", "party_entry_id",
-                  "party_score", "outcome", "party_tokens", "review_status"]
+                  "party_score", "outcome", "party_tokens", "review_status", "party_listed_on",
+                  "party_license_requirement"]
 """Columns of a screen result."""
 SEVERITY = {"block": 2, "review": 1, None: 0}
 """Rank of an outcome: the most severe hit of a name is the one reported."""
@@ -54,6 +55,13 @@ class Decisions:
     status: list
     via_base: dict = field(default_factory=dict)
     match_rows: dict = field(default_factory=dict)
+
+
+def _entry_texts(entries: pd.DataFrame, column: str) -> list:
+    """``entries[column]`` as a list, None where missing; all None for a frame without it (built in memory)."""
+    if column not in entries:
+        return [None] * len(entries)
+    return entries[column].to_numpy(dtype=object, na_value=None).tolist()
 
 
 def _country_adjusted(value: float, query: str, listed: str, bonus: float, penalty: float) -> float:
@@ -116,6 +124,8 @@ def decide(screen, names, candidates, deny: set, review: set, block_score: float
     entry_ids = screen.entries["entry_id"].tolist()
     entry_countries = screen.entries["countries"].tolist()
     listed_names, aliases = screen.entries["listed_name"].tolist(), screen.entries["alias"].tolist()
+    listed_on, requirements = _entry_texts(screen.entries, "listed_on"), _entry_texts(screen.entries,
+                                                                                      "license_requirement")
     index, texts_of = screen._index, screen._texts
     for position in positions.tolist():
         texts: dict[int, tuple[float, int]] = {}  # listed text -> (score, -level); level 0: as written
@@ -163,7 +173,8 @@ def decide(screen, names, candidates, deny: set, review: set, block_score: float
                 row = option[6]
                 for column, value in zip(MATCH_COLUMNS, (names_list[position], normalized[position], rank + 1,
                                                          entry_ids[row], codes[row], listed_names[row],
-                                                         aliases[row], option[1])):
+                                                         aliases[row], option[1], listed_on[row],
+                                                         requirements[row])):
                     match_rows[column].append(value)
             if chosen[1] >= review_score:
                 best[position], score[position] = chosen[6], chosen[1]
@@ -192,7 +203,9 @@ def party_results(screen, names, decisions: Decisions) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`RESULT_COLUMNS`; ``attrs["matches"]`` a
+        Columns :data:`RESULT_COLUMNS`; ``party_listed_on`` and ``party_license_requirement`` are
+        the reported entry's ``listed_on`` and ``license_requirement`` (missing without a hit,
+        or where the entry has none); ``attrs["matches"]`` a
         :class:`pipeline.parties.matches.PartyMatches`.
     """
     n = len(names.names)
@@ -201,7 +214,7 @@ def party_results(screen, names, decisions: Decisions) -> pd.DataFrame:
     picked = screen.entries.iloc[np.where(hit, best, 0)] if len(screen.entries) else None
 
     def party(column: str) -> pd.Series:
-        if picked is None:
+        if picked is None or column not in picked:
             return pd.Series([None] * n, dtype="str")
         values = picked[column].to_numpy(dtype=object).copy()
         values[~hit] = None
@@ -229,6 +242,8 @@ def party_results(screen, names, decisions: Decisions) -> pd.DataFrame:
         "outcome": pd.Series(decisions.outcome, dtype="str"),
         "party_tokens": pd.Series(tokens, dtype="str"),
         "review_status": pd.Series(decisions.status, dtype="str"),
+        "party_listed_on": party("listed_on"),
+        "party_license_requirement": party("license_requirement"),
     }, columns=RESULT_COLUMNS)
     result.attrs["matches"] = PartyMatches.from_rows(decisions.match_rows)
     return result

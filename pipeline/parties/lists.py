@@ -15,14 +15,18 @@ from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline.parties.normalize import TRAILING_PARENTHESIS, normalize_name
 from pipeline.parties.vocabulary import KNOWN_CODES, LIST_CODES
 from pipeline.reference import COUNTRIES_PATH, CSL_CHECK_PATH, CSL_PATH, load_list_check
 
-ENTRY_COLUMNS = ["entry_id", "list_code", "listed_name", "alias", "normalized", "countries"]
+ENTRY_COLUMNS = ["entry_id", "list_code", "listed_name", "alias", "normalized", "countries", "listed_on",
+                 "license_requirement"]
 """Columns of :func:`load_screening_list`."""
+FIRST_LISTING_DATE, LAST_LISTING_DATE = "1900-01-01", "2199-12-31"
+"""Range of a usable ``start_date``; one outside it (``0097-06-30``) reads as missing."""
 
 
 class ScreeningListError(ValueError):
@@ -66,6 +70,7 @@ def list_code(source: str) -> str:
 
 _AFFILIATE = re.compile(r"\s*\bAffiliated Entit(?:y|ies)\s*:\s*", re.IGNORECASE)
 _REQUIRED = ("_id", "source", "name", "alt_names", "addresses")
+_OPTIONAL = ("start_date", "license_requirement")  # absent: missing on every entry
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -142,9 +147,14 @@ def load_screening_list(path: str | Path = CSL_PATH) -> pd.DataFrame:
         ``list_code``, ``listed_name`` (the primary name, whitespace collapsed, without an
         embedded "Affiliated Entity: ..." tail), ``alias`` (the
         text matched against: the name, a part of it, or an ``alt_names`` alias),
-        ``normalized`` and ``countries`` (``;``-joined ISO-2 codes, ``""`` if none).
-        ``attrs`` holds ``records`` (complete records read), ``skipped`` (truncated or
-        malformed records), ``duplicate_headers`` and ``path``.
+        ``normalized``, ``countries`` (``;``-joined ISO-2 codes, ``""`` if none),
+        ``listed_on`` (the record's ``start_date`` as ``YYYY-MM-DD``; missing where blank or
+        unusable) and ``license_requirement`` (whitespace collapsed; missing where blank), all
+        of pandas' ``str`` dtype. ``attrs`` holds ``records`` (complete records read),
+        ``skipped`` (truncated or malformed records), ``duplicate_headers``,
+        ``blank_start_dates`` (records with a blank or no ``start_date``), ``bad_start_dates``
+        (records whose non-blank ``start_date`` is not a ``YYYY-MM-DD`` date from
+        :data:`FIRST_LISTING_DATE` to :data:`LAST_LISTING_DATE`) and ``path``.
 
     Raises
     ------
@@ -159,7 +169,8 @@ def load_screening_list(path: str | Path = CSL_PATH) -> pd.DataFrame:
     (each part an entry), each part also without a trailing parenthetical such as an acronym or
     "(f.k.a. ...)", and each ``alt_names`` alias (split on ``"; "``, leading "and " dropped).
     Entries whose normalized text is empty, or that repeat one already kept for the same
-    record, are left out.
+    record, are left out. A file without a ``start_date`` or ``license_requirement`` column
+    reads with that column missing on every entry.
     """
     path = Path(path)
     try:
@@ -179,7 +190,10 @@ def _read_screening_list(path: Path) -> pd.DataFrame:
     """:func:`load_screening_list` without the translation of read errors."""
     records = skipped = duplicate_headers = 0
     seen_ids: Counter[str] = Counter()
-    columns: dict[str, list[str]] = {name: [] for name in ENTRY_COLUMNS}
+    columns: dict[str, list[str]] = {name: [] for name in ENTRY_COLUMNS[:6]}
+    record_of: list[int] = []  # per entry: its record, 0-based
+    start_dates: list[str] = []  # per record
+    requirements: list[str] = []
     normalized_cache: dict[str, str] = {}
     with _open_text(path) as handle:
         reader = csv.reader(handle)
@@ -190,7 +204,8 @@ def _read_screening_list(path: Path) -> pd.DataFrame:
         if missing:
             raise ScreeningListError(f"{path}: missing CSL columns {missing}; is it a Consolidated Screening "
                                      "List CSV export?")
-        at = {name: header.index(name) for name in _REQUIRED}
+        at = {name: header.index(name) for name in _REQUIRED + _OPTIONAL if name in header}
+        start_at, requirement_at = at.get("start_date"), at.get("license_requirement")
         for row in reader:
             if row == header:
                 duplicate_headers += 1
@@ -199,6 +214,8 @@ def _read_screening_list(path: Path) -> pd.DataFrame:
                 skipped += 1
                 continue
             records += 1
+            start_dates.append(row[start_at] if start_at is not None else "")
+            requirements.append(row[requirement_at] if requirement_at is not None else "")
             raw_id = row[at["_id"]].strip()
             seen_ids[raw_id] += 1
             entry_id = raw_id if seen_ids[raw_id] == 1 else f"{raw_id}#{seen_ids[raw_id]}"
@@ -220,13 +237,52 @@ def _read_screening_list(path: Path) -> pd.DataFrame:
                 if not normalized or normalized in kept:
                     continue
                 kept.add(normalized)
+                record_of.append(records - 1)
                 for column, value in zip(ENTRY_COLUMNS, (entry_id, code, listed, text, normalized,
                                                          countries)):
                     columns[column].append(value)
+    listed_on, blank, bad = listing_dates(start_dates)
+    requirement = pd.Series(requirements, dtype="str").str.split().str.join(" ")
+    requirement = requirement.where(requirement != "")
+    rows = np.asarray(record_of, dtype=np.int64)
+    columns["listed_on"] = listed_on.to_numpy(dtype=object)[rows]
+    columns["license_requirement"] = requirement.to_numpy(dtype=object)[rows]
     frame = pd.DataFrame(columns, columns=ENTRY_COLUMNS, dtype="str")
     frame.attrs.update(records=records, skipped=skipped, duplicate_headers=duplicate_headers,
-                       path=str(path))
+                       blank_start_dates=blank, bad_start_dates=bad, path=str(path))
     return frame
+
+
+def listing_dates(start_dates) -> tuple[pd.Series, int, int]:
+    """Usable listing dates of CSL ``start_date`` texts, and how many were blank or unusable.
+
+    Parameters
+    ----------
+    start_dates : sequence of str
+        ``start_date`` fields as written.
+
+    Returns
+    -------
+    dates : pandas.Series
+        ``YYYY-MM-DD`` text (``str`` dtype), missing where the text is blank or not a
+        ``YYYY-MM-DD`` date from :data:`FIRST_LISTING_DATE` to :data:`LAST_LISTING_DATE`.
+    blank : int
+        Texts that are blank.
+    bad : int
+        Non-blank texts that are not such a date.
+
+    Examples
+    --------
+    >>> dates, blank, bad = listing_dates(["2020-05-22", " ", "0097-06-30", "2021-02-30", "05/22/2020"])
+    >>> dates.tolist(), blank, bad
+    (['2020-05-22', nan, nan, nan, nan], 1, 3)
+    """
+    texts = pd.Series(list(start_dates), dtype="str").str.strip()
+    blank = texts.isna() | (texts == "")
+    shaped = texts.str.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}").fillna(False).astype(bool)
+    parsed = pd.to_datetime(texts.where(shaped), format="%Y-%m-%d", errors="coerce")
+    usable = (parsed.notna() & (texts >= FIRST_LISTING_DATE) & (texts <= LAST_LISTING_DATE)).astype(bool)
+    return texts.where(usable), int(blank.sum()), int((~blank & ~usable).sum())
 
 
 def distinct_names(entries: pd.DataFrame) -> int:

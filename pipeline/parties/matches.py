@@ -6,8 +6,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-MATCH_COLUMNS = ["name", "normalized", "rank", "entry_id", "list_code", "listed_name", "alias", "score"]
-"""Columns of the best-matches table: one row per (name, candidate entry), best first (``rank``)."""
+MATCH_COLUMNS = ["name", "normalized", "rank", "entry_id", "list_code", "listed_name", "alias", "score", "listed_on",
+                 "license_requirement"]
+"""Columns of the best-matches table: one row per (name, candidate entry), best first (``rank``); ``listed_on``
+and ``license_requirement`` are the entry's (:func:`pipeline.parties.load_screening_list`)."""
 _TEXT_MATCH_COLUMNS = [column for column in MATCH_COLUMNS if column not in ("rank", "score")]
 _CHOSEN_COLUMNS = ["name", "outcome", "party_entry_id", "party_tokens", "review_status"]
 
@@ -48,8 +50,9 @@ def _typed_matches(matches: pd.DataFrame) -> pd.DataFrame:
 def write_party_matches(parties: pd.DataFrame | None, path: str | Path) -> None:
     """Write ``parties.parquet``: each distinct consignee's outcome and best listed matches.
 
-    One row per (consignee, candidate entry), best first (``rank``), with the consignee's
-    ``outcome``, ``party_score``, ``party_tokens`` and ``review_status`` repeated on its rows;
+    One row per (consignee, candidate entry), best first (``rank``), with the entry's listing
+    date (``listed_on``) and ``license_requirement`` as evidence, and the consignee's
+    ``outcome``, ``party_tokens`` and ``review_status`` repeated on its rows;
     consignees without any candidate are left out. Text columns are strings, ``rank`` int8,
     ``score`` float64 and ``chosen`` bool, also when no consignee has a candidate (or there are
     none).

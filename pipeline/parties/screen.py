@@ -354,9 +354,11 @@ class PartyScreen:
             listed text that matched), ``party_list``, ``party_entry_id``, ``party_score`` (1.0 on
             an exact hit, the fuzzy score otherwise, NaN without a hit), ``outcome``
             (``"block"``, ``"review"``, ``"cleared"`` or missing), ``party_tokens`` (which query
-            token paired with which listed token, and how similar) and ``review_status`` (the
-            analyst decision applied, or why one was not). Text columns use pandas' ``str``
-            dtype, so "no hit" reads as a missing value. ``attrs["matches"]`` holds the
+            token paired with which listed token, and how similar), ``review_status`` (the
+            analyst decision applied, or why one was not), ``party_listed_on`` (the chosen
+            entry's listing date, ``YYYY-MM-DD``) and ``party_license_requirement`` (its license
+            requirement text), both missing where the entry has none. Text columns use pandas'
+            ``str`` dtype, so "no hit" reads as a missing value. ``attrs["matches"]`` holds the
             :data:`TOP_MATCHES` best listed entries per name (a :class:`PartyMatches`).
 
         Raises

@@ -4,6 +4,11 @@ A consignee is a name, or a name with the row's destination where the rule set m
 country (:func:`pipeline.run.rows.consignees`). Results are kept per ``[parties]`` settings (a
 diff screens under two rule sets) and only grow, so a copy sent to a Dask worker returns what it
 added as the rows after a mark (:meth:`PartyResultCache.added_since`).
+
+Results from elsewhere (a checkpoint's ``names.parquet`` of an earlier night) that lack a column
+of :data:`pipeline.parties.RESULT_COLUMNS` were written by an older version: they are not kept,
+so those consignees are screened again (a missing ``party_listed_on`` would read as "listed
+always").
 """
 from __future__ import annotations
 
@@ -14,7 +19,10 @@ from typing import Sequence
 import pandas as pd
 
 from pipeline.ingest import file_digest
+from pipeline.parties import RESULT_COLUMNS
 from pipeline.policy import Policy
+
+_TEXT_COLUMNS = ("party_listed_on", "party_license_requirement")
 
 
 def settings_key(policy: Policy) -> tuple:
@@ -57,7 +65,11 @@ class PartyResultCache:
                 for key, (_, frame) in self._results.items() if len(frame) > marks.get(key, 0)}
 
     def add(self, policy: Policy, results: pd.DataFrame) -> None:
-        """Keep results screened elsewhere (an earlier night, a worker) under ``policy``'s settings."""
+        """Keep results screened elsewhere (an earlier night, a worker) under ``policy``'s settings.
+
+        Results without every column of :data:`pipeline.parties.RESULT_COLUMNS` (an older
+        version's) are not kept: their consignees are screened again when met.
+        """
         self._add(settings_key(policy), results)
 
     def merge(self, added: dict[tuple, pd.DataFrame]) -> None:
@@ -66,6 +78,9 @@ class PartyResultCache:
             self._add(key, results)
 
     def _add(self, key: tuple, results: pd.DataFrame) -> None:
+        if any(column not in results.columns for column in RESULT_COLUMNS):
+            return
+        results = _typed(results)
         position, known = self._results.get(key, ({}, None))
         pairs = _pairs(results)
         fresh, seen = [], set(position)
@@ -116,6 +131,15 @@ class PartyResultCache:
             known = found if known is None else pd.concat([known, found], ignore_index=True)
             self._results[key] = (position, known)
         return known.iloc[[position[pair] for pair in wanted]].reset_index(drop=True)
+
+
+def _typed(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` with the listing columns of pandas' ``str`` dtype (a frame built elsewhere may hold
+    an all-missing column as ``object`` or ``float64``)."""
+    retype = [column for column in _TEXT_COLUMNS if results[column].dtype != "str"]
+    if not retype:
+        return results
+    return results.assign(**{column: results[column].astype("str") for column in retype})
 
 
 def _pairs(results: pd.DataFrame) -> list[tuple]:

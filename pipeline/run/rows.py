@@ -45,7 +45,9 @@ def _nullable(values: np.ndarray) -> pa.Array:
 
 def decisions_table(rows: pa.Table, policy: Policy, result: Decisions, parties: pd.DataFrame,
                     name_codes: np.ndarray, tpp: np.ndarray) -> pa.Table:
-    """Assemble ``decisions.parquet`` with the DESIGN §3 columns (join to the ledger on ``shipment_id``)."""
+    """Assemble ``decisions.parquet`` with the DESIGN §3 columns (join to the ledger on ``shipment_id``),
+    plus the China volume totals (``cn_volume_cum``, ``us_volume_cum``; null where the row does not
+    enter them) and the matched entry's listing date (``party_listed_on``)."""
     n = rows.num_rows
     party_list = _per_name(parties["party_list"], name_codes)
     match = _per_name(parties["party_match"], name_codes)
@@ -64,9 +66,13 @@ def decisions_table(rows: pa.Table, policy: Policy, result: Decisions, parties: 
         "tpp": pa.array(tpp, pa.int64()),
         "lpp_cum_tpp": _nullable(result.lpp_cum_tpp),
         "country_cum_tpp": _nullable(result.country_cum_tpp),
+        "cn_volume_cum": _nullable(result.cn_volume_cum),
+        "us_volume_cum": _nullable(result.us_volume_cum),
         "party_match": match,
         "party_list": party_list,
         "party_score": pa.array(score, pa.float64(), mask=np.isnan(score)),
+        "party_listed_on": (_per_name(parties["party_listed_on"], name_codes) if "party_listed_on" in parties.columns
+                            else pa.DictionaryArray.from_arrays(pa.nulls(n, pa.int32()), pa.array([], pa.string()))),
     })
 
 

@@ -4,11 +4,12 @@ Both ways give the decisions of one piece screened whole, row for row:
 
 - :func:`scan` screens the pieces one after another, each from the totals the previous one
   ended with (a ledger in one piece, chunks, nightly increments, lake partitions);
-- :func:`scan_dask` never moves rows between workers: pass 1 computes each piece's own LPP
-  totals (and screens its consignees); one carry task turns them into per-piece carry-ins
-  (exclusive prefix, :func:`pipeline.carry.carries_in`); pass 1b does the same for the
-  allocation totals, whose candidates depend on the LPP outcome; pass 2 screens each piece from
-  its carry-ins and writes its decisions.
+- :func:`scan_dask` never moves rows between workers: one pass per accumulator stage
+  (:data:`pipeline.decide.STAGES`) computes each piece's own totals of that stage from its
+  carry-ins of the earlier stages (the first pass also screens its consignees); one carry task
+  per stage turns them into per-piece carry-ins (exclusive prefix,
+  :func:`pipeline.carry.carries_in`); the last pass screens each piece from all its carry-ins
+  and writes its decisions.
 
 The run's party-result cache travels as a task argument: pass 1 returns what each piece added,
 one task merges it, and passes 1b and 2 read the merged cache (:mod:`pipeline.run.cache`).
@@ -18,7 +19,8 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from kernels.backend import Backend, select_backend
-from pipeline.carry import Carry, _allocation_series, _lpp_series, carries_in
+from pipeline.carry import Carry, carries_in
+from pipeline.decide import STAGES
 from pipeline.parties import PartyScreen
 from pipeline.policy import Policy
 from pipeline.results import PieceOutcome, ScanResult
@@ -125,29 +127,30 @@ def _screened_carry(piece: Piece, policy: Policy, csl_path: str, backend: str, c
     return result.carry, mine.added_since(marks)
 
 
-def lpp_contribution(piece: Piece, policy: Policy, csl_path: str, backend: str,
-                     cache: PartyResultCache) -> tuple[Carry, dict]:
-    """Pass 1: the LPP totals of a piece's own rows (LPP candidacy needs no carry), and the party results added."""
-    totals, added = _screened_carry(piece, policy, csl_path, backend, cache, None)
-    return Carry(totals.lpp, _allocation_series()), added
+def stage_contribution(piece: Piece, policy: Policy, csl_path: str, backend: str, cache: PartyResultCache,
+                       names: tuple[str, ...], carry: Carry | None) -> tuple[Carry, dict]:
+    """One pass: the totals of a piece's own rows for the accumulators ``names``, given its carry-in
+    of the earlier stages; and the party results it added."""
+    totals, added = _screened_carry(piece, policy, csl_path, backend, cache, carry)
+    if carry is not None:
+        totals = totals.since(carry)
+    return totals.only(names), added
 
 
-def allocation_contribution(piece: Piece, policy: Policy, csl_path: str, backend: str, cache: PartyResultCache,
-                            lpp_carry: Carry) -> tuple[Carry, dict]:
-    """Pass 1b: the allocation totals of a piece's own rows, given its LPP carry-in."""
-    totals, added = _screened_carry(piece, policy, csl_path, backend, cache,
-                                    Carry(lpp_carry.lpp, _allocation_series()))
-    return Carry(_lpp_series(), totals.allocation), added
-
-
-def _carry_task(base: Carry, contributions: list[tuple[Carry, dict]]) -> tuple[list[Carry], Carry]:
+def _carry_task(base: Carry, contributions: list[tuple[Carry, dict]], names: tuple[str, ...]
+                ) -> tuple[list[Carry], Carry]:
     """The carry task: per-piece carry-ins after ``base``, and the totals after the last piece."""
-    carries, total = carries_in([base] + [c for c, _ in contributions])
+    carries, total = carries_in([base.only(names)] + [c for c, _ in contributions])
     return carries[1:], total
 
 
 def _nth(carries: tuple[list[Carry], Carry], index: int) -> Carry:
     return carries[0][index]
+
+
+def _joined(*carries: Carry) -> Carry:
+    """Carries of disjoint accumulators as one."""
+    return Carry({name: series for carry in carries for name, series in carry.totals.items()})
 
 
 def _merged_cache(cache: PartyResultCache, contributions: list[tuple[Carry, dict]]) -> PartyResultCache:
@@ -159,11 +162,10 @@ def _merged_cache(cache: PartyResultCache, contributions: list[tuple[Carry, dict
 
 
 def _decide_pass(piece: Piece, index: int, policy: Policy, csl_path: str, backend: str, cache: PartyResultCache,
-                 parts: PartWriter | None, lpp_in: Carry, allocation_in: Carry) -> PieceOutcome:
-    """Pass 2: screen a piece from its carry-ins and write its decisions."""
-    outcome, _ = screen_piece(piece, index, policy, Carry(lpp_in.lpp, allocation_in.allocation),
-                              screen=PartyScreen.from_path(csl_path), backend=select_backend(backend),
-                              cache=cache.copy(), parts=parts)
+                 parts: PartWriter | None, carry_in: Carry) -> PieceOutcome:
+    """Last pass: screen a piece from its carry-ins and write its decisions."""
+    outcome, _ = screen_piece(piece, index, policy, carry_in, screen=PartyScreen.from_path(csl_path),
+                              backend=select_backend(backend), cache=cache.copy(), parts=parts)
     return outcome
 
 
@@ -198,28 +200,29 @@ def scan_dask(run: Run, pieces: Sequence[Piece], policy: Policy, client, *, carr
     piece_futures = client.scatter(list(pieces)) if pieces and isinstance(pieces[0], TablePiece) else list(pieces)
     [cache] = client.scatter([run.parties], broadcast=True, hash=False)
 
-    report("pass 1: LPP totals per piece")
-    lpp_parts = client.map(lpp_contribution, piece_futures, [policy] * n, [csl] * n, [backend] * n, [cache] * n,
-                           pure=False)
-    lpp_carries = client.submit(_carry_task, base, lpp_parts, pure=False)
-    lpp_in = [client.submit(_nth, lpp_carries, i, pure=False) for i in range(n)]
-    merged = client.submit(_merged_cache, cache, lpp_parts, pure=False)
+    stage_carries, stage_parts, cache_now = [], [], cache
+    carry_in = [None] * n
+    for number, names in enumerate(STAGES[policy.framework]):
+        report(f"pass {number + 1}: {', '.join(n for n in names if '.' not in n)} totals per piece")
+        contributions = client.map(stage_contribution, piece_futures, [policy] * n, [csl] * n, [backend] * n,
+                                   [cache_now] * n, [names] * n, carry_in, pure=False)
+        carries = client.submit(_carry_task, base, contributions, names, pure=False)
+        mine = [client.submit(_nth, carries, i, pure=False) for i in range(n)]
+        carry_in = mine if number == 0 else [client.submit(_joined, a, b, pure=False) for a, b in zip(carry_in, mine)]
+        if number == 0:
+            cache_now = client.submit(_merged_cache, cache, contributions, pure=False)
+        stage_carries.append(carries)
+        stage_parts.append(contributions)
 
-    report("pass 1b: allocation totals per piece")
-    allocation_parts = client.map(allocation_contribution, piece_futures, [policy] * n, [csl] * n, [backend] * n,
-                                  [merged] * n, lpp_in, pure=False)
-    allocation_carries = client.submit(_carry_task, base, allocation_parts, pure=False)
-    allocation_in = [client.submit(_nth, allocation_carries, i, pure=False) for i in range(n)]
-
-    report("pass 2: decisions per piece")
+    report(f"pass {len(stage_carries) + 1}: decisions per piece")
     finals = client.map(_decide_pass, piece_futures, list(range(n)), [policy] * n, [csl] * n, [backend] * n,
-                        [merged] * n, [parts] * n, lpp_in, allocation_in, pure=False)
+                        [cache_now] * n, [parts] * n, carry_in, pure=False)
     outcomes = client.gather(finals)
-    lpp_contributions, allocation_contributions = client.gather(lpp_parts), client.gather(allocation_parts)
-    (_, lpp_total), (_, allocation_total) = client.gather([lpp_carries, allocation_carries])
-    everything = client.gather(merged)
+    contributions = [client.gather(parts_of_stage) for parts_of_stage in stage_parts]
+    totals = [total for _, total in client.gather(stage_carries)]
+    everything = client.gather(cache_now)
     run.parties.merge(everything.added_since(run.parties.marks()))
-    for outcome, (lpp, _), (allocation, _) in zip(outcomes, lpp_contributions, allocation_contributions):
-        outcome.contribution = Carry(lpp.lpp[lpp.lpp != 0], allocation.allocation[allocation.allocation != 0])
-    return ScanResult(list(outcomes), base, Carry(lpp_total.lpp, allocation_total.allocation),
-                      Tally.merge([o.tally for o in outcomes]))
+    for i, outcome in enumerate(outcomes):
+        outcome.contribution = _joined(*[stage[i][0] for stage in contributions])
+        outcome.contribution = Carry({k: v[v != 0] for k, v in outcome.contribution.totals.items() if (v != 0).any()})
+    return ScanResult(list(outcomes), base, _joined(*totals), Tally.merge([o.tally for o in outcomes]))

@@ -38,7 +38,8 @@ def build_summary(policy: Policy, tally: Tally, carry: Carry, counts: dict, inpu
     return {
         "policy": {"id": policy.id, "title": policy.params.get("title"), "version": policy.params.get("version"),
                    "framework": policy.framework, "file": policy.path.name, "sha256": file_digest(policy.path),
-                   "overrides": list(policy.overrides)},
+                   "overrides": list(policy.overrides), "timeline": policy.timeline(),
+                   "unconfirmed": policy.unconfirmed()},
         "reference": {"catalog": {"file": CATALOG_PATH.name, "sha256": file_digest(CATALOG_PATH)},
                       "screening_list": {"file": Path(csl_path).name, "sha256": file_digest(Path(csl_path)),
                                          "entries": party_entries}},
@@ -50,6 +51,8 @@ def build_summary(policy: Policy, tally: Tally, carry: Carry, counts: dict, inpu
         "by_destination": tally.by_destination(),
         "allocation_headroom": tally.headroom(carry),
         "lpp": tally.lpp(carry),
+        "china_volume": tally.china_volume(),
+        "flagged_rows": tally.flagged(),
         "tpp_total": tally.tpp_total,
         "backend": backend,
         "code_version": __version__,
