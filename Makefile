@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/chipscreen demo --out out/demo
+	$(BIN)/chipscreen demo --out out/demo --licenses data/licenses-example.csv
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -38,6 +38,13 @@ DISCREPANCY_KINDS = {
     "SHIPPED_DENIED": "shipped although the line is denied (party, GP10 or destination/HQ)",
     "SHIPPED_UNDER_REVIEW": "shipped while a restricted-party match awaited review",
     "LPP_OVER_LIMIT": "shipped under LPP after the consignee's calendar year crossed the LPP limit",
+    "LICENSE_EXHAUSTED": "shipped under a license after its units or TPP were used up (register)",
+    "LICENSE_EXPIRED": "shipped under a license after its validity window (register)",
+    "LICENSE_NOT_YET_VALID": "shipped under a license before its validity window (register)",
+    "LICENSE_OUT_OF_SCOPE": "shipped under a license that does not cover its destination, consignee, exporter or "
+                            "item (register)",
+    "LICENSE_UNKNOWN": "shipped under a license id the register does not hold",
+    "CHINA_SHARE_EXCEEDED": "licensed to China/Macau beyond the share of the exporter's US shipments (H200 rule)",
     "LICENSE_OVER_ALLOCATION": "shipped under a license beyond the destination's allocation",
     "NLR_FOR_CONTROLLED": "recorded NLR for a line that needs an authorization",
     "UNLICENSED": "shipped without a license where one is required",
@@ -83,7 +90,8 @@ def discrepancies(screening: ScreenResult) -> pd.DataFrame:
     pandas.DataFrame
         One row per shipped line with at least one discrepancy: identity columns, recorded and
         recomputed outcome, ``kinds`` (``;``-joined codes of :data:`DISCREPANCY_KINDS`), and the
-        evidence: ``lpp_cum_tpp`` with ``lpp_limit_tpp``, ``country_cum_tpp`` with ``cap_tpp``.
+        evidence: ``lpp_cum_tpp`` with ``lpp_limit_tpp``, ``country_cum_tpp`` with ``cap_tpp``, the China
+        volume totals, and ``license_cum_units`` / ``license_cum_tpp`` with the license's maxima.
 
     Notes
     -----
@@ -96,14 +104,22 @@ def discrepancies(screening: ScreenResult) -> pd.DataFrame:
     recorded_codes, recorded_values = codes_and_values(rows.column("recorded_authorization"))
     as_authorization = np.array([AUTHORIZATIONS.index(v) for v in recorded_values] + [0], dtype=np.int8)
     recorded = as_authorization[recorded_codes]  # 0: none recorded
-    lpp_exceeded = np.array(["LPP_EXCEEDED" in label.split(";") for label in outcome.reason_labels] + [False])
+    def coded(code: str) -> np.ndarray:
+        """Rows whose reasons carry ``code``."""
+        has = np.array([code in (part.split(":")[0] for part in label.split(";")) for label in outcome.reason_labels]
+                       + [False])
+        return has[outcome.reasons]
+
     needs_authorization = decision != NLR
     covered = _covered(recorded, authorization, present(rows.column("license_id")), present(rows.column("veu_id")))
     checks = {
         "SHIPPED_DENIED": decision == DENIED,
         "SHIPPED_UNDER_REVIEW": decision == REVIEW,
-        "LPP_OVER_LIMIT": (recorded == AUTH_LPP) & lpp_exceeded[outcome.reasons],
-        "LICENSE_OVER_ALLOCATION": (recorded == AUTH_LICENSE) & (decision == CAP_EXCEEDED),
+        "LPP_OVER_LIMIT": (recorded == AUTH_LPP) & coded("LPP_EXCEEDED"),
+        **{code: coded(code) for code in ("LICENSE_EXHAUSTED", "LICENSE_EXPIRED", "LICENSE_NOT_YET_VALID",
+                                          "LICENSE_OUT_OF_SCOPE", "LICENSE_UNKNOWN")},
+        "CHINA_SHARE_EXCEEDED": coded("CN_US_RATIO"),
+        "LICENSE_OVER_ALLOCATION": (recorded == AUTH_LICENSE) & coded("ALLOCATION_EXCEEDED"),
         "NLR_FOR_CONTROLLED": (recorded == AUTH_NLR) & needs_authorization,
         "UNLICENSED": ((decision == LICENSE_REQUIRED) | (decision == CAP_EXCEEDED)) & (recorded != AUTH_LICENSE),
         "NONE_RECORDED": (recorded == NO_AUTH) & needs_authorization,
@@ -143,11 +159,30 @@ def discrepancies(screening: ScreenResult) -> pd.DataFrame:
             pd.Series(outcome.lpp_cum_tpp[hit] >= 0)) if outcome.lpp_limit is not None else pd.NA,
         "country_cum_tpp": _exact_ints(pick(decisions.column("country_cum_tpp"))),
         "cap_tpp": pd.Series(caps[keys], dtype="Int64").where(pd.Series(keys >= 0)),
+        "cn_volume_cum": _exact_ints(pick(decisions.column("cn_volume_cum"))),
+        "us_volume_cum": _exact_ints(pick(decisions.column("us_volume_cum"))),
+        "license_id": text(rows.column("license_id")),
+        "license_cum_units": _exact_ints(pick(decisions.column("license_cum_units"))),
+        "license_cum_tpp": _exact_ints(pick(decisions.column("license_cum_tpp"))),
+        **_license_limits(screening, hit),
         "party_match": text(decisions.column("party_match")),
         "party_list": text(decisions.column("party_list")),
     })
     out.attrs["counts"] = {kind: int(np.count_nonzero(bits >> i & 1)) for i, kind in enumerate(names)}
     return out
+
+
+def _license_limits(screening: ScreenResult, hit: np.ndarray) -> dict:
+    """``license_max_units`` and ``license_max_tpp`` of the license each row drew on (evidence)."""
+    register = screening.policy.license_register() if screening.policy is not None else None
+    keys = screening.outcome.license_keys[hit]
+    if register is None:
+        return {"license_max_units": pd.array([pd.NA] * len(hit), dtype="Int64"),
+                "license_max_tpp": pd.array([pd.NA] * len(hit), dtype="Int64")}
+    drew = keys >= 0
+    at = np.where(drew, keys, 0)
+    return {f"license_max_{side}": pd.Series(register.table[f"max_{side}"].to_numpy()[at], dtype="Int64").where(
+        pd.Series(drew)) for side in ("units", "tpp")}
 
 
 def _exact_ints(column: pa.ChunkedArray) -> pd.Series:

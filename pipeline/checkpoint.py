@@ -49,11 +49,12 @@ dates and the export/ultimate-parent columns (``in-force``)."""
 def fingerprint(policy: Policy, csl_path: Path) -> dict:
     """Everything screening results depend on besides the rows."""
     reviews = policy.get("parties").get("reviews_file")
+    register = policy.license_register()
     return {"policy": policy.id, "policy_sha256": file_digest(policy.path), "overrides": list(policy.overrides),
             "reviews_sha256": file_digest(Path(reviews)) if reviews else None,
             "screening_list_sha256": file_digest(csl_path), "catalog_sha256": file_digest(CATALOG_PATH),
             "countries_sha256": file_digest(COUNTRIES_PATH), "code_version": __version__,
-            "results_format": RESULTS_FORMAT}
+            "results_format": RESULTS_FORMAT, "licenses_sha256": register.sha256 if register is not None else None}
 
 
 def checkpoint_dir(lake: Lake, print_: dict) -> Path:

@@ -28,7 +28,8 @@ from kernels.running_totals import NOT_CANDIDATE
 from kernels.situations import (AccumulatorOutcome, AccumulatorTable, SituationTable, evaluate, profile_codes,
                                 profile_key, split_key)
 from pipeline.carry import Carry
-from pipeline.enrich import PARTY_BLOCK, PARTY_CLEARED, PARTY_REVIEW, CountryTable, Features, day_number, membership
+from pipeline.enrich import (LICENSE_COVERED, LICENSE_STATUSES, PARTY_BLOCK, PARTY_CLEARED, PARTY_REVIEW, CountryTable,
+                             Features, day_number, membership)
 from pipeline.policy import ADVANCED_COMPUTING, Policy
 
 DECISIONS = ("NLR", "AUTHORIZED", "LICENSE_REQUIRED", "CAP_EXCEEDED", "REVIEW", "DENIED")
@@ -40,7 +41,8 @@ NO_AUTH, AUTH_NLR, AUTH_AIA, AUTH_LPP, AUTH_VEU, AUTH_LICENSE = range(len(AUTHOR
 
 REASON_CODES = (
     "PARTY", "GP10", "TIER3", "TIER3_HQ", "CN_ABOVE_THRESHOLD", "REEXPORT", "D5", "D5_HQ", "PARTY_REVIEW",
-    "CN_US_RATIO", "ALLOCATION_EXCEEDED", "LPP_EXCEEDED", "LICENSE_REQUIRED", "TIER2", "CN_CASE_BY_CASE",
+    "CN_US_RATIO", "LICENSE_EXHAUSTED", "ALLOCATION_EXCEEDED", "LPP_EXCEEDED", "LICENSE_REQUIRED",
+    "LICENSE_UNKNOWN", "LICENSE_NOT_YET_VALID", "LICENSE_EXPIRED", "LICENSE_OUT_OF_SCOPE", "TIER2", "CN_CASE_BY_CASE",
     "IS_INFORMED", "D1_D4", "TIER1", "VEU", "LPP", "LICENSE", "NOT_CONTROLLED", "NO_LICENSE_REQUIREMENT",
     "PARTY_CLEARED", "PARTY_BEFORE_LISTING", "BEFORE_TIMELINE",
 )
@@ -52,11 +54,26 @@ BIT = {code: np.int64(1 << i) for i, code in enumerate(REASON_CODES)}
 ACCUMULATORS = {"tiered": ("lpp", "allocation"), "country-groups": ("allocation",),
                 "in-force": ("allocation", "china_volume")}
 """The accumulators each framework declares, in the order of their over flags (the first is the
-highest bit of the situation offset)."""
+highest bit of the situation offset); a license register adds :data:`LICENSE_ACCUMULATORS`."""
+LICENSE_ACCUMULATORS = ("license_units", "license_tpp")
 STAGES = {"tiered": (("lpp",), ("allocation",)), "country-groups": (("allocation",),),
           "in-force": (("allocation", "china_volume", "china_volume.base"),)}
 """Carry names of each framework by stage: candidacy in a stage depends only on the totals of
 earlier stages, so a distributed scan needs one pass per stage (:func:`pipeline.run.scan.scan_dask`)."""
+
+
+def accumulator_names(policy: Policy) -> tuple[str, ...]:
+    """The accumulators a rule set declares (:data:`ACCUMULATORS`, plus the license totals with a register)."""
+    names = ACCUMULATORS[policy.framework]
+    return names + LICENSE_ACCUMULATORS if policy.license_register() is not None else names
+
+
+def stages(policy: Policy) -> tuple[tuple[str, ...], ...]:
+    """The carry names of a rule set by stage (:data:`STAGES`; license totals in the first)."""
+    found = STAGES[policy.framework]
+    if policy.license_register() is None:
+        return found
+    return (found[0] + LICENSE_ACCUMULATORS,) + found[1:]
 
 
 @dataclass
@@ -99,6 +116,8 @@ class Decisions:
         Text of each China volume key (``<sku>|<exporter>``).
     volume_share, volume_unit : int or None, str or None
         The China volume condition's ``max_share_percent`` and unit (None: no such condition).
+    license_ids : ndarray of object
+        ``license_id`` of each register row (the license accumulators' keys; empty without a register).
     carry : Carry
         Per-key totals after the last row, carry-in included: the carry-in of the next piece.
     """
@@ -114,6 +133,7 @@ class Decisions:
     volume_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
     volume_share: int | None = None
     volume_unit: str | None = None
+    license_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
     carry: Carry = field(default_factory=Carry.empty)
 
     def _rows(self, name: str, attribute: str) -> np.ndarray:
@@ -135,6 +155,11 @@ class Decisions:
     cn_volume_cum = property(lambda self: self._rows("china_volume", "cumulative"))
     us_volume_cum = property(lambda self: self._rows("china_volume", "base_cumulative"))
     volume_over = property(lambda self: self._rows("china_volume", "over").astype(bool) & (self.cn_volume_cum >= 0))
+    license_cum_units = property(lambda self: self._rows("license_units", "cumulative"))
+    license_cum_tpp = property(lambda self: self._rows("license_tpp", "cumulative"))
+    license_keys = property(lambda self: self._rows("license_units", "keys"))
+    license_over = property(lambda self: (self._rows("license_units", "over").astype(bool)
+                                          | self._rows("license_tpp", "over").astype(bool)) & (self.license_keys >= 0))
 
 
 # ------------------------------------------------------------------------------------ profiles
@@ -158,6 +183,7 @@ class Situations:
     party_list: list
     before_listing: np.ndarray
     has_license: np.ndarray
+    license_status: np.ndarray
     has_veu: np.ndarray
     export: np.ndarray
     over: dict
@@ -201,18 +227,18 @@ def profile_sizes(features: Features, boundaries: np.ndarray) -> list[int]:
     """Number of values of each profile part, in :func:`profile_parts` order."""
     n_countries = len(features.countries.codes)
     return [n_countries, n_countries + 1, n_countries + 1, max(len(features.sku_controlled), 1),
-            2 * max(len(features.party_outcome), 1), 2, 2, n_countries + 1, len(boundaries) + 1]
+            2 * max(len(features.party_outcome), 1), len(LICENSE_STATUSES), 2, n_countries + 1, len(boundaries) + 1]
 
 
 def profile_parts(features: Features, rows: slice, boundaries: np.ndarray, backend: Backend) -> list:
     """The profile parts of ``rows``, in the backend's memory: destination, HQ (+1), ultimate
-    parent (+1), SKU, party class and listing flag, license, VEU, export country (+1), date class."""
+    parent (+1), SKU, party class and listing flag, license status, VEU, export country (+1), date class."""
     to = backend.to_device
     xp = backend.xp
     day_class = xp.searchsorted(to(boundaries), to(features.day[rows]), side="right")
     party = to(features.party[rows]) * 2 + to(features.before_listing[rows])
     return [to(features.destination[rows]), to(features.headquarters[rows]) + 1, to(features.parent[rows]) + 1,
-            to(features.sku[rows]), party, to(features.has_license[rows]), to(features.has_veu[rows]),
+            to(features.sku[rows]), party, to(features.license_status[rows]), to(features.has_veu[rows]),
             to(features.export[rows]) + 1, day_class]
 
 
@@ -239,7 +265,8 @@ def situations_of(keys: np.ndarray, features: Features, boundaries: np.ndarray, 
         gp10=each(features.sku_gp10[sku]) if n else np.zeros(0, bool),
         party_outcome=each(features.party_outcome[party]) if n else np.zeros(0, np.int8),
         party_list=[features.party_list[p] for p in party.tolist() for _ in range(per)],
-        before_listing=each(before.astype(bool)), has_license=each(lic.astype(bool)), has_veu=each(veu.astype(bool)),
+        before_listing=each(before.astype(bool)), has_license=each(lic == LICENSE_COVERED),
+        license_status=each(lic.astype(np.int8)), has_veu=each(veu.astype(bool)),
         export=each(export.astype(np.int32) - 1), over=over, countries=features.countries, features=features,
     )
 
@@ -252,6 +279,7 @@ class _Outcome:
         self.decision = np.zeros(n, dtype=np.int8)
         self.authorization = np.zeros(n, dtype=np.int8)
         self.reasons = np.zeros(n, dtype=np.int64)
+        self.licensed = np.zeros(n, dtype=bool)  # lines authorized by a covering license (they draw on it)
 
     def flag(self, rows: np.ndarray, code: str) -> None:
         """Add a reason code where ``rows`` is true."""
@@ -342,6 +370,9 @@ def _veu_then_license(out: _Outcome, s: Situations, rows: np.ndarray) -> tuple[n
     out.decide(veu, AUTHORIZED, AUTH_VEU)
     licensed = rows & ~s.has_veu & s.has_license
     out.flag(licensed, "LICENSE")
+    out.licensed |= licensed
+    for code in LICENSE_STATUSES[2:]:  # a license_id the register does not let cover the line
+        out.flag(rows & ~s.has_veu & (s.license_status == LICENSE_STATUSES.index(code)), code)
     return licensed, rows & ~s.has_veu & ~s.has_license
 
 
@@ -373,6 +404,22 @@ def _agreements(s: Situations, policy: Policy, out: _Outcome,
     _cap_check(out, s, candidate, licensed)
     return AccumulatorRule("allocation", 0, candidate, key=keys,
                            limits=np.array([a.cap_tpp for a in allocations], dtype=np.int64)), allocations
+
+
+def _license_depletion(s: Situations, policy: Policy, out: _Outcome, denied: np.ndarray) -> list[AccumulatorRule]:
+    """With a register: covered licensed lines (not denied) draw on their license, units and TPP;
+    over either maximum, ``CAP_EXCEEDED`` (``LICENSE_EXHAUSTED``)."""
+    if "license_units" not in s.over:
+        return []
+    register = policy.license_register()
+    candidate = out.licensed & ~denied
+    over = candidate & (s.over["license_units"] | s.over["license_tpp"])
+    out.flag(over, "LICENSE_EXHAUSTED")
+    out.decide(over, CAP_EXCEEDED)
+    unlimited = np.iinfo(np.int64).max
+    return [AccumulatorRule(name, 0, candidate, amount=amount,
+                            limits=register.table[column].fillna(unlimited).to_numpy(np.int64))
+            for name, amount, column in (("license_units", "units", "max_units"), ("license_tpp", "tpp", "max_tpp"))]
 
 
 def _finish(out: _Outcome, denied: np.ndarray, review: np.ndarray) -> None:
@@ -428,13 +475,14 @@ def rules_tiered(s: Situations, policy: Policy) -> RuleTable:
     out.flag(needs_license, "LICENSE_REQUIRED")
     out.decide(needs_license, LICENSE_REQUIRED)
 
+    licenses = _license_depletion(s, policy, out, denied)
     _finish(out, denied, review)
     limit = int(policy.get("lpp.limit_tpp"))
     return RuleTable(out, tier, [
         AccumulatorRule("lpp", 0, lpp_candidate, limit=limit),
         AccumulatorRule("allocation", 1, allocation_candidate, key=s.destination.astype(np.int64),
                         limits=np.array([a.cap_tpp for a in allocations], dtype=np.int64)),
-    ], allocations, limit)
+    ] + licenses, allocations, limit)
 
 
 def rules_country_groups(s: Situations, policy: Policy) -> RuleTable:
@@ -467,8 +515,9 @@ def rules_country_groups(s: Situations, policy: Policy) -> RuleTable:
     out.decide(unlicensed, LICENSE_REQUIRED)
 
     allocation, allocations = _agreements(s, policy, out, licensed)
+    licenses = _license_depletion(s, policy, out, denied)
     _finish(out, denied, review)
-    return RuleTable(out, None, [allocation], allocations)
+    return RuleTable(out, None, [allocation] + licenses, allocations)
 
 
 def rules_in_force(s: Situations, policy: Policy) -> RuleTable:
@@ -572,12 +621,13 @@ def rules_in_force(s: Situations, policy: Policy) -> RuleTable:
     out.decide(volume_over, CAP_EXCEEDED)
     us_base = ~abroad & ~denied
 
+    licenses = _license_depletion(s, policy, out, denied)
     _finish(out, denied, review)
     return RuleTable(out, None, [
         allocation,
         AccumulatorRule("china_volume", 0, volume_candidate, amount="units" if volume["unit"] == "units" else "tpp",
                         base_candidate=us_base, max_share_percent=int(volume["max_share_percent"])),
-    ], allocations)
+    ] + licenses, allocations)
 
 
 RULES = {"tiered": rules_tiered, "country-groups": rules_country_groups, "in-force": rules_in_force}
@@ -667,14 +717,16 @@ def decide(features: Features, policy: Policy, carry: Carry | None = None, *,
         return None if array is None else backend.to_device(array)
 
     rule_set = RULES[policy.framework]
-    names = ACCUMULATORS[policy.framework]
+    names = accumulator_names(policy)
     boundaries = date_boundaries(policy).astype(features.day.dtype)
     sizes = profile_sizes(features, boundaries)
     n = len(features.day)
     first_year = int(features.year.min()) if n else 0
     n_years = int(features.year.max()) - first_year + 1 if n else 0
     spaces = {"lpp": _KeySpace(features.party_key_values, first_year, n_years),
-              "china_volume": _KeySpace(features.volume_key_values)}
+              "china_volume": _KeySpace(features.volume_key_values),
+              "license_units": _KeySpace(features.license_key_values),
+              "license_tpp": _KeySpace(features.license_key_values)}
     carries: dict[str, object] = {}
     if carry is not None:
         for name, space in spaces.items():
@@ -713,6 +765,8 @@ def decide(features: Features, policy: Policy, carry: Carry | None = None, *,
             row_keys["lpp"] = to(features.party_key[rows]) * n_years + (to(features.year[rows]) - first_year)
         if "china_volume" in names:
             row_keys["china_volume"] = to(features.volume_key[rows])
+        if "license_units" in names:
+            row_keys["license_units"] = row_keys["license_tpp"] = to(features.license[rows])
         amounts = {name: to(values[rows]) for name, values in amounts_of.items()
                    if any(t.amount == name for t in tables)}
         try:
@@ -763,7 +817,7 @@ def decide(features: Features, policy: Policy, carry: Carry | None = None, *,
         decision=rows_of["decision"], authorization=rows_of["authorization"],
         reasons=canonical[rows_of["reason"]], reason_labels=[texts[i] for i in order.tolist()],
         tier=rows_of["tier"], accumulators=results, allocations=allocations, lpp_limit=lpp_limit,
-        volume_keys=features.volume_key_values, carry=after_carry,
+        volume_keys=features.volume_key_values, license_ids=features.license_key_values, carry=after_carry,
         volume_share=(int(policy.get("components.china-volume.max_share_percent")) if "china_volume" in names
                       else None),
         volume_unit=policy.get("components.china-volume.unit") if "china_volume" in names else None,

@@ -19,6 +19,11 @@ from pipeline.policy import Policy
 from pipeline.reference import load_catalog, load_countries
 
 EPOCH = dt.date(1970, 1, 1)
+LICENSE_STATUSES = ("NONE", "COVERED", "LICENSE_UNKNOWN", "LICENSE_NOT_YET_VALID", "LICENSE_EXPIRED",
+                    "LICENSE_OUT_OF_SCOPE")
+"""What a row's ``license_id`` is worth (index = code): none given; covered (without a register,
+any id); not covered, and why (the reason code)."""
+LICENSE_NONE, LICENSE_COVERED = 0, 1
 NO_LISTING_DATE = np.iinfo(np.int32).min
 """Day number of a party entry without a listing date: its hit counts on every ship date."""
 PARTY_NONE, PARTY_REVIEW, PARTY_BLOCK, PARTY_CLEARED = 0, 1, 2, 3
@@ -94,6 +99,12 @@ class Features:
     destination, headquarters : ndarray of int32
         Country index (aliases applied) of destination and consignee HQ (``-1`` when absent).
     has_license, has_veu : ndarray of bool
+        ``has_license``: the line carries a license that covers it (see ``license_status``).
+    license_status : ndarray of int8
+        Index into :data:`LICENSE_STATUSES`.
+    license : ndarray of int64
+        The covering license's row in the register (``-1``: none, or no register);
+        ``license_key_values`` its ``license_id`` per register row.
     units : ndarray of int64
         Quantity per row.
     sku_unit_tpp, sku_memory_bandwidth, sku_io_bandwidth : ndarray of int64
@@ -132,6 +143,9 @@ class Features:
     headquarters: np.ndarray
     has_license: np.ndarray
     has_veu: np.ndarray
+    license_status: np.ndarray
+    license: np.ndarray
+    license_key_values: np.ndarray
     units: np.ndarray
     sku_unit_tpp: np.ndarray
     sku_memory_bandwidth: np.ndarray
@@ -185,6 +199,81 @@ def listed_days(parties: pd.DataFrame) -> np.ndarray:
     dates = pd.to_datetime(parties["party_listed_on"], format="%Y-%m-%d", errors="coerce")
     days = (dates - pd.Timestamp(EPOCH)).dt.days
     return days.fillna(NO_LISTING_DATE).to_numpy(np.int64)
+
+
+def _folded_codes(values: list, codes: np.ndarray, fold) -> tuple[np.ndarray, list]:
+    """Codes of ``fold(value)`` per row (``-1`` where the row has no value or it folds to nothing),
+    and the distinct folded values: rows whose values differ only in what ``fold`` drops share a code."""
+    folded = [fold(v) if isinstance(v, str) else None for v in values]
+    folded = [v if v else None for v in folded]
+    group, distinct = pd.factorize(pd.Series(folded, dtype=object), use_na_sentinel=True)
+    return np.append(group.astype(np.int64), -1)[codes], list(distinct)
+
+
+def _code_of(values: list, wanted: np.ndarray) -> np.ndarray:
+    """Position in ``values`` of each wanted text (``-2`` where absent or not given)."""
+    position = {v: i for i, v in enumerate(values) if v is not None}
+    return np.array([position.get(w, -2) if isinstance(w, str) else -2 for w in wanted], dtype=np.int64)
+
+
+def license_coverage(rows: pa.Table, policy: Policy, days: np.ndarray, sku_codes, sku_values, dest_codes, dest_values,
+                     id_codes, id_values, norm_codes, normalized_names, exporter_codes, exporter_values
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's license status (:data:`LICENSE_STATUSES`) and covering register row.
+
+    Without a register every ``license_id`` covers its line. With one, in this order: unknown id,
+    not yet valid, expired, out of scope (destination as written, consignee by id where both have
+    one else by normalized name, exporter case-insensitive, SKU), else covered (README "License
+    register"). Vectorised over dictionary codes: each register row is looked up once.
+    """
+    codes, values = codes_and_values(rows.column("license_id"))
+    register = policy.license_register()
+    status = np.where(codes >= 0, LICENSE_COVERED, LICENSE_NONE).astype(np.int8)
+    if register is None:
+        return status, np.full(len(codes), -1, dtype=np.int64), np.zeros(0, dtype=object)
+    table = register.table.reset_index(drop=True)
+    position = np.append(register.position([v.strip() if isinstance(v, str) else v for v in values]), -1)[codes]
+    known = position >= 0
+    at = np.where(known, position, 0)
+    if not len(table):  # an empty register: every license id is unknown
+        status = np.where(codes >= 0, 2, LICENSE_NONE).astype(np.int8)
+        return status, np.full(len(codes), -1, dtype=np.int64), np.zeros(0, dtype=object)
+
+    def same(column: str, row_codes: np.ndarray, distinct: list) -> np.ndarray:
+        """The row's (folded) value equals the license's ``column`` (``False`` where either has none)."""
+        wanted = _code_of(distinct, table[column].to_numpy(dtype=object))
+        return (wanted[at] == row_codes) & (row_codes >= 0)
+
+    def given(column: str) -> np.ndarray:
+        return table[column].notna().to_numpy()[at]
+
+    def trimmed(value: str) -> str:
+        return value.strip()
+
+    in_destination = same("destination_country", *_folded_codes(list(dest_values), dest_codes, str.upper))
+    id_rows, id_distinct = _folded_codes(list(id_values), id_codes, trimmed)
+    by_id = given("consignee_id") & (id_rows >= 0)
+    consignee = np.where(by_id, same("consignee_id", id_rows, id_distinct),
+                         np.where(given("consignee_normalized"),
+                                  same("consignee_normalized", norm_codes, list(normalized_names)),
+                                  ~given("consignee_id")))
+    exporter = ~given("exporter_key") | same(
+        "exporter_key", *_folded_codes(list(exporter_values), exporter_codes, lambda v: v.strip().casefold()))
+    skus = table["skus"]
+    any_sku = (skus.map(len) == 0).to_numpy()[at]
+    listed = skus.explode().dropna()
+    sku_position = _code_of(list(sku_values), listed.to_numpy(dtype=object))
+    allowed = np.unique(listed.index.to_numpy(np.int64) * (len(sku_values) + 1) + sku_position)
+    in_skus = any_sku | np.isin(at * (len(sku_values) + 1) + sku_codes, allowed)
+    in_scope = in_destination & consignee & exporter & in_skus
+
+    valid_from = table["valid_from"].to_numpy(np.int64)[at]
+    valid_until = table["valid_until"].to_numpy(np.int64)[at]
+    status = np.select(
+        [codes < 0, ~known, days < valid_from, days > valid_until, ~in_scope],
+        [LICENSE_NONE, 2, 3, 4, 5], default=LICENSE_COVERED).astype(np.int8)
+    covering = np.where(status == LICENSE_COVERED, position, -1).astype(np.int64)
+    return status, covering, table["license_id"].to_numpy(dtype=object)
 
 
 def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame | Callable[[], pd.DataFrame],
@@ -243,7 +332,7 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame | Calla
         shipment = rows.column("shipment_id")[error.row].as_py()
         raise AmountOverflowError(f"shipment_id {shipment!r}: unit TPP {int(sku_tpp[sku_codes[error.row]])} x "
                                   f"quantity {int(quantity[error.row])} exceeds int64", row=error.row) from None
-    has_license, has_veu = present(rows.column("license_id")), present(rows.column("veu_id"))
+    has_veu = present(rows.column("veu_id"))
     id_codes, id_values = codes_and_values(rows.column("consignee_id"))
 
     # Party results come in few classes (outcome, list): rows carry a class code.
@@ -282,6 +371,11 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame | Calla
     volume_key_values = np.array([f"{sku_values[a]}|{distinct_exporters[b]}"
                                   for a, b in zip(pair_sku.tolist(), pair_exporter.tolist())], dtype=object)
 
+    license_status, license_row, license_ids = license_coverage(
+        rows, policy, days, sku_codes, sku_values, dest_codes, dest_values, id_codes, id_values,
+        norm_codes, list(normalized_names), exporter_codes, exporter_values)
+    has_license = license_status == LICENSE_COVERED
+
     before_listing = np.zeros(len(days), dtype=bool)
     if policy.params.get("parties", {}).get("listing_dates", False):
         listed = listed_days(parties)[name_codes] if len(parties) else np.zeros(len(days), np.int64)
@@ -291,6 +385,7 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame | Calla
     return Features(
         day=days, year=years, tpp=tpp, sku=sku_codes, sku_controlled=sku_controlled, sku_gp10=sku_gp10,
         destination=destination, headquarters=headquarters, has_license=has_license, has_veu=has_veu,
+        license_status=license_status, license=license_row, license_key_values=license_ids,
         units=quantity, sku_unit_tpp=sku_tpp, sku_memory_bandwidth=sku_memory, sku_io_bandwidth=sku_io,
         parent=parent, export=export,
         party=classes_of_name.astype(np.int32)[name_codes], party_outcome=party_outcome, party_list=party_list,

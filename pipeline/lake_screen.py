@@ -352,6 +352,7 @@ def screen_lake_in(run: Run, lake_dir: str | Path, policy: Policy, *, destinatio
     summary["lpp"] = whole.lpp(result.carry)
     summary["china_volume"] = whole.china_volume()
     summary["flagged_rows"] = whole.flagged()
+    summary["licenses"] = whole.licenses(result.carry, policy.license_register())
     summary["lake"] = {"path": str(lake.path), "generation": lake.generation, "partitions": len(lake.partitions),
                        "run": todo.mode, "why": todo.why, "pieces_screened": [p.name for p in result.pieces],
                        "scheduler": scheduler}

@@ -63,7 +63,8 @@ CATALOG_OVERRIDES = ("memory_bandwidth_gbs", "io_bandwidth_gbs")
 KEYS = {
     "": ("id", "title", "framework", "effective_from", "status_note", "version", "destinations", "country_groups",
          "tiers", "controls", "parties", "lpp", "allocation", "agreements", "timeline_start", "components",
-         "catalog", "status"),
+         "catalog", "status", "licenses"),
+    "licenses": ("register",),
     "destinations": ("aliases",),
     "tiers": ("tier1", "tier3_groups"),
     "controls": ("controlled_classes", "gp10_denied", "denied_groups", "license_groups", "exempt_groups"),
@@ -85,7 +86,7 @@ FRAMEWORK_ONLY = {"tiers": "tiered", "lpp": "tiered", "allocation": "tiered", "a
 """Parameters that only one framework reads: in a rule set of the other they would be ignored, so are refused."""
 
 OPTIONAL = {"parties.country_bonus": 0.0, "parties.country_penalty": 0.0, "parties.reviews_file": "",
-            "parties.allow_short_list": False, "parties.listing_dates": False}
+            "parties.allow_short_list": False, "parties.listing_dates": False, "licenses.register": ""}
 """Parameters a rule-set file may omit, with their defaults; an override may set them anyway."""
 
 
@@ -125,6 +126,11 @@ class Policy:
         for part in dotted.split("."):
             node = node[part]
         return node
+
+    def license_register(self):
+        """The rule set's license register (:class:`pipeline.licenses.LicenseRegister`), or None."""
+        register = self.params.get("licenses", {}).get("register", "")
+        return load_register(register) if register else None
 
     def controlled_classes(self) -> list[str]:
         """The ECCN classes the rule set controls (``in-force``: those of its advanced-computing component)."""
@@ -288,6 +294,8 @@ def apply_override(params: dict, item: str) -> dict:
     parts = key.split(".")
     if not all(parts):
         raise PolicyError(f"override {key!r}: empty part in the parameter name")
+    if key in OPTIONAL and len(parts) == 2 and parts[0] not in params:
+        params[parts[0]] = {}  # an optional table the file leaves out
     node = params
     for depth, part in enumerate(parts[:-1]):
         if isinstance(node, list) and part.isdigit() and int(part) < len(node):
@@ -342,7 +350,7 @@ def _check_keys(params: dict, framework: str) -> None:
                                f"{'s' if len(allowed) > 1 else ''} only, not to {framework!r}")
 
     known("", params, "")
-    for table in ("destinations", "tiers", "controls", "parties", "lpp", "allocation"):
+    for table in ("destinations", "tiers", "controls", "parties", "lpp", "allocation", "licenses"):
         known(table, params.get(table), f"{table}.")
     groups = params.get("country_groups")
     dated = groups.get("dated") if isinstance(groups, dict) else None
@@ -496,6 +504,7 @@ def _check(params: dict) -> None:
             _countries(members, f"country_groups.{name}")
     _check_aliases(_require(params, "destinations.aliases", dict))
     _check_parties(params)
+    _check_licenses(params)
     if framework == "in-force":
         _check_in_force(params, groups)
         _check_agreements(params)
@@ -616,6 +625,41 @@ def _check_in_force(params: dict, groups: dict) -> None:
             if not isinstance(node, dict) or part not in node:
                 raise _Invalid(f"status names unknown parameter {dotted!r}")
             node = node[part]
+
+
+def _check_licenses(params: dict) -> None:
+    table = params.get("licenses", {})
+    if not isinstance(table, dict):
+        raise _Invalid("licenses must be a table")
+    register = table.get("register", "")
+    if not isinstance(register, str):
+        raise _Invalid("parameter 'licenses.register' must be str (a file path, or \"\" for none)")
+    if register:
+        from pipeline.licenses import LicenseRegisterError
+
+        try:
+            load_register(register)
+        except LicenseRegisterError as error:
+            raise _Invalid(f"licenses.register: {error}") from None
+
+
+def load_register(path: str):
+    """The license register at ``path`` (:func:`pipeline.licenses.read_register`), read once per
+    file version."""
+    resolved = Path(path).resolve()
+    try:
+        stat = resolved.stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = None
+    return _register(str(resolved), version)
+
+
+@lru_cache(maxsize=4)
+def _register(path: str, version):
+    from pipeline.licenses import read_register
+
+    return read_register(path)
 
 
 def _check_parties(params: dict) -> None:

@@ -132,6 +132,51 @@ def _volume_table(summary: dict, table_id: str = "china-volume", title: str = "C
                      f"lines over: {sum(item['rows_over'] for item in volume['keys']):,}")}
 
 
+def license_table(summary: dict, table_id: str = "licenses", title: str = "License depletion") -> dict | None:
+    """Per license drawn on or named: maxima, used, remaining, first and last use, lines over and
+    not covered; nearest its limits first."""
+    licenses = summary.get("licenses")
+    if not licenses:
+        return None
+    columns = ["license_id", "destination_country", "valid_from", "valid_until", "max_units", "used_units",
+               "remaining_units", "max_tpp", "used_tpp", "remaining_tpp", "first_use", "last_use", "lines_over",
+               "lines_expired", "lines_not_yet_valid", "lines_out_of_scope"]
+    unknown = licenses["unknown_ids"]
+    note = (f"{licenses['licenses']:,} licenses in {licenses['register']}, {licenses['drawn_on']:,} drawn on; "
+            f"used: the totals before the first line over; {licenses['lines_over']:,} lines over")
+    if unknown:
+        note += (f"; {licenses['lines_not_covered']['LICENSE_UNKNOWN']:,} lines name "
+                 f"{licenses['unknown_id_count']:,} license ids not in the register")
+    return {"id": table_id, "title": title, "columns": columns,
+            "rows": [[item[c] for c in columns] for item in licenses["table"][:TABLE_ROWS]],
+            "numeric": [c for c in columns if c.startswith(("max_", "used_", "remaining_", "lines_"))], "note": note}
+
+
+def license_chart(screening: ScreenResult, chart_id: str = "licenses") -> dict | None:
+    """Share of each license used over time (the larger of units and TPP), for those nearest their limits."""
+    licenses = screening.summary.get("licenses")
+    by_month = screening.tally.license_by_month if screening.tally is not None else None
+    if not licenses or by_month is None or not len(by_month):
+        return None
+    series = []
+    for item in licenses["table"]:
+        if len(series) == CHART_SERIES or not item["requested_units"]:
+            continue
+        months = by_month.xs(item["license_id"], level="key").unstack("side").sort_index()
+        share = pd.Series(0.0, index=months.index)
+        for side in ("units", "tpp"):
+            limit = item[f"max_{side}"]
+            if limit:
+                share = np.maximum(share, 100.0 * months[side].astype(float) / limit)
+        series.append({"name": item["license_id"], "points": [[_month_label(m), round(float(v), 3)]
+                                                              for m, v in share.items()]})
+    if not series:
+        return None
+    return {"id": chart_id, "title": "License depletion over time: share of the maximum drawn (larger of units and TPP)",
+            "x_label": "month", "y_label": "% of maximum", "series": series,
+            "reference_lines": [{"name": "maximum", "y": 100}]}
+
+
 def timeline_table(summary: dict) -> dict | None:
     """The rule set's components with their windows and status (``in-force`` rule sets)."""
     timeline = summary["policy"].get("timeline")
@@ -161,14 +206,15 @@ def _screen_headline(summary: dict) -> list[dict]:
 def screen_report(screening: ScreenResult) -> dict:
     """Report content for one screening run."""
     summary = screening.summary
-    charts = [allocation_chart(screening)] + [c for c in [lpp_chart(screening), volume_chart(summary)] if c]
+    charts = [allocation_chart(screening)] + [c for c in [lpp_chart(screening), volume_chart(summary),
+                                                          license_chart(screening)] if c]
     quarantine = [[reason, count] for reason, count in summary["rows"]["by_reason"].items()]
     return {
         "title": f"chipscreen screening — {summary['policy']['id']}", "kind": "screen",
         "headline": _screen_headline(summary), "charts": charts,
         "tables": [t for t in [timeline_table(summary)] if t]
         + [_decisions_table(summary), _headroom_table(summary["allocation_headroom"])]
-        + [t for t in [_volume_table(summary)] if t]
+        + [t for t in [_volume_table(summary), license_table(summary)] if t]
         + [{"id": "quarantine", "title": "Quarantined rows by reason", "columns": ["reason", "rows"],
             "rows": quarantine, "numeric": ["rows"], "note": None}],
         "provenance": provenance(summary),
@@ -190,7 +236,8 @@ def audit_report(screening: ScreenResult, found: pd.DataFrame, summary: dict) ->
         "tables": [{"id": "kinds", "title": "Discrepancies by kind", "columns": ["kind", "rows", "meaning"],
                     "rows": by_kind, "numeric": ["rows"], "note": None},
                    _frame_table(found, "discrepancies", "Discrepancies (shipped lines)",
-                                "evidence: lpp_cum_tpp vs lpp_limit_tpp, country_cum_tpp vs cap_tpp")]
+                                "evidence: lpp_cum_tpp vs lpp_limit_tpp, country_cum_tpp vs cap_tpp, "
+                                "license_cum_units/tpp vs license_max_units/tpp, cn_volume_cum vs us_volume_cum")]
         + report["tables"],
     })
     return report

@@ -41,6 +41,8 @@ class ScreenResult:
         The counts behind the summary and the report's charts.
     parties : pandas.DataFrame
         Party results of the distinct consignees (``parties.parquet``).
+    policy : Policy
+        The rule set the rows were screened under.
     """
 
     decisions: pa.Table | None
@@ -50,6 +52,7 @@ class ScreenResult:
     outcome: Decisions | None = None
     tally: Tally | None = None
     parties: pd.DataFrame | None = None
+    policy: object = None
 
 
 @dataclass

@@ -19,6 +19,9 @@ from pipeline.decide import DECISIONS, Allocation, Decisions
 from pipeline.enrich import codes_and_values
 
 
+EPOCH_DAY = np.datetime64("1970-01-01", "D")
+
+
 def _month_text(month: int) -> str:
     """``YYYY-MM`` of a month index (:func:`_months`)."""
     return f"{1970 + month // 12:04d}-{month % 12 + 1:02d}"
@@ -30,6 +33,10 @@ def _months(days: np.ndarray) -> np.ndarray:
 
 
 VOLUME_INDEX = ["key", "month", "side"]
+LICENSE_MONTH_INDEX = ["key", "month", "side"]
+UNKNOWN_SHOWN = 100
+"""License ids not in the register listed in the summary (those on the most lines); all are counted."""
+NOT_COVERED_CODES = ("LICENSE_UNKNOWN", "LICENSE_NOT_YET_VALID", "LICENSE_EXPIRED", "LICENSE_OUT_OF_SCOPE")
 FLAGGED_CODES = ("BEFORE_TIMELINE", "PARTY_BEFORE_LISTING")
 """Informational reason codes whose rows the report counts."""
 
@@ -64,6 +71,80 @@ def _volume(result: Decisions, days: np.ndarray) -> tuple[pd.Series, pd.Series]:
         key, count = np.unique(found.keys[over], return_counts=True)
         rows_over = pd.Series(count.astype(np.int64), index=pd.Index(texts[key], name="key"))
     return _sum(parts, VOLUME_INDEX), rows_over
+
+
+def _labelled(result: Decisions, code: str) -> np.ndarray:
+    """Rows whose reasons include ``code``."""
+    has = np.array([any(part.split(":")[0] == code for part in label.split(";")) for label in result.reason_labels],
+                   dtype=bool)
+    return has[result.reasons] if len(has) else np.zeros(len(result.reasons), dtype=bool)
+
+
+def _licenses(rows: pa.Table, result: Decisions, days: np.ndarray, tpp: np.ndarray) -> dict:
+    """The license parts of a tally (see :class:`Tally`)."""
+    out = {}
+    units_found = result.accumulators.get("license_units")
+    if units_found is not None:
+        ids = np.asarray(result.license_ids, dtype=object)
+        keys = result.license_keys
+        drawing = np.flatnonzero(keys >= 0)
+        units = rows.column("quantity").to_numpy().astype(np.int64, copy=False)
+        sides = (("units", result.license_cum_units, units), ("tpp", result.license_cum_tpp, tpp))
+        if len(drawing):
+            key_of = keys[drawing]
+            first = pd.Series(days[drawing].astype(np.int64)).groupby(key_of).min()
+            last = pd.Series(days[drawing].astype(np.int64)).groupby(key_of).max()
+            out["license_days"] = pd.concat([
+                pd.Series(first.to_numpy(), index=pd.MultiIndex.from_arrays(
+                    [ids[first.index.to_numpy()], ["first"] * len(first)], names=["key", "side"])),
+                pd.Series(last.to_numpy(), index=pd.MultiIndex.from_arrays(
+                    [ids[last.index.to_numpy()], ["last"] * len(last)], names=["key", "side"]))]).astype(np.int64)
+            parts = []
+            for side, cumulative, _ in sides:
+                key, month, value = _month_ends(key_of, _months(days[drawing]), cumulative[drawing])
+                parts.append(pd.Series(value.astype(np.int64), index=pd.MultiIndex.from_arrays(
+                    [ids[key], month, np.full(len(key), side, dtype=object)], names=LICENSE_MONTH_INDEX)))
+            out["license_by_month"] = _sum(parts, LICENSE_MONTH_INDEX)
+        over = np.flatnonzero(result.license_over)
+        if len(over):
+            over_keys, first_row, count = np.unique(keys[over], return_index=True, return_counts=True)
+            row = over[first_row]
+            out["license_rows_over"] = pd.Series(count.astype(np.int64), index=pd.Index(ids[over_keys], name="key"))
+            out["license_before_crossing"] = pd.concat([
+                pd.Series((cumulative[row] - amount[row]).astype(np.int64), index=pd.MultiIndex.from_arrays(
+                    [ids[over_keys], [side] * len(row)], names=["key", "side"]))
+                for side, cumulative, amount in sides])
+    parts = []
+    if "license_id" in rows.column_names:
+        written = rows.column("license_id")
+        for code in NOT_COVERED_CODES:
+            hit = np.flatnonzero(_labelled(result, code))
+            if len(hit):
+                counts = pd.Series(written.take(pa.array(hit)).to_pandas().astype(object).to_numpy()).value_counts()
+                parts.append(pd.Series(counts.to_numpy(np.int64), index=pd.MultiIndex.from_arrays(
+                    [counts.index.to_numpy(dtype=object), [code] * len(counts)], names=["key", "code"])))
+    out["license_not_covered"] = _sum(parts, ["key", "code"])
+    return out
+
+
+def _min_max_days(parts: list[pd.Series]) -> pd.Series:
+    """Merge first/last days: the earliest first and the latest last."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return _sum([], ["key", "side"])
+    stacked = pd.concat(parts)
+    first = stacked[stacked.index.get_level_values("side") == "first"].groupby(level=["key", "side"]).min()
+    last = stacked[stacked.index.get_level_values("side") == "last"].groupby(level=["key", "side"]).max()
+    return pd.concat([first, last]).sort_index().astype(np.int64)
+
+
+def _first(parts: list[pd.Series], names: list[str]) -> pd.Series:
+    """Per key, the value of the earliest part that has it (pieces in screening order)."""
+    out = _sum([], names)
+    for part in parts:
+        if len(part):
+            out = out.combine_first(part) if len(out) else part
+    return out.astype(np.int64)
 
 
 def _max(parts: list[pd.Series], names: list[str]) -> pd.Series:
@@ -113,6 +194,17 @@ class Tally:
     volume_unit : str or None
     flagged_rows : pandas.Series of int64
         Rows carrying each informational reason code (``BEFORE_TIMELINE``, ``PARTY_BEFORE_LISTING``).
+    license_days : pandas.Series of int64
+        First and last day a license was drawn on, by (``key`` license_id, ``side`` ``first``/``last``).
+    license_by_month : pandas.Series of int64
+        Month-end running totals per license, by (``key``, ``month``, ``side`` ``units``/``tpp``).
+    license_before_crossing : pandas.Series of int64
+        Per exhausted license: the totals before its first line over, by (``key``, ``side``).
+    license_rows_over : pandas.Series of int64
+        Lines over their license's maximum, per license.
+    license_not_covered : pandas.Series of int64
+        Licensed lines the register did not let their license cover, by (``key`` license_id as
+        written, ``code`` the reason).
     """
 
     decisions: pd.Series
@@ -129,6 +221,11 @@ class Tally:
     volume_share: int | None = None
     volume_unit: str | None = None
     flagged_rows: pd.Series = field(default_factory=lambda: _sum([], ["code"]))
+    license_days: pd.Series = field(default_factory=lambda: _sum([], ["key", "side"]))
+    license_by_month: pd.Series = field(default_factory=lambda: _sum([], LICENSE_MONTH_INDEX))
+    license_before_crossing: pd.Series = field(default_factory=lambda: _sum([], ["key", "side"]))
+    license_rows_over: pd.Series = field(default_factory=lambda: _sum([], ["key"]))
+    license_not_covered: pd.Series = field(default_factory=lambda: _sum([], ["key", "code"]))
 
     @classmethod
     def empty(cls) -> "Tally":
@@ -199,7 +296,8 @@ class Tally:
                                  if any(part.split(":")[0] == code for part in label.split(";"))))
                    for code in FLAGGED_CODES}
         volume = result.accumulators.get("china_volume")
-        return cls(decisions=decisions, tpp_total=int(tpp.sum()) if len(tpp) else 0,
+        licenses = _licenses(rows, result, days, tpp)
+        return cls(**licenses,decisions=decisions, tpp_total=int(tpp.sum()) if len(tpp) else 0,
                    allocations={a.label: a for a in result.allocations},
                    allocated_before_crossing=first_over, exceeded_rows=exceeded, allocation_by_month=by_month,
                    lpp_limit=result.lpp_limit, lpp_rows_over=lpp_over, lpp_crossings_by_month=crossings,
@@ -237,6 +335,11 @@ class Tally:
             volume_share=next((t.volume_share for t in tallies if t.volume_share is not None), None),
             volume_unit=next((t.volume_unit for t in tallies if t.volume_unit is not None), None),
             flagged_rows=_sum([t.flagged_rows for t in tallies], ["code"]),
+            license_days=_min_max_days([t.license_days for t in tallies]),
+            license_by_month=_max([t.license_by_month for t in tallies], LICENSE_MONTH_INDEX),
+            license_before_crossing=_first([t.license_before_crossing for t in tallies], ["key", "side"]),
+            license_rows_over=_sum([t.license_rows_over for t in tallies], ["key"]),
+            license_not_covered=_sum([t.license_not_covered for t in tallies], ["key", "code"]),
         )
 
     # ------------------------------------------------------------------ summary.json parts
@@ -311,6 +414,60 @@ class Tally:
         return {"unit": self.volume_unit, "max_share_percent": share,
                 "keys": sorted(keys, key=lambda k: (k["headroom"], k["sku"], k["exporter"]))}
 
+    def licenses(self, carry: Carry, register) -> dict | None:
+        """License depletion per register row that was drawn on or named: maxima, used (within the
+        maximum: the totals before the first line over), requested, remaining, first and last
+        use, lines over and lines the license did not cover, nearest its limits first; and the
+        license ids not in the register."""
+        if register is None:
+            return None
+        table = register.table
+        requested = {side: carry.get(name).droplevel("year") for side, name in
+                     (("units", "license_units"), ("tpp", "license_tpp"))}
+        not_covered = self.license_not_covered
+        named = set(not_covered.index.get_level_values("key")) if len(not_covered) else set()
+        items = []
+        for row in table.itertuples(index=False):
+            key = row.license_id
+            if key not in requested["units"].index and key not in named:
+                continue
+            item = {"license_id": key, "destination_country": row.destination_country,
+                    "valid_from": str(row.valid_from_date), "valid_until": str(row.valid_until_date)}
+            share = 0.0
+            for side in ("units", "tpp"):
+                limit = getattr(row, f"max_{side}")
+                limit = None if pd.isna(limit) else int(limit)
+                total = int(requested[side].get(key, 0))
+                used = int(self.license_before_crossing.get((key, side), total))
+                item.update({f"max_{side}": limit, f"requested_{side}": total, f"used_{side}": used,
+                             f"remaining_{side}": None if limit is None else limit - used})
+                if limit:
+                    share = max(share, used / limit)
+                elif limit == 0:
+                    share = max(share, 1.0)
+            days = {side: self.license_days.get((key, side)) for side in ("first", "last")}
+            item.update({
+                "first_use": None if days["first"] is None else str(EPOCH_DAY + np.timedelta64(int(days["first"]), "D")),
+                "last_use": None if days["last"] is None else str(EPOCH_DAY + np.timedelta64(int(days["last"]), "D")),
+                "lines_over": int(self.license_rows_over.get(key, 0)),
+                **{f"lines_{code[len('LICENSE_'):].lower()}": int(not_covered.get((key, code), 0))
+                   for code in NOT_COVERED_CODES[1:]},
+                "used_share": round(share, 6)})
+            items.append(item)
+        known = set(table["license_id"])
+        unknown = {} if not len(not_covered) else {
+            str(key): int(count) for (key, code), count in not_covered.items()
+            if code == "LICENSE_UNKNOWN" and key not in known}
+        items.sort(key=lambda item: (-item["used_share"], item["license_id"]))
+        most = sorted(unknown.items(), key=lambda pair: (-pair[1], pair[0]))[:UNKNOWN_SHOWN]
+        return {"register": register.path.name, "sha256": register.sha256, "licenses": len(table),
+                "drawn_on": sum(1 for item in items if item["requested_units"]), "table": items,
+                "unknown_ids": dict(most), "unknown_id_count": len(unknown),
+                "lines_over": int(self.license_rows_over.sum()) if len(self.license_rows_over) else 0,
+                "lines_not_covered": {code: int(not_covered.xs(code, level="code").sum())
+                                      if len(not_covered) and code in not_covered.index.get_level_values("code")
+                                      else 0 for code in NOT_COVERED_CODES}}
+
     def flagged(self) -> dict:
         """Rows per informational reason code (:data:`FLAGGED_CODES`)."""
         return {code: int(self.flagged_rows.get(code, 0)) for code in FLAGGED_CODES}
@@ -330,6 +487,9 @@ class Tally:
             "volume_by_month": pairs(self.volume_by_month), "volume_rows_over": pairs(self.volume_rows_over),
             "volume_share": self.volume_share, "volume_unit": self.volume_unit,
             "flagged_rows": pairs(self.flagged_rows),
+            "license_days": pairs(self.license_days), "license_by_month": pairs(self.license_by_month),
+            "license_before_crossing": pairs(self.license_before_crossing),
+            "license_rows_over": pairs(self.license_rows_over), "license_not_covered": pairs(self.license_not_covered),
         }
 
     @classmethod
@@ -355,4 +515,9 @@ class Tally:
             volume_rows_over=series(data.get("volume_rows_over", []), ["key"]),
             volume_share=data.get("volume_share"), volume_unit=data.get("volume_unit"),
             flagged_rows=series(data.get("flagged_rows", []), ["code"]),
+            license_days=series(data.get("license_days", []), ["key", "side"]),
+            license_by_month=series(data.get("license_by_month", []), LICENSE_MONTH_INDEX),
+            license_before_crossing=series(data.get("license_before_crossing", []), ["key", "side"]),
+            license_rows_over=series(data.get("license_rows_over", []), ["key"]),
+            license_not_covered=series(data.get("license_not_covered", []), ["key", "code"]),
         )

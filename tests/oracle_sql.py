@@ -8,13 +8,14 @@ totals, cap checks, decisions, reason codes) runs in DuckDB SQL.
 
 API
 ---
-``screen_sql(ledger, policy, catalog, parties, con=None, overrides=None) -> pyarrow.Table``
+``screen_sql(ledger, policy, catalog, parties, con=None, overrides=None, licenses=None) -> pyarrow.Table``
     One row per ledger row, sorted by ``(ship_date, shipment_id)``: ``shipment_id``,
     ``decision``, ``authorization``, ``reasons``, ``tier`` (int8, null for non-tiered rule sets),
     ``tpp`` (int64), ``lpp_cum_tpp`` (int64 or null), ``country_cum_tpp`` (int64 or null),
     ``cn_volume_cum`` and ``us_volume_cum`` (int64 or null; only the ``in-force`` framework
-    fills them, see below).
-``screen_sql_parquet(ledger_path, out_path, policy, catalog, parties, con=None, overrides=None) -> float``
+    fills them, see below), ``license_cum_units`` and ``license_cum_tpp`` (int64 or null; only
+    with a license register, at the rows that draw on a license, see below).
+``screen_sql_parquet(ledger_path, out_path, policy, catalog, parties, con=None, overrides=None, licenses=None) -> float``
     The same from a Parquet file to a Parquet file, entirely inside DuckDB; returns seconds.
 ``apply_overrides(policy, overrides) -> dict``
     A copy of ``policy`` with what-if values set by dotted key (``agreements.0.cap_tpp``,
@@ -25,6 +26,17 @@ API
 ``outcome``, optionally ``party_listed_on``: ISO date text, a date, or null); with a
 ``destination`` column, one per (name, destination), matched to the rows with that destination
 (a rule set whose party scores depend on the destination country).
+
+``licenses`` (optional, any framework) is the license register of README "License register" as
+read from a CSV: a DataFrame with the columns ``license_id``, ``valid_from``, ``valid_until``,
+``destination_country`` and optionally ``consignee_id``, ``consignee_name``, ``exporter``,
+``skus`` (``;``-separated), ``max_units``, ``max_tpp`` (``conditions`` and ``source`` are
+ignored), text values (numbers and dates are accepted too), blank = none / any / no limit; plus
+an optional ``consignee_normalized``: the party normalizer's form of ``consignee_name`` (the
+oracle does not normalize names itself). The register is assumed valid (the engine refuses a bad
+one). ``None``: no register, every output as before the register existed (the two license
+columns null). Each license's running totals ``license_cum_units`` (quantity) and
+``license_cum_tpp`` are ROWS-frame sums over the rows that draw on it, in screening order.
 
 The ledger may carry ``exporter``, ``export_country`` (null or empty = US) and
 ``ultimate_parent_hq_country``; absent optional columns are null. For the ``in-force``
@@ -143,6 +155,68 @@ Choices made where the brief is silent (also reported to the lead):
     agreement windows and the volume totals.
 28. Party outcomes other than ``block``/``review`` are no hit; reviewed decisions are not modelled,
     so ``PARTY_CLEARED:<list>`` is never produced (as before).
+
+License register (added for issue 18; items 29-41):
+
+29. Register cells are trimmed; ``None``, NaN and blank text are empty. ``skus`` is split on
+    ``;``, each item trimmed, empty items dropped; no item = any SKU; an item is compared with the
+    ledger ``sku`` verbatim. ``max_units``/``max_tpp`` are integers (``"1000"``, ``1000``,
+    ``1000.0``); empty = no limit; ``0`` is a limit (every drawing line is over). A repeated
+    ``license_id`` after trimming, a missing required column or value, and a ``consignee_name``
+    with no normalized form (see 35) are a ``ValueError``; unknown SKUs and countries are not
+    checked (the engine's job).
+30. ``license_id`` is matched after trimming both the register's and the line's value,
+    case-sensitively ("unique after trimming": ``L-1`` and ``l-1`` are two licenses). A ledger
+    ``license_id`` that is non-null puts the line on the license path as before, blank included
+    (it then matches no license: ``LICENSE_UNKNOWN``).
+31. Only the rows on the license path are checked: not DENIED (by party, GP10, destination or
+    any HQ / China-branch denial: the README's list "party, GP10 or destination" is read as "not
+    DENIED"), no ``veu_id``, a license required (tiered: a Tier-2 line, or a Tier-1 destination
+    with a non-Tier-1 HQ as in choice 8, which the tiered rules send to the allocation with its
+    ``license_id`` before LPP; country-groups: D:1/D:4 and not A:5/A:6; in-force: case-by-case,
+    informed or D1_D4) and a ``license_id``. A party ``REVIEW`` line is on that path: checked, and
+    it draws. Every other row gets no license code and never draws, whatever its ``license_id``
+    (an unknown id on an NLR, VEU or DENIED line is not reported).
+32. One code per line that is not covered: the first failing test in the README order (not in the
+    register, before ``valid_from``, after ``valid_until``, scope); the four scope tests share
+    ``LICENSE_OUT_OF_SCOPE`` and are not told apart.
+33. The validity window is tested on the row's ``ship_date`` (inclusive both ends), also under
+    ``in-force`` for rows before ``timeline_start`` (not on the rule date ``d``).
+34. Destination: ``upper(trim(destination_country))`` of the line *as written* (not aliased: a
+    license for ``CN`` does not cover a line to ``HK``) equal to the license's, upper-cased.
+35. Consignee: ids are trimmed (blank = none) and compared case-sensitively where both the
+    license and the line have one; the names are then not compared, whether they agree or not.
+    Otherwise, where the license names a consignee, the line's normalized name (``normalized`` of
+    its party-result row) must equal the license's ``consignee_normalized`` (when that column is
+    absent or null: the ``normalized`` of the party-result row whose ``name`` is the license's
+    ``consignee_name``, else ``ValueError``); a line without a normalized name never matches.
+    Otherwise a license with only an id covers no line (the line has none); a license naming no
+    consignee covers every line.
+36. Exporter: both sides trimmed and lower-cased; a license naming an exporter does not cover a
+    line whose exporter is null or blank; a license without one covers every exporter.
+37. A line that is not covered is decided exactly as a line without ``license_id``: tiered, an
+    LPP candidate (``LPP`` within the consignee's LPP limit, else ``LPP_EXCEEDED`` and an
+    allocation candidate needing a license); elsewhere ``LICENSE_REQUIRED``. Its code is added
+    after ``LICENSE_REQUIRED`` in the README order (``LICENSE_UNKNOWN;TIER2;LPP`` when LPP
+    authorizes it). It is not a licensed line for any other accumulator: no bilateral agreement,
+    no China volume (choice 17 counts the covered lines only), no per-license total.
+38. Per-license totals: partitioned by the trimmed register ``license_id`` over the drawing rows
+    (the covered rows), ROWS frames in ``(ship_date, shipment_id)`` order, HUGEINT sums cast to
+    BIGINT on output (an overflow raises). A drawing row is over when its units total > ``max_units``
+    or its TPP total > ``max_tpp``; quantities are > 0 (ledger rule), so the totals never decrease
+    and every later drawing row of an exhausted license is over too (no separate sticky flag).
+    Later rows of that license that are not covered are not "over": they get their own code.
+39. An exhausted row is ``CAP_EXCEEDED`` (authorization null) with ``LICENSE_EXHAUSTED`` and keeps
+    ``LICENSE`` and its path codes; a ``REVIEW`` row stays ``REVIEW`` with ``LICENSE_EXHAUSTED``
+    among its reasons (precedence). It stays a licensed line everywhere else: it counts in its own
+    license's later totals, in the tiered country allocation, the bilateral agreements and the
+    China volume, as over-cap rows do (choices 1 and 17); a row can carry ``CN_US_RATIO``,
+    ``LICENSE_EXHAUSTED`` and ``ALLOCATION_EXCEEDED`` together.
+40. ``license_cum_units``/``license_cum_tpp`` are set at every drawing row (over or not) and null at
+    every other row. With ``licenses=None`` both are null everywhere and nothing else changes; an
+    empty register (no rows) is a register: every licensed line is ``LICENSE_UNKNOWN``.
+41. The oracle does not read the rule-set key ``licenses.register``: the register is given only as
+    the ``licenses`` argument (a test of the engine passes the same register to both).
 """
 from __future__ import annotations
 
@@ -185,6 +259,8 @@ OUTPUT_SCHEMA = pa.schema(
         ("country_cum_tpp", pa.int64()),
         ("cn_volume_cum", pa.int64()),
         ("us_volume_cum", pa.int64()),
+        ("license_cum_units", pa.int64()),
+        ("license_cum_tpp", pa.int64()),
     ]
 )
 
@@ -473,6 +549,92 @@ def _reference_tables(policy: dict, catalog: pd.DataFrame, parties: pd.DataFrame
     return tables
 
 
+_REGISTER_COLUMNS = ("license_id", "valid_from", "valid_until", "destination_country")
+
+
+def _text(value) -> str | None:
+    """A register cell as trimmed text; None for a missing or blank cell (choice 29)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _count(value) -> int | None:
+    """``max_units`` / ``max_tpp``: empty = no limit; else an integer (``"1000"``, ``1000``, ``1000.0``)."""
+    text = _text(value)
+    if text is None:
+        return None
+    if not isinstance(value, str) and isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"not an integer: {value!r}")
+        return int(value)
+    return int(text)
+
+
+def _license_tables(licenses: pd.DataFrame, parties: pd.DataFrame) -> dict[str, pa.Table]:
+    """The register (``reg``: one row per license) and its SKU lists (``lsku``), parsed from text.
+
+    The register is assumed valid (the engine refuses a bad one before running); a duplicate
+    ``license_id`` after trimming, a missing required value or a consignee name that cannot be
+    normalized is still a ``ValueError`` here, so that the oracle never joins ambiguously.
+    """
+    missing = [c for c in _REGISTER_COLUMNS if c not in licenses.columns]
+    if missing:
+        raise ValueError(f"the license register lacks the columns {missing}")
+    known = {}
+    if "name" in parties.columns and "normalized" in parties.columns:
+        for name, norm in zip(parties["name"], parties["normalized"]):
+            if name is not None and not pd.isna(name) and norm is not None and not pd.isna(norm):
+                known.setdefault(str(name).strip(), str(norm))
+    cols = {c: [] for c in ("lic_id", "l_from", "l_until", "l_dest", "l_cid", "l_cname", "l_exp",
+                            "any_sku", "max_units", "max_tpp")}
+    sku_rows: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    records = licenses.to_dict("records")
+    for i, rec in enumerate(records):
+        def cell(name, rec=rec):
+            return _text(rec.get(name)) if name in rec else None
+
+        lic_id = cell("license_id")
+        if lic_id is None or cell("valid_from") is None or cell("valid_until") is None or cell("destination_country") is None:
+            raise ValueError(f"license register row {i + 1}: a required value is missing")
+        if lic_id in seen:
+            raise ValueError(f"license register row {i + 1}: license_id {lic_id!r} repeated")
+        seen.add(lic_id)
+        name = cell("consignee_name")
+        if name is None:
+            cname = None
+        else:
+            given = rec.get("consignee_normalized") if "consignee_normalized" in rec else None
+            if given is not None and not (not isinstance(given, str) and pd.isna(given)):
+                cname = str(given)
+            elif name in known:
+                cname = known[name]
+            else:
+                raise ValueError(f"license register row {i + 1}: no normalized form of consignee_name {name!r} "
+                                 "(give consignee_normalized, or the name among the party results)")
+        exporter = cell("exporter")
+        skus = [part.strip() for part in (cell("skus") or "").split(";") if part.strip()]
+        cols["lic_id"].append(lic_id)
+        cols["l_from"].append(_date(cell("valid_from")))
+        cols["l_until"].append(_date(cell("valid_until")))
+        cols["l_dest"].append(cell("destination_country").upper())
+        cols["l_cid"].append(cell("consignee_id"))
+        cols["l_cname"].append(cname)
+        cols["l_exp"].append(exporter.lower() if exporter is not None else None)
+        cols["any_sku"].append(not skus)
+        cols["max_units"].append(_count(rec.get("max_units")))
+        cols["max_tpp"].append(_count(rec.get("max_tpp")))
+        sku_rows.extend((lic_id, sku) for sku in dict.fromkeys(skus))
+    types = {"l_from": pa.date32(), "l_until": pa.date32(), "any_sku": pa.bool_(),
+             "max_units": pa.int64(), "max_tpp": pa.int64()}
+    reg = pa.table({c: pa.array(v, types.get(c, pa.string())) for c, v in cols.items()})
+    lsku = pa.table({"lic_id": pa.array([r[0] for r in sku_rows], pa.string()),
+                     "sku": pa.array([r[1] for r in sku_rows], pa.string())})
+    return {"reg": reg, "lsku": lsku}
+
+
 # --------------------------------------------------------------------------------------------
 # The query.
 # --------------------------------------------------------------------------------------------
@@ -551,7 +713,7 @@ rules AS (
          (china AND (controlled OR informed_chip) AND in_band AND from_us) AS cbc
   FROM sit s
 ),
-paths AS (
+paths0 AS (
   SELECT m.*,
          (p_block OR gp10 OR c_cnabove OR c_reexport OR c_d5 OR c_d5hq) AS denied,
          CASE
@@ -612,13 +774,14 @@ ratio AS (
 def build_query(policy: dict, ledger_sql: str, names: dict[str, str]) -> str:
     """SQL for the screening of ``ledger_sql`` (a relation) under ``policy``.
 
-    ``names`` maps the reference roles (cat, alias, cc, caps, agr, par; mem for ``in-force``) to
-    registered relations.
+    ``names`` maps the reference roles (cat, alias, cc, caps, agr, par; mem for ``in-force``; reg
+    and lsku with a license register) to registered relations.
     """
     fw = _framework(policy)
     n = names
     order = "ORDER BY ship_date, shipment_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
     inforce = fw == "in-force"
+    lic_ctes = _license_ctes(n, fw)
 
     # Listing dates (choice 10): a block/review hit before the entry's listing date is ignored.
     listing = "true" if _bool((policy.get("parties", {}) or {}).get("listing_dates", False)) else "false"
@@ -646,7 +809,10 @@ base AS (
          coalesce(p.outcome = 'block', false) AND NOT {before_listing} AS p_block,
          coalesce(p.outcome = 'review', false) AND NOT {before_listing} AS p_review,
          coalesce(p.party_list, '') AS plist,
-         coalesce(l.consignee_id, p.normalized || '|' || l.destination_country) AS party_key
+         coalesce(l.consignee_id, p.normalized || '|' || l.destination_country) AS party_key,
+         l.consignee_id AS cid_raw,
+         p.normalized AS cname_norm,
+         l.exporter AS exporter_raw
   FROM {ledger_sql} l
   JOIN {n['cat']} c ON c.sku = l.sku
   LEFT JOIN {n['alias']} a1 ON a1.src = l.destination_country
@@ -688,7 +854,7 @@ flags AS (
   LEFT JOIN {n['cc']} cd ON cd.country = b.dest
   LEFT JOIN {n['cc']} ch ON ch.country = b.hq
 ),
-paths AS (
+paths0 AS (
   SELECT f.*,
          CAST(CASE WHEN d_t3 THEN 3 WHEN d_t1 THEN 1 ELSE 2 END AS TINYINT) AS tier,
          (controlled AND d_t3) AS c_t3,
@@ -703,7 +869,7 @@ paths AS (
            ELSE 'LPP'
          END AS path
   FROM flags f
-),
+),{lic_ctes}
 lpp AS (
   SELECT p.*,
          CASE WHEN path = 'LPP' THEN
@@ -734,7 +900,7 @@ flags AS (
   LEFT JOIN {n['cc']} cd ON cd.country = b.dest
   LEFT JOIN {n['cc']} ch ON ch.country = b.hq
 ),
-paths AS (
+paths0 AS (
   SELECT f.*,
          CAST(NULL AS TINYINT) AS tier,
          (controlled AND d_den) AS c_d5,
@@ -750,9 +916,9 @@ paths AS (
            ELSE 'NLR'
          END AS path
   FROM flags f
-),""" + agr_cand
+),""" + lic_ctes + agr_cand
     else:
-        flags = _inforce_flags(policy, n) + agr_cand
+        flags = _inforce_flags(policy, n) + lic_ctes + agr_cand
 
     volume = _volume(policy) if inforce else _NO_VOLUME
     tail = f"""
@@ -776,7 +942,8 @@ marks AS (
            WHEN path = 'T1' THEN 'AIA'
            WHEN path = 'VEU' THEN 'VEU'
            WHEN path = 'LPP' AND NOT lpp_over THEN 'LPP'
-           WHEN path = 'LIC' AND NOT coalesce(country_cum > cap, false) AND NOT ratio_over THEN 'LICENSE'
+           WHEN path = 'LIC' AND NOT coalesce(country_cum > cap, false) AND NOT ratio_over
+                AND NOT lic_over THEN 'LICENSE'
          END AS auth_base
   FROM ratio a
 ),
@@ -785,7 +952,7 @@ decided AS (
          CASE
            WHEN denied THEN 'DENIED'
            WHEN p_review THEN 'REVIEW'
-           WHEN cap_over OR ratio_over THEN 'CAP_EXCEEDED'
+           WHEN cap_over OR ratio_over OR lic_over THEN 'CAP_EXCEEDED'
            WHEN lic_req THEN 'LICENSE_REQUIRED'
            WHEN auth_base IN ('AIA', 'VEU', 'LPP', 'LICENSE') THEN 'AUTHORIZED'
            ELSE 'NLR'
@@ -806,9 +973,11 @@ SELECT shipment_id,
          {"CASE WHEN c_d5hq THEN 'D5_HQ' END," if fw != "tiered" else ""}
          CASE WHEN p_review THEN 'PARTY_REVIEW:' || plist END,
          CASE WHEN ratio_over THEN 'CN_US_RATIO' END,
+         CASE WHEN lic_over THEN 'LICENSE_EXHAUSTED' END,
          CASE WHEN cap_over THEN 'ALLOCATION_EXCEEDED' END,
          CASE WHEN lpp_over THEN 'LPP_EXCEEDED' END,
          CASE WHEN lic_req THEN 'LICENSE_REQUIRED' END,
+         lic_code,
          CASE WHEN tier = 2 AND path IN ('VEU', 'LIC', 'LPP') THEN 'TIER2' END,
          {"CASE WHEN path IN ('VEU', 'LIC', 'NOLIC') AND r_cbc THEN 'CN_CASE_BY_CASE' END," if inforce else ""}
          {"CASE WHEN path IN ('VEU', 'LIC', 'NOLIC') AND r_inf THEN 'IS_INFORMED' END," if inforce else ""}
@@ -827,10 +996,87 @@ SELECT shipment_id,
        CAST(lpp_cum AS BIGINT) AS lpp_cum_tpp,
        CAST(country_cum AS BIGINT) AS country_cum_tpp,
        CAST(cn_cum AS BIGINT) AS cn_volume_cum,
-       CAST(us_cum AS BIGINT) AS us_volume_cum
+       CAST(us_cum AS BIGINT) AS us_volume_cum,
+       CAST(lic_units AS BIGINT) AS license_cum_units,
+       CAST(lic_tpp AS BIGINT) AS license_cum_tpp
 FROM decided
 ORDER BY ship_date, shipment_id"""
     return "WITH " + base + "," + flags + tail
+
+
+_NO_LICENSES = """
+paths AS (
+  SELECT p.*,
+         CAST(NULL AS VARCHAR) AS lic_code,
+         false AS lic_draw,
+         CAST(NULL AS HUGEINT) AS lic_units,
+         CAST(NULL AS HUGEINT) AS lic_tpp,
+         false AS lic_over
+  FROM paths0 p
+),"""
+
+
+def _license_ctes(n: dict[str, str], fw: str) -> str:
+    """License determination and depletion over ``paths0`` (choices 29-41); defines ``paths``.
+
+    Only rows on the license path (``path = 'LIC'``: not DENIED, no VEU, a license required and a
+    ``license_id``) are checked. A row the register does not cover leaves the license path: under
+    ``tiered`` it becomes an LPP candidate, elsewhere it needs a license (``NOLIC``).
+    """
+    if "reg" not in n:
+        return _NO_LICENSES
+    order = "ORDER BY ship_date, shipment_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+    uncovered = "LPP" if fw == "tiered" else "NOLIC"
+    return f"""
+lreg AS (
+  SELECT p.*,
+         r.lic_id AS lic_key, r.l_from, r.l_until, r.l_dest, r.l_cid, r.l_cname, r.l_exp,
+         r.any_sku, r.max_units, r.max_tpp,
+         (s.sku IS NOT NULL) AS l_sku_listed
+  FROM paths0 p
+  LEFT JOIN {n['reg']} r ON p.path = 'LIC' AND r.lic_id = trim(p.license_id)
+  LEFT JOIN {n['lsku']} s ON s.lic_id = r.lic_id AND s.sku = p.sku
+),
+lscope AS (
+  SELECT y.*,
+         coalesce(upper(trim(y.dest_raw)) = y.l_dest, false) AS l_dest_ok,
+         CASE WHEN y.l_cid IS NOT NULL AND nullif(trim(y.cid_raw), '') IS NOT NULL
+                THEN trim(y.cid_raw) = y.l_cid
+              WHEN y.l_cname IS NOT NULL THEN coalesce(y.cname_norm = y.l_cname, false)
+              WHEN y.l_cid IS NOT NULL THEN false
+              ELSE true END AS l_cons_ok,
+         (y.l_exp IS NULL OR coalesce(lower(trim(y.exporter_raw)) = y.l_exp, false)) AS l_exp_ok,
+         (y.any_sku OR y.l_sku_listed) AS l_sku_ok
+  FROM lreg y
+),
+lchk AS (
+  SELECT c.*,
+         CASE WHEN c.path <> 'LIC' THEN NULL
+              WHEN c.lic_key IS NULL THEN 'LICENSE_UNKNOWN'
+              WHEN c.ship_date < c.l_from THEN 'LICENSE_NOT_YET_VALID'
+              WHEN c.ship_date > c.l_until THEN 'LICENSE_EXPIRED'
+              WHEN NOT (c.l_dest_ok AND c.l_cons_ok AND c.l_exp_ok AND c.l_sku_ok)
+                THEN 'LICENSE_OUT_OF_SCOPE'
+         END AS lic_code
+  FROM lscope c
+),
+ldraw AS (
+  SELECT c.* EXCLUDE (path),
+         CASE WHEN c.lic_code IS NOT NULL THEN '{uncovered}' ELSE c.path END AS path,
+         (c.path = 'LIC' AND c.lic_code IS NULL) AS lic_draw
+  FROM lchk c
+),
+lsum AS (
+  SELECT d.*,
+         CASE WHEN lic_draw THEN SUM(qty) OVER (PARTITION BY lic_draw, lic_key {order}) END AS lic_units,
+         CASE WHEN lic_draw THEN SUM(tpp) OVER (PARTITION BY lic_draw, lic_key {order}) END AS lic_tpp
+  FROM ldraw d
+),
+paths AS (
+  SELECT s.*,
+         coalesce(lic_draw AND (lic_units > max_units OR lic_tpp > max_tpp), false) AS lic_over
+  FROM lsum s
+),"""
 
 
 # --------------------------------------------------------------------------------------------
@@ -862,7 +1108,8 @@ def _ledger_select(relation: str, columns) -> str:
 
 
 def screen_sql(ledger: pa.Table, policy: dict, catalog: pd.DataFrame, parties: pd.DataFrame,
-               con: duckdb.DuckDBPyConnection | None = None, overrides: dict | None = None) -> pa.Table:
+               con: duckdb.DuckDBPyConnection | None = None, overrides: dict | None = None,
+               licenses: pd.DataFrame | None = None) -> pa.Table:
     """Screen an accepted ledger under ``policy`` with DuckDB; see the module docstring.
 
     Examples
@@ -883,6 +1130,8 @@ def screen_sql(ledger: pa.Table, policy: dict, catalog: pd.DataFrame, parties: p
     own = con is None
     con = duckdb.connect() if own else con
     tables = _reference_tables(policy, catalog, parties)
+    if licenses is not None:
+        tables.update(_license_tables(licenses, parties))
     tables["ledger"] = ledger
     names = _register(con, tables)
     try:
@@ -907,7 +1156,8 @@ def screen_sql(ledger: pa.Table, policy: dict, catalog: pd.DataFrame, parties: p
 
 
 def screen_sql_parquet(ledger_path, out_path, policy: dict, catalog: pd.DataFrame, parties: pd.DataFrame,
-                       con: duckdb.DuckDBPyConnection | None = None, overrides: dict | None = None) -> float:
+                       con: duckdb.DuckDBPyConnection | None = None, overrides: dict | None = None,
+                       licenses: pd.DataFrame | None = None) -> float:
     """Screen a Parquet ledger into a Parquet file entirely inside DuckDB; return elapsed seconds.
 
     The benchmark peer of the engine: only the tiny reference tables are prepared in Python.
@@ -919,7 +1169,10 @@ def screen_sql_parquet(ledger_path, out_path, policy: dict, catalog: pd.DataFram
     policy = apply_overrides(policy, overrides) if overrides else policy
     own = con is None
     con = duckdb.connect() if own else con
-    names = _register(con, _reference_tables(policy, catalog, parties))
+    tables = _reference_tables(policy, catalog, parties)
+    if licenses is not None:
+        tables.update(_license_tables(licenses, parties))
+    names = _register(con, tables)
     try:
         src = "read_parquet(" + _sql_str(str(ledger_path)) + ")"
         columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 import warnings
 from contextlib import contextmanager
@@ -229,3 +230,16 @@ def _generate(path: Path, rows: int, seed: int, bad_rows: int, chunk_rows: int, 
                                  progress=progress)
         return generate_ledger(path, rows, seed=seed, bad_rows=bad_rows, chunk_rows=chunk_rows,
                                listed_names=names, progress=progress)
+
+
+def _license_register(path: Optional[Path]) -> list[str]:
+    """The override that puts a checked license register into the rule set (none without ``path``)."""
+    if path is None:
+        return []
+    from pipeline.licenses import LicenseRegisterError, read_register
+
+    try:
+        read_register(path)
+    except LicenseRegisterError as error:
+        _fail(str(error))
+    return [f"licenses.register={json.dumps(str(path.resolve()))}"]

@@ -14,6 +14,7 @@ from flows.cli.base import (
     _fail,
     _generate,
     _library_logs,
+    _license_register,
     app,
     console,
     out_console,
@@ -25,6 +26,8 @@ from pipeline.reference import CSL_PATH
 
 LEDGER_SUFFIXES = (".parquet", ".csv", ".jsonl", ".ndjson")
 """Ledger files ``generate`` writes (the format follows the extension)."""
+REGISTER_SUFFIXES = (".csv", ".parquet", ".pq")
+"""License registers ``generate --licenses-out`` writes (:data:`pipeline.licenses.REGISTER_SUFFIXES`)."""
 
 
 @app.command()
@@ -38,6 +41,11 @@ def generate(
     after: Optional[Path] = typer.Option(
         None, "--after", help="Continue this ledger (.parquet, .csv or .jsonl): the next night, dated after its "
                               "last row, new ids, its consignees (--listed does not apply)."),
+    licenses_out: Optional[Path] = typer.Option(
+        None, "--licenses-out", help="Also write a license register (.csv or .parquet) for the ledger's license ids, "
+                                     "with every branch of the license checks: most licenses cover their lines, some "
+                                     "run out, some are expired or not yet valid, some out of scope, a few ids left "
+                                     "out (deterministic by seed)."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Write a synthetic shipment ledger (deterministic by seed)."""
@@ -47,6 +55,8 @@ def generate(
 
     try:  # never over an input, into a lake, over a folder, or under a name of another format
         check_output_file(out, [after], suffixes=LEDGER_SUFFIXES, what="generate: output")
+        if licenses_out is not None:  # nor over the ledger it is made from
+            check_output_file(licenses_out, [after, out], suffixes=REGISTER_SUFFIXES, what="generate: --licenses-out")
     except PublishError as error:
         _fail(str(error))
     try:
@@ -55,14 +65,32 @@ def generate(
         _fail(str(error))
     except OSError as error:
         _fail(f"cannot write {out}: {error}")
+    register = None
+    if licenses_out is not None:
+        from pipeline.generate import generate_register
+
+        try:
+            register = generate_register(out, licenses_out, seed=seed)
+        except (LedgerReadError, ValueError) as error:
+            _fail(str(error))
+        except OSError as error:
+            _fail(f"cannot write {licenses_out}: {error}")
     if quiet:
         return
     if after is not None:
         console.print(f"wrote {stats['rows']:,} rows to {out}: {stats['first_date']}..{stats['last_date']} "
                       f"({stats['shipped']:,} shipped, {stats['pending']:,} pending), ids from {stats['first_id']}, "
                       f"after {after}'s last date {stats['after_last_date']}")
-        return
-    console.print(f"wrote {stats.get('rows', rows):,} rows to {out}")
+    else:
+        console.print(f"wrote {stats.get('rows', rows):,} rows to {out}")
+    if register is not None:
+        b = register["branches"]
+        console.print(f"wrote {register['licenses']:,} licenses to {licenses_out} for {register['license_ids']:,} "
+                      f"license ids: {b['covered']:,} covering their lines, "
+                      f"{b['exhausted_units'] + b['exhausted_tpp']:,} running out, "
+                      f"{b['expired'] + b['not_yet_valid']:,} outside their window, "
+                      f"{sum(v for k, v in b.items() if k.startswith('out_of_scope')):,} out of scope, "
+                      f"{b['unknown']:,} ids left out")
 
 
 @app.command()
@@ -112,9 +140,11 @@ def nightly(
     workers: Optional[int] = typer.Option(None, "--workers", help="LocalCluster worker processes."),
     backend: str = typer.Option("auto", "--backend", help="`auto` (a working GPU, else the CPU), `numpy` or `cupy`."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's and Dask's INFO logs and tracebacks."),
+    licenses: Optional[Path] = typer.Option(None, "--licenses", help="License register (CSV or Parquet): licensed "
+                                            "lines are checked against it and draw on their license."),
 ) -> None:
     """Run the nightly Prefect flow once, embedded (no server): ingest, refresh, screen, publish."""
-    set_ = [*set_, *_check_screening_list(csl_source or CSL_PATH, allow_short_list)]
+    set_ = [*set_, *_check_screening_list(csl_source or CSL_PATH, allow_short_list), *_license_register(licenses)]
     import os
 
     for key, value in PREFECT_QUIET.items():

@@ -16,6 +16,7 @@ from flows.cli.base import (
     _fail,
     _generate,
     _library_logs,
+    _license_register,
     _parse_date,
     _run_lake_screen,
     _run_screen,
@@ -49,10 +50,12 @@ def screen(
                                           "much shorter than the packaged one (refused otherwise: a truncated file?)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display or summary table."),
     reviews: Optional[Path] = typer.Option(None, "--reviews", help="Analysts' reviewed party decisions (CSV)."),
+    licenses: Optional[Path] = typer.Option(None, "--licenses", help="License register (CSV or Parquet): licensed "
+                                            "lines are checked against it and draw on their license."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> None:
     """Screen ledgers under one rule set; write decisions, quarantine and summary."""
-    set_ = [*set_, *_check_screening_list(csl, allow_short_list)]
+    set_ = [*set_, *_check_screening_list(csl, allow_short_list), *_license_register(licenses)]
     as_of_date = _parse_date(as_of, "--as-of")
     _check_backend(backend)
     if reviews is not None:
@@ -100,10 +103,12 @@ def audit(
     allow_short_list: bool = typer.Option(False, "--allow-short-list", help="Use a screening list that is empty or "
                                           "much shorter than the packaged one (refused otherwise: a truncated file?)."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    licenses: Optional[Path] = typer.Option(None, "--licenses", help="License register (CSV or Parquet): licensed "
+                                            "lines are checked against it and draw on their license."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> None:
     """Recompute a history under a rule set and list what should not have shipped."""
-    set_ = [*set_, *_check_screening_list(csl, allow_short_list)]
+    set_ = [*set_, *_check_screening_list(csl, allow_short_list), *_license_register(licenses)]
     from pipeline.audit import audit_ledgers
 
     as_of_date = _parse_date(as_of, "--as-of")
@@ -139,10 +144,12 @@ def diff(
     allow_short_list: bool = typer.Option(False, "--allow-short-list", help="Use a screening list that is empty or "
                                           "much shorter than the packaged one (refused otherwise: a truncated file?)."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    licenses: Optional[Path] = typer.Option(None, "--licenses", help="License register (CSV or Parquet): licensed "
+                                            "lines are checked against it and draw on their license."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> None:
     """Screen the same rows under two rule sets and report how decisions move."""
-    short_list = _check_screening_list(csl, allow_short_list)  # for both rule sets
+    short_list = [*_check_screening_list(csl, allow_short_list), *_license_register(licenses)]  # for both
     from pipeline.audit import diff_ledgers
 
     if len(policy) != 2:
@@ -217,17 +224,47 @@ def demo(
     out: Path = typer.Option(Path("out/demo"), "--out", "-o", help="Output folder."),
     rows: int = typer.Option(200_000, "--rows", "-n", min=1000, help="Rows in the sample ledger."),
     seed: int = typer.Option(2025, "--seed"),
+    licenses: Optional[Path] = typer.Option(None, "--licenses", help="A license register to add to the generated "
+                                            "one (its licenses get a few sample lines each), e.g. "
+                                            "data/licenses-example.csv."),
 ) -> None:
-    """Generate a sample ledger, screen it under every rule set and print the summaries."""
+    """Generate a sample ledger and its license register, screen it under every rule set and print the summaries."""
+    import pandas as pd
+
+    from pipeline.generate import generate_register
+    from pipeline.licenses import LicenseRegisterError, read_register
+
     out.mkdir(parents=True, exist_ok=True)
     ledger = out / "ledger.parquet"
     _generate(ledger, rows, seed, max(10, rows // 5000), 100_000, True, False)
-    console.print(f"sample ledger: {ledger}")
+    register = out / "licenses.csv"
+    generate_register(ledger, register, seed=seed)
+    ledgers = [ledger]
+    if licenses is not None:
+        try:
+            extra = read_register(licenses)
+        except LicenseRegisterError as error:
+            _fail(str(error))
+        frames = [pd.read_csv(register, dtype=str, keep_default_na=False),
+                  pd.read_csv(licenses, dtype=str, keep_default_na=False)]
+        pd.concat(frames, ignore_index=True).to_csv(register, index=False)
+        ledgers.append(_lines_for(extra, out / "licensed-lines.csv"))
+    console.print(f"sample ledger: {', '.join(map(str, ledgers))}; license register: {register}")
     for rules in list_policies():
         console.rule(f"[bold]{rules.id}")
         try:
-            result = _run_screen([ledger], rules, out / rules.id, None, CSL_PATH, False)
-        except (LedgerReadError, RuntimeError) as error:  # e.g. a folder left by an older version
+            rules = load_policy(rules.id, [f"licenses.register={json.dumps(str(register.resolve()))}"])
+            result = _run_screen(ledgers, rules, out / rules.id, None, CSL_PATH, False)
+        except (LedgerReadError, RuntimeError, PolicyError) as error:  # e.g. a folder left by an older version
             _fail(str(error))
         print_summary(result.summary)
         console.print(f"outputs: {out / rules.id}")
+
+
+def _lines_for(register, path: Path) -> Path:
+    """Sample lines drawing on each license of ``register``: monthly shipments from its first valid
+    day of its first SKU (or the GB300) to its consignee, the last ones past its maximum."""
+    from pipeline.generate import licensed_lines
+
+    licensed_lines(register, path)
+    return path

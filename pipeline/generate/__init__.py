@@ -35,10 +35,12 @@ Modules: :mod:`~pipeline.generate.shape` and :mod:`~pipeline.generate.pools` (da
 :mod:`~pipeline.generate.plan` (one run's plan), :mod:`~pipeline.generate.blocks` (valid rows),
 :mod:`~pipeline.generate.bad_rows` (malformed rows), :mod:`~pipeline.generate.ledger`
 (:func:`generate_ledger`), :mod:`~pipeline.generate.continuation` (:func:`generate_next`),
-:mod:`~pipeline.generate.listed` (real list names for consignee pools).
+:mod:`~pipeline.generate.listed` (real list names for consignee pools), :mod:`~pipeline.generate.licenses`
+(:func:`generate_register`: a license register matching a ledger, every branch of the checks).
 """
 from pipeline.generate.continuation import generate_next
 from pipeline.generate.ledger import generate_ledger
+from pipeline.generate.licenses import generate_register, licensed_lines
 from pipeline.generate.listed import listed_party_names
 from pipeline.generate.shape import (BAD_KINDS, BLOCK_ROWS, COLUMNS, DICTIONARY_PAGE_BYTES, EXPORT_ABROAD_SHARE,
                                      FORMATS, ID_NUMBER, LICENSE_SHARE, LISTED_ROW_SHARE, MAX_QUANTITY,
@@ -49,5 +51,5 @@ __all__ = [
     "BAD_KINDS", "BLOCK_ROWS", "COLUMNS", "DICTIONARY_PAGE_BYTES", "EXPORT_ABROAD_SHARE", "FORMATS", "ID_NUMBER",
     "LICENSE_SHARE", "LISTED_ROW_SHARE", "MAX_QUANTITY", "NEXT_SHIPPED_SHARE", "PARENT_SHARE", "PENDING_SHARE",
     "RECORDED", "RECORDED_NLR_SHARE", "SKU_PERIODS", "VEU_SHARE", "generate_ledger", "generate_next",
-    "listed_party_names",
+    "generate_register", "licensed_lines", "listed_party_names",
 ]

@@ -68,6 +68,8 @@ def decisions_table(rows: pa.Table, policy: Policy, result: Decisions, parties: 
         "country_cum_tpp": _nullable(result.country_cum_tpp),
         "cn_volume_cum": _nullable(result.cn_volume_cum),
         "us_volume_cum": _nullable(result.us_volume_cum),
+        "license_cum_units": _nullable(result.license_cum_units),
+        "license_cum_tpp": _nullable(result.license_cum_tpp),
         "party_match": match,
         "party_list": party_list,
         "party_score": pa.array(score, pa.float64(), mask=np.isnan(score)),

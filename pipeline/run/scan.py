@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 from kernels.backend import Backend, select_backend
 from pipeline.carry import Carry, carries_in
-from pipeline.decide import STAGES
+from pipeline.decide import stages
 from pipeline.parties import PartyScreen
 from pipeline.policy import Policy
 from pipeline.results import PieceOutcome, ScanResult
@@ -202,7 +202,7 @@ def scan_dask(run: Run, pieces: Sequence[Piece], policy: Policy, client, *, carr
 
     stage_carries, stage_parts, cache_now = [], [], cache
     carry_in = [None] * n
-    for number, names in enumerate(STAGES[policy.framework]):
+    for number, names in enumerate(stages(policy)):
         report(f"pass {number + 1}: {', '.join(n for n in names if '.' not in n)} totals per piece")
         contributions = client.map(stage_contribution, piece_futures, [policy] * n, [csl] * n, [backend] * n,
                                    [cache_now] * n, [names] * n, carry_in, pure=False)

@@ -44,7 +44,7 @@ def screen_whole(run: Run, ledger: Ledger, policy: Policy, as_of: dt.date | None
     summary = build_summary(policy, piece.tally, screened.result.carry, ledger.counts, ledger.files, run.timings,
                             run.csl_path, len(run.screening_list.entries), as_of, backend=run.backend.name)
     return ScreenResult(decisions=table, quarantine=ledger.quarantine, summary=summary, ledger=ledger,
-                        outcome=screened.result, tally=piece.tally, parties=screened.features.parties)
+                        outcome=screened.result, tally=piece.tally, parties=screened.features.parties, policy=policy)
 
 
 def write_screening(sink: Sink, result: ScreenResult, run: Run, *, report: bool = True) -> None:

@@ -53,6 +53,7 @@ def build_summary(policy: Policy, tally: Tally, carry: Carry, counts: dict, inpu
         "lpp": tally.lpp(carry),
         "china_volume": tally.china_volume(),
         "flagged_rows": tally.flagged(),
+        "licenses": tally.licenses(carry, policy.license_register()),
         "tpp_total": tally.tpp_total,
         "backend": backend,
         "code_version": __version__,
