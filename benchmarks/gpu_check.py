@@ -55,8 +55,9 @@ SIZES = {  # stage: (device sizes, dry-run sizes)
     "parties": ([2_000_000], [3_000]),
     "pairs": ([2_000_000], [2_000]),
     "dask": ([200_000], [2_000]),
+    "ownership": ([10_000_000], [20_000]),
 }
-STAGES = ("env", "accumulators", "screen", "parties", "pairs", "dask")
+STAGES = ("env", "accumulators", "screen", "parties", "pairs", "ownership", "dask")
 POLICY = "ai-diffusion-2025"
 PACKAGES = ("numpy", "pandas", "pyarrow", "numba", "numba-cuda", "cupy-cuda13x", "cupy-cuda12x", "cupy", "typer",
             "rich", "hypothesis", "pytest", "pytest-timeout", "duckdb", "dask", "distributed", "dask-cuda", "rmm-cu13",
@@ -227,6 +228,35 @@ def _decide_both(features, policy, backend, rows: int, prefix: str) -> dict:
     if not got.carry.equals(expected.carry):
         differ["carry"] = "differs"
     out[f"{prefix}decide_differences"] = differ
+    return out
+
+
+def stage_ownership(args, backend) -> dict:
+    """The Affiliates fixpoint (kernels/ownership.py) on a synthetic graph of ``sizes[0]`` holdings
+    over half as many entities: the device against NumPy, every array compared, both timed."""
+    from bench_ownership import synthetic_graph
+    from kernels.ownership import resolve_affiliates
+
+    holdings = args.sizes[0]
+    graph = synthetic_graph(max(holdings // 2, 10), holdings, seed=args.seed)
+    out: dict = {"holdings": holdings, "entities": len(graph["listed"])}
+    found = {}
+    for chosen in (NUMPY, backend):
+        arrays = [chosen.to_device(graph[k]) for k in ("owner", "owned", "bp", "listed")]
+        resolve_affiliates(*arrays, xp=chosen.xp)  # warm: kernels compiled, pools filled
+        with bench_gpu.DevicePeak(chosen) as peak:
+            start = time.perf_counter()
+            result = resolve_affiliates(*arrays, xp=chosen.xp)
+            bench_gpu.synchronize(chosen)
+            seconds = time.perf_counter() - start
+        found[chosen.name] = {k: chosen.to_host(getattr(result, k)) for k in
+                              ("affiliate", "held_bp", "lists", "level", "parent")}
+        out[f"resolve_{chosen.name}"] = {"seconds": seconds, "steps": int(result.steps),
+                                         "affiliates": int(found[chosen.name]["affiliate"].sum()),
+                                         "device_peak_bytes": peak.peak}
+    out["differences"] = {k: int(np.count_nonzero(found[backend.name][k] != found["numpy"][k]))
+                          for k in found["numpy"] if not np.array_equal(found[backend.name][k], found["numpy"][k])}
+    out["equal"] = not out["differences"]
     return out
 
 

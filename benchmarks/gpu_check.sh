@@ -26,7 +26,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 DRY=""
 DEST=${OUT:-}
-STAGES="env,pytest,accumulators,screen,parties,pairs"
+STAGES="env,pytest,accumulators,screen,parties,pairs,ownership"
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY="--dry-run" ;;
@@ -56,9 +56,9 @@ if [ -d .whl ] && ls .whl/*.whl > /dev/null 2>&1; then  # carried Dask wheels
     && export PYTHONPATH="$PYTHONPATH:$SITE" && STAGES="$STAGES,dask"
 fi
 if [ -n "$DRY" ]; then
-  : "${T_ENV:=60}" "${T_PYTEST:=120}" "${T_ACCUMULATORS:=60}" "${T_SCREEN:=120}" "${T_PARTIES:=60}" "${T_PAIRS:=60}" "${T_DASK:=60}"
+  : "${T_ENV:=60}" "${T_PYTEST:=120}" "${T_ACCUMULATORS:=60}" "${T_SCREEN:=120}" "${T_PARTIES:=60}" "${T_PAIRS:=60}" "${T_OWNERSHIP:=60}" "${T_DASK:=60}"
 else
-  : "${T_ENV:=25}" "${T_PYTEST:=140}" "${T_ACCUMULATORS:=55}" "${T_SCREEN:=110}" "${T_PARTIES:=45}" "${T_PAIRS:=45}" "${T_DASK:=40}"  # 460 s of limits
+  : "${T_ENV:=25}" "${T_PYTEST:=130}" "${T_ACCUMULATORS:=50}" "${T_SCREEN:=100}" "${T_PARTIES:=45}" "${T_PAIRS:=40}" "${T_OWNERSHIP:=30}" "${T_DASK:=40}"  # 460 s of limits
 fi
 
 status() {  # stage, exit code, start time
@@ -86,7 +86,7 @@ if wanted pytest; then
   echo "== pytest (limit $T_PYTEST s)" | tee -a "$LOG"
   timeout -k 5 "$T_PYTEST" "$PY" -m pytest -q -p no:cacheprovider -k cupy -o addopts="" -rs \
     --junitxml="$DEST/pytest-junit.xml" tests/test_backends.py tests/test_similarity.py tests/test_kernels.py \
-    tests/test_differential.py > "$DEST/pytest.txt" 2>&1
+    tests/test_differential.py tests/test_ownership.py > "$DEST/pytest.txt" 2>&1
   status pytest $? "$start"
   tail -n 3 "$DEST/pytest.txt" | tee -a "$LOG"
 fi
@@ -95,6 +95,7 @@ stage accumulators "$T_ACCUMULATORS"
 stage screen "$T_SCREEN"
 stage parties "$T_PARTIES"
 stage pairs "$T_PAIRS"
+stage ownership "$T_OWNERSHIP"
 stage dask "$T_DASK"
 
 tar -czf "$DEST/kernel-cache.tar.gz" -C "$WORK/cache" cupy numba 2>> "$LOG"

@@ -36,6 +36,8 @@ __all__ = ["AuditResult", "DISCREPANCY_KINDS", "DiffResult", "audit_in", "audit_
 
 DISCREPANCY_KINDS = {
     "SHIPPED_DENIED": "shipped although the line is denied (party, GP10 or destination/HQ)",
+    "SHIPPED_TO_AFFILIATE": "shipped to a consignee owned 50% or more by listed parties while the Affiliates rule "
+                            "applied (ownership graph)",
     "SHIPPED_UNDER_REVIEW": "shipped while a restricted-party match awaited review",
     "LPP_OVER_LIMIT": "shipped under LPP after the consignee's calendar year crossed the LPP limit",
     "LICENSE_EXHAUSTED": "shipped under a license after its units or TPP were used up (register)",
@@ -114,6 +116,7 @@ def discrepancies(screening: ScreenResult) -> pd.DataFrame:
     covered = _covered(recorded, authorization, present(rows.column("license_id")), present(rows.column("veu_id")))
     checks = {
         "SHIPPED_DENIED": decision == DENIED,
+        "SHIPPED_TO_AFFILIATE": coded("AFFILIATE"),
         "SHIPPED_UNDER_REVIEW": decision == REVIEW,
         "LPP_OVER_LIMIT": (recorded == AUTH_LPP) & coded("LPP_EXCEEDED"),
         **{code: coded(code) for code in ("LICENSE_EXHAUSTED", "LICENSE_EXPIRED", "LICENSE_NOT_YET_VALID",
@@ -161,12 +164,14 @@ def discrepancies(screening: ScreenResult) -> pd.DataFrame:
         "cap_tpp": pd.Series(caps[keys], dtype="Int64").where(pd.Series(keys >= 0)),
         "cn_volume_cum": _exact_ints(pick(decisions.column("cn_volume_cum"))),
         "us_volume_cum": _exact_ints(pick(decisions.column("us_volume_cum"))),
+        "exporter": text(decisions.column("exporter")),
         "license_id": text(rows.column("license_id")),
         "license_cum_units": _exact_ints(pick(decisions.column("license_cum_units"))),
         "license_cum_tpp": _exact_ints(pick(decisions.column("license_cum_tpp"))),
         **_license_limits(screening, hit),
         "party_match": text(decisions.column("party_match")),
         "party_list": text(decisions.column("party_list")),
+        "party_listed_on": text(decisions.column("party_listed_on")),
     })
     out.attrs["counts"] = {kind: int(np.count_nonzero(bits >> i & 1)) for i, kind in enumerate(names)}
     return out

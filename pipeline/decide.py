@@ -30,6 +30,7 @@ from kernels.situations import (AccumulatorOutcome, AccumulatorTable, SituationT
 from pipeline.carry import Carry
 from pipeline.enrich import (LICENSE_COVERED, LICENSE_STATUSES, PARTY_BLOCK, PARTY_CLEARED, PARTY_REVIEW, CountryTable,
                              Features, day_number, membership)
+from pipeline.ownership.affiliates import AFFILIATE, MINORITY
 from pipeline.policy import ADVANCED_COMPUTING, Policy
 
 DECISIONS = ("NLR", "AUTHORIZED", "LICENSE_REQUIRED", "CAP_EXCEEDED", "REVIEW", "DENIED")
@@ -40,15 +41,17 @@ AUTHORIZATIONS = (None, "NLR", "AIA", "LPP", "VEU", "LICENSE")
 NO_AUTH, AUTH_NLR, AUTH_AIA, AUTH_LPP, AUTH_VEU, AUTH_LICENSE = range(len(AUTHORIZATIONS))
 
 REASON_CODES = (
-    "PARTY", "GP10", "TIER3", "TIER3_HQ", "CN_ABOVE_THRESHOLD", "REEXPORT", "D5", "D5_HQ", "PARTY_REVIEW",
-    "CN_US_RATIO", "LICENSE_EXHAUSTED", "ALLOCATION_EXCEEDED", "LPP_EXCEEDED", "LICENSE_REQUIRED",
+    "PARTY", "AFFILIATE", "GP10", "TIER3", "TIER3_HQ", "CN_ABOVE_THRESHOLD", "REEXPORT", "D5", "D5_HQ", "PARTY_REVIEW",
+    "AFFILIATE_MINORITY", "CN_US_RATIO", "LICENSE_EXHAUSTED", "ALLOCATION_EXCEEDED", "LPP_EXCEEDED", "LICENSE_REQUIRED",
     "LICENSE_UNKNOWN", "LICENSE_NOT_YET_VALID", "LICENSE_EXPIRED", "LICENSE_OUT_OF_SCOPE", "TIER2", "CN_CASE_BY_CASE",
     "IS_INFORMED", "D1_D4", "TIER1", "VEU", "LPP", "LICENSE", "NOT_CONTROLLED", "NO_LICENSE_REQUIREMENT",
-    "PARTY_CLEARED", "PARTY_BEFORE_LISTING", "BEFORE_TIMELINE",
+    "PARTY_CLEARED", "PARTY_BEFORE_LISTING", "AFFILIATE_TGL", "BEFORE_TIMELINE",
 )
 """Reason codes, most severe first; the party codes (:data:`LISTED_CODES`) are written ``<code>:<list>``."""
 LISTED_CODES = ("PARTY", "PARTY_REVIEW", "PARTY_CLEARED", "PARTY_BEFORE_LISTING")
 """Reason codes that name the screening list of the match."""
+AFFILIATE_CODES = ("AFFILIATE", "AFFILIATE_MINORITY", "AFFILIATE_TGL")
+"""Reason codes that name the lists of an affiliate's owners."""
 BIT = {code: np.int64(1 << i) for i, code in enumerate(REASON_CODES)}
 
 ACCUMULATORS = {"tiered": ("lpp", "allocation"), "country-groups": ("allocation",),
@@ -187,6 +190,8 @@ class Situations:
     has_veu: np.ndarray
     export: np.ndarray
     over: dict
+    affiliate_status: np.ndarray
+    affiliate_list: list
     countries: CountryTable
     features: Features
 
@@ -227,7 +232,8 @@ def profile_sizes(features: Features, boundaries: np.ndarray) -> list[int]:
     """Number of values of each profile part, in :func:`profile_parts` order."""
     n_countries = len(features.countries.codes)
     return [n_countries, n_countries + 1, n_countries + 1, max(len(features.sku_controlled), 1),
-            2 * max(len(features.party_outcome), 1), len(LICENSE_STATUSES), 2, n_countries + 1, len(boundaries) + 1]
+            2 * max(len(features.party_outcome), 1), len(LICENSE_STATUSES), 2, n_countries + 1,
+            max(len(features.affiliate_status), 1), len(boundaries) + 1]
 
 
 def profile_parts(features: Features, rows: slice, boundaries: np.ndarray, backend: Backend) -> list:
@@ -239,14 +245,14 @@ def profile_parts(features: Features, rows: slice, boundaries: np.ndarray, backe
     party = to(features.party[rows]) * 2 + to(features.before_listing[rows])
     return [to(features.destination[rows]), to(features.headquarters[rows]) + 1, to(features.parent[rows]) + 1,
             to(features.sku[rows]), party, to(features.license_status[rows]), to(features.has_veu[rows]),
-            to(features.export[rows]) + 1, day_class]
+            to(features.export[rows]) + 1, to(features.affiliate[rows]), day_class]
 
 
 def situations_of(keys: np.ndarray, features: Features, boundaries: np.ndarray, names: tuple[str, ...]) -> Situations:
     """The ``2 ** len(names)`` situations of each distinct profile key (see
     :func:`kernels.situations.profile_key`); ``names`` are the accumulators with a limit, the first
     the highest bit of the situation offset."""
-    dest, hq, parent, sku, party, lic, veu, export, cls = split_key(keys, profile_sizes(features, boundaries))
+    dest, hq, parent, sku, party, lic, veu, export, affiliate, cls = split_key(keys, profile_sizes(features, boundaries))
     party, before = np.divmod(party, 2)
     # A representative day per date class: classes are the intervals between boundaries.
     starts = np.concatenate([[boundaries[0] - 1 if len(boundaries) else 0], boundaries])
@@ -267,7 +273,9 @@ def situations_of(keys: np.ndarray, features: Features, boundaries: np.ndarray, 
         party_list=[features.party_list[p] for p in party.tolist() for _ in range(per)],
         before_listing=each(before.astype(bool)), has_license=each(lic == LICENSE_COVERED),
         license_status=each(lic.astype(np.int8)), has_veu=each(veu.astype(bool)),
-        export=each(export.astype(np.int32) - 1), over=over, countries=features.countries, features=features,
+        export=each(export.astype(np.int32) - 1), over=over,
+        affiliate_status=each(features.affiliate_status[affiliate]) if n else np.zeros(0, np.int8),
+        affiliate_list=[features.affiliate_list[a] for a in affiliate.tolist() for _ in range(per)], countries=features.countries, features=features,
     )
 
 
@@ -554,6 +562,20 @@ def rules_in_force(s: Situations, policy: Policy) -> RuleTable:
     out.flag(gp10, "GP10")
     denied = denied | gp10
 
+    # The Affiliates rule: consignees owned 50% or more by listed parties, in its windows; the
+    # temporary general license spares affiliates located in A:5/A:6 that no SDN party owns.
+    rule_on = active("affiliates-2025") | active("affiliates-2026")
+    sdn_owned = np.array(["SDN" in (label or "").split("+") for label in s.affiliate_list], dtype=bool)
+    spared = (active("affiliates-tgl") & ~sdn_owned
+              & membership(s, policy, components["affiliates-tgl"]["exempt_groups"]))
+    affiliate = rule_on & (s.affiliate_status == AFFILIATE)
+    out.flag(affiliate & ~spared, "AFFILIATE")
+    out.flag(affiliate & spared, "AFFILIATE_TGL")
+    minority = rule_on & (s.affiliate_status == MINORITY)
+    out.flag(minority, "AFFILIATE_MINORITY")
+    denied = denied | (affiliate & ~spared)
+    review = review | minority
+
     ac = components[ADVANCED_COMPUTING]
     controlled = s.controlled & active(ADVANCED_COMPUTING)
     informed_rule = components["is-informed"]
@@ -634,8 +656,10 @@ RULES = {"tiered": rules_tiered, "country-groups": rules_country_groups, "in-for
 """The rules of each framework."""
 
 
-def reason_labels(reasons: np.ndarray, party_list: list) -> tuple[np.ndarray, list[str]]:
-    """Render reason bit sets as ``;``-joined codes; ``PARTY`` codes take the matched list.
+def reason_labels(reasons: np.ndarray, party_list: list, affiliate_list: list | None = None
+                  ) -> tuple[np.ndarray, list[str]]:
+    """Render reason bit sets as ``;``-joined codes; party codes take the matched list, affiliate
+    codes the owners' lists.
 
     Returns the label index of each entry and the distinct labels.
 
@@ -645,13 +669,20 @@ def reason_labels(reasons: np.ndarray, party_list: list) -> tuple[np.ndarray, li
     >>> reason_labels(np.array([BIT["PARTY"] | BIT["TIER3"], BIT["LPP"]]), ["EL", None])
     (array([0, 1], dtype=int32), ['PARTY:EL;TIER3', 'LPP'])
     """
+    affiliate_list = affiliate_list if affiliate_list is not None else [None] * len(party_list)
     list_codes, list_names = pd.factorize(pd.Series(party_list, dtype=object), use_na_sentinel=True)
-    combined, distinct = pd.factorize(reasons.astype(np.int64) * (len(list_names) + 1) + (list_codes + 1))
+    owner_codes, owner_names = pd.factorize(pd.Series(affiliate_list, dtype=object), use_na_sentinel=True)
+    width = (len(list_names) + 1) * (len(owner_names) + 1)
+    combined, distinct = pd.factorize(reasons.astype(np.int64) * width + (list_codes + 1) * (len(owner_names) + 1)
+                                      + (owner_codes + 1))
     texts = []
     for value in np.asarray(distinct).tolist():  # few distinct combinations: render each once
-        bits, listed = divmod(value, len(list_names) + 1)
+        bits, rest = divmod(value, width)
+        listed, owners = divmod(rest, len(owner_names) + 1)
         name = list_names[listed - 1] if listed else ""
-        texts.append(";".join(f"{code}:{name}" if code in LISTED_CODES else code
+        owner = owner_names[owners - 1] if owners else ""
+        texts.append(";".join(f"{code}:{name}" if code in LISTED_CODES else f"{code}:{owner}"
+                              if code in AFFILIATE_CODES else code
                               for i, code in enumerate(REASON_CODES) if bits >> i & 1))
     label_of, labels = pd.factorize(pd.Series(texts, dtype=object))
     return label_of.astype(np.int32)[combined], list(labels)
@@ -752,7 +783,7 @@ def decide(features: Features, policy: Policy, carry: Carry | None = None, *,
             spaces["allocation"] = _KeySpace(np.array([a.label for a in allocations], dtype=object))
             if carry is not None:
                 carries["allocation"] = to(carry.allocation_for([a.label for a in allocations]))
-        label_of, chunk_labels = reason_labels(rules.outcome.reasons, situations.party_list)
+        label_of, chunk_labels = reason_labels(rules.outcome.reasons, situations.party_list, situations.affiliate_list)
         book = np.array([labels.setdefault(text, len(labels)) for text in chunk_labels], dtype=np.int32)
         tables = tuple(_accumulator_table(rule, names, spaces[rule.name].size, to)
                        for rule in sorted(rules.accumulators, key=lambda r: r.stage))

@@ -117,6 +117,11 @@ class Features:
     party : ndarray of int32
         Party-result class per row; ``party_outcome`` (0 none, 1 review, 2 block) and
         ``party_list`` (list code or None) per class.
+    affiliate : ndarray of int32
+        Affiliate class per row (the Affiliates rule, with an ownership file); per class
+        ``affiliate_status`` (0 none, 1 affiliate, 2 minority holding) and ``affiliate_list``
+        (the owners' lists, ``+``-joined, or None). ``affiliate_entity`` and ``affiliate_window``:
+        the row's entity in the graph (``-1``: none) and date window (evidence).
     before_listing : ndarray of bool
         The row's party hit comes from an entry listed after its ship date (rule sets with
         ``parties.listing_dates``): the hit does not count.
@@ -161,6 +166,11 @@ class Features:
     party_key_values: np.ndarray
     volume_key: np.ndarray
     volume_key_values: np.ndarray
+    affiliate: np.ndarray
+    affiliate_status: np.ndarray
+    affiliate_list: list
+    affiliate_entity: np.ndarray
+    affiliate_window: np.ndarray
     before_listing: np.ndarray
     countries: CountryTable
     parties: pd.DataFrame
@@ -232,16 +242,19 @@ def license_coverage(rows: pa.Table, policy: Policy, days: np.ndarray, sku_codes
     if register is None:
         return status, np.full(len(codes), -1, dtype=np.int64), np.zeros(0, dtype=object)
     table = register.table.reset_index(drop=True)
-    position = np.append(register.position([v.strip() if isinstance(v, str) else v for v in values]), -1)[codes]
-    known = position >= 0
-    at = np.where(known, position, 0)
+    n = len(codes)
     if not len(table):  # an empty register: every license id is unknown
         status = np.where(codes >= 0, 2, LICENSE_NONE).astype(np.int8)
-        return status, np.full(len(codes), -1, dtype=np.int64), np.zeros(0, dtype=object)
+        return status, np.full(n, -1, dtype=np.int64), np.zeros(0, dtype=object)
+    lines = np.flatnonzero(codes >= 0)  # only the licensed lines are looked at
+    position = np.append(register.position([v.strip() if isinstance(v, str) else v for v in values]), -1)[codes[lines]]
+    known = position >= 0
+    at = np.where(known, position, 0)
 
     def same(column: str, row_codes: np.ndarray, distinct: list) -> np.ndarray:
-        """The row's (folded) value equals the license's ``column`` (``False`` where either has none)."""
+        """The line's (folded) value equals the license's ``column`` (``False`` where either has none)."""
         wanted = _code_of(distinct, table[column].to_numpy(dtype=object))
+        row_codes = row_codes[lines]
         return (wanted[at] == row_codes) & (row_codes >= 0)
 
     def given(column: str) -> np.ndarray:
@@ -252,7 +265,7 @@ def license_coverage(rows: pa.Table, policy: Policy, days: np.ndarray, sku_codes
 
     in_destination = same("destination_country", *_folded_codes(list(dest_values), dest_codes, str.upper))
     id_rows, id_distinct = _folded_codes(list(id_values), id_codes, trimmed)
-    by_id = given("consignee_id") & (id_rows >= 0)
+    by_id = given("consignee_id") & (id_rows[lines] >= 0)
     consignee = np.where(by_id, same("consignee_id", id_rows, id_distinct),
                          np.where(given("consignee_normalized"),
                                   same("consignee_normalized", norm_codes, list(normalized_names)),
@@ -260,24 +273,62 @@ def license_coverage(rows: pa.Table, policy: Policy, days: np.ndarray, sku_codes
     exporter = ~given("exporter_key") | same(
         "exporter_key", *_folded_codes(list(exporter_values), exporter_codes, lambda v: v.strip().casefold()))
     skus = table["skus"]
-    any_sku = (skus.map(len) == 0).to_numpy()[at]
+    any_sku = (skus.map(len) == 0).to_numpy()
     listed = skus.explode().dropna()
+    allowed = np.zeros((len(table), len(sku_values) + 1), dtype=bool)  # license x SKU code
     sku_position = _code_of(list(sku_values), listed.to_numpy(dtype=object))
-    allowed = np.unique(listed.index.to_numpy(np.int64) * (len(sku_values) + 1) + sku_position)
-    in_skus = any_sku | np.isin(at * (len(sku_values) + 1) + sku_codes, allowed)
-    in_scope = in_destination & consignee & exporter & in_skus
+    kept = sku_position >= 0
+    allowed[listed.index.to_numpy(np.int64)[kept], sku_position[kept]] = True
+    allowed[any_sku] = True
+    in_scope = in_destination & consignee & exporter & allowed[at, sku_codes[lines]]
 
-    valid_from = table["valid_from"].to_numpy(np.int64)[at]
-    valid_until = table["valid_until"].to_numpy(np.int64)[at]
-    status = np.select(
-        [codes < 0, ~known, days < valid_from, days > valid_until, ~in_scope],
-        [LICENSE_NONE, 2, 3, 4, 5], default=LICENSE_COVERED).astype(np.int8)
-    covering = np.where(status == LICENSE_COVERED, position, -1).astype(np.int64)
+    day = days[lines]
+    status = np.full(n, LICENSE_NONE, dtype=np.int8)
+    status[lines] = np.select(
+        [~known, day < table["valid_from"].to_numpy(np.int64)[at], day > table["valid_until"].to_numpy(np.int64)[at],
+         ~in_scope], [2, 3, 4, 5], default=LICENSE_COVERED)
+    covering = np.full(n, -1, dtype=np.int64)
+    covering[lines] = np.where(status[lines] == LICENSE_COVERED, position, -1)
     return status, covering, table["license_id"].to_numpy(dtype=object)
 
 
+def affiliate_classes(affiliates, days: np.ndarray, id_codes, id_values, norm_codes, normalized_names, dest_codes,
+                      dest_values) -> tuple:
+    """Each row's affiliate class (status and owners' lists in the row's date window), the
+    classes, and the row's entity and window (see :class:`Features`)."""
+    n = len(days)
+    if affiliates is None or not n:
+        return (np.zeros(n, np.int32), np.zeros(1, np.int8), [None], np.full(n, -1, np.int64), np.zeros(n, np.int64))
+    # One lookup per distinct (id, normalized name, destination): by id, else name@destination, else name@.
+    combo = (id_codes.astype(np.int64) + 1) * (len(normalized_names) + 1) + norm_codes
+    combo = combo * (len(dest_values) + 1) + (dest_codes + 1)
+    combo_codes, distinct = pd.factorize(combo)
+    distinct = np.asarray(distinct, dtype=np.int64)
+    rest, dest = np.divmod(distinct, len(dest_values) + 1)
+    ident, norm = np.divmod(rest, len(normalized_names) + 1)
+    ids = np.array(list(id_values) + [None], dtype=object)[ident - 1]
+    names = np.asarray(normalized_names, dtype=object)[norm]
+    dests = np.array([None] + list(dest_values), dtype=object)[dest]
+    index = pd.Index(affiliates.entities["key"], dtype=object)
+    by_id = index.get_indexer([f"id:{i}" if isinstance(i, str) else "" for i in ids])
+    by_place = index.get_indexer([f"name:{m}@{d or ''}" for m, d in zip(names, dests)])
+    by_name = index.get_indexer([f"name:{m}@" for m in names])
+    entity_of = np.where(by_id >= 0, by_id, np.where(by_place >= 0, by_place, by_name)).astype(np.int64)
+    entity = entity_of[combo_codes]
+    window = affiliates.window_of(days.astype(np.int64))
+    found = entity >= 0
+    at = np.where(found, entity, 0)
+    status = np.where(found, affiliates.status[window, at], 0).astype(np.int64)
+    lists = np.where(found, affiliates.lists[window, at], 0).astype(np.int64)
+    classes, pairs = pd.factorize(status * (1 << 32) + lists)
+    pairs = np.asarray(pairs, dtype=np.int64)
+    class_status, class_lists = np.divmod(pairs, 1 << 32)
+    labels = [affiliates.label(int(m)) or None for m in class_lists.tolist()]
+    return (classes.astype(np.int32), class_status.astype(np.int8), labels, np.where(found, entity, -1), window)
+
+
 def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame | Callable[[], pd.DataFrame],
-                   name_codes: np.ndarray) -> Features:
+                   name_codes: np.ndarray, affiliates=None) -> Features:
     """Join ledger rows to the catalog, countries and party results.
 
     Parameters
@@ -376,6 +427,9 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame | Calla
         norm_codes, list(normalized_names), exporter_codes, exporter_values)
     has_license = license_status == LICENSE_COVERED
 
+    affiliate, affiliate_status, affiliate_list, affiliate_entity, affiliate_window = affiliate_classes(
+        affiliates, days, id_codes, id_values, norm_codes, list(normalized_names), dest_codes, dest_values)
+
     before_listing = np.zeros(len(days), dtype=bool)
     if policy.params.get("parties", {}).get("listing_dates", False):
         listed = listed_days(parties)[name_codes] if len(parties) else np.zeros(len(days), np.int64)
@@ -391,6 +445,8 @@ def build_features(rows: pa.Table, policy: Policy, parties: pd.DataFrame | Calla
         party=classes_of_name.astype(np.int32)[name_codes], party_outcome=party_outcome, party_list=party_list,
         party_row=name_codes, party_key=party_key, n_party_keys=n_party_keys,
         party_key_values=party_key_values, volume_key=volume_key.astype(np.int64), volume_key_values=volume_key_values,
+        affiliate=affiliate, affiliate_status=affiliate_status, affiliate_list=affiliate_list,
+        affiliate_entity=affiliate_entity, affiliate_window=affiliate_window,
         before_listing=before_listing, countries=countries, parties=parties,
     )
 

@@ -50,6 +50,9 @@ COMPONENT_KEYS = {
     "is-informed": ("memory_bandwidth_gbs", "io_bandwidth_gbs", "combined_bandwidth_gbs", "groups"),
     "h200-china": ("destinations", "max_tpp", "max_memory_bandwidth_gbs", "export_country"),
     "china-volume": ("unit", "max_share_percent"),
+    "affiliates-2025": (),
+    "affiliates-2026": (),
+    "affiliates-tgl": ("exempt_groups",),
 }
 """The components of an ``in-force`` rule set and the parameters each holds besides the common ones
 (:data:`COMPONENT_COMMON`). Every component must be present; one may be switched off with
@@ -63,8 +66,9 @@ CATALOG_OVERRIDES = ("memory_bandwidth_gbs", "io_bandwidth_gbs")
 KEYS = {
     "": ("id", "title", "framework", "effective_from", "status_note", "version", "destinations", "country_groups",
          "tiers", "controls", "parties", "lpp", "allocation", "agreements", "timeline_start", "components",
-         "catalog", "status", "licenses"),
+         "catalog", "status", "licenses", "affiliates"),
     "licenses": ("register",),
+    "affiliates": ("lists", "threshold_percent", "minority_percent", "ownership"),
     "destinations": ("aliases",),
     "tiers": ("tier1", "tier3_groups"),
     "controls": ("controlled_classes", "gp10_denied", "denied_groups", "license_groups", "exempt_groups"),
@@ -82,7 +86,7 @@ FRAMEWORK_ONLY = {"tiers": "tiered", "lpp": "tiered", "allocation": "tiered", "a
                   "controls.denied_groups": "country-groups", "controls.license_groups": "country-groups",
                   "controls.exempt_groups": "country-groups", "controls": ("tiered", "country-groups"),
                   "timeline_start": "in-force", "components": "in-force", "catalog": "in-force",
-                  "status": "in-force"}
+                  "status": "in-force", "affiliates": "in-force"}
 """Parameters that only one framework reads: in a rule set of the other they would be ignored, so are refused."""
 
 OPTIONAL = {"parties.country_bonus": 0.0, "parties.country_penalty": 0.0, "parties.reviews_file": "",
@@ -289,6 +293,9 @@ def apply_override(params: dict, item: str) -> dict:
     key = key.strip()
     if not sep or not key:
         raise PolicyError(f"override {item!r} is not KEY=VALUE")
+    if key.startswith("affiliates.") and "affiliates" not in params:
+        raise PolicyError(f"rule set {params.get('id')!r} has no Affiliates rule (an ownership file and the "
+                          "affiliates.* parameters apply to the dated rule set in-force)")
     value = parse_value(text.strip())
     params = copy.deepcopy(params)
     parts = key.split(".")
@@ -350,7 +357,7 @@ def _check_keys(params: dict, framework: str) -> None:
                                f"{'s' if len(allowed) > 1 else ''} only, not to {framework!r}")
 
     known("", params, "")
-    for table in ("destinations", "tiers", "controls", "parties", "lpp", "allocation", "licenses"):
+    for table in ("destinations", "tiers", "controls", "parties", "lpp", "allocation", "licenses", "affiliates"):
         known(table, params.get(table), f"{table}.")
     groups = params.get("country_groups")
     dated = groups.get("dated") if isinstance(groups, dict) else None
@@ -603,6 +610,8 @@ def _check_in_force(params: dict, groups: dict) -> None:
         raise _Invalid(f"components.china-volume.unit must be one of {VOLUME_UNITS}, not {unit!r}")
     _int_in(_require(params, "components.china-volume.max_share_percent", int),
             "components.china-volume.max_share_percent", 0, 100)
+    _groups(params, "components.affiliates-tgl.exempt_groups", groups)
+    _check_affiliates(params)
     catalog = params.get("catalog", {})
     if not isinstance(catalog, dict):
         raise _Invalid("catalog must be a table of per-SKU overrides")
@@ -627,6 +636,26 @@ def _check_in_force(params: dict, groups: dict) -> None:
             node = node[part]
 
 
+def _check_affiliates(params: dict) -> None:
+    from pipeline.parties import KNOWN_CODES
+
+    for code in _require(params, "affiliates.lists", list):
+        if not isinstance(code, str) or code not in KNOWN_CODES:
+            raise _Invalid(f"affiliates.lists: unknown list code {code!r}; known: {', '.join(sorted(KNOWN_CODES))}")
+    threshold = _int_in(_require(params, "affiliates.threshold_percent", int), "affiliates.threshold_percent", 1, 100)
+    minority = _int_in(_require(params, "affiliates.minority_percent", int), "affiliates.minority_percent", 1, 100)
+    if minority > threshold:
+        raise _Invalid("need affiliates.minority_percent <= affiliates.threshold_percent")
+    path = _require(params, "affiliates.ownership", str)
+    if path:
+        from pipeline.ownership.holdings import OwnershipError
+
+        try:
+            load_holdings(path)
+        except OwnershipError as error:
+            raise _Invalid(f"affiliates.ownership: {error}") from None
+
+
 def _check_licenses(params: dict) -> None:
     table = params.get("licenses", {})
     if not isinstance(table, dict):
@@ -641,6 +670,25 @@ def _check_licenses(params: dict) -> None:
             load_register(register)
         except LicenseRegisterError as error:
             raise _Invalid(f"licenses.register: {error}") from None
+
+
+def load_holdings(path: str):
+    """The ownership file at ``path`` (:func:`pipeline.ownership.holdings.read_holdings`), read once
+    per file version."""
+    resolved = Path(path).resolve()
+    try:
+        stat = resolved.stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = None
+    return _holdings(str(resolved), version)
+
+
+@lru_cache(maxsize=2)
+def _holdings(path: str, version):
+    from pipeline.ownership.holdings import read_holdings
+
+    return read_holdings(path)
 
 
 def load_register(path: str):

@@ -123,13 +123,16 @@ def _volume_table(summary: dict, table_id: str = "china-volume", title: str = "C
     if not volume:
         return None
     columns = ["exporter", "sku", "month", "us", "cn", "headroom"]
-    rows = [[item["exporter"], item["sku"], m["month"], m["us"], m["cn"], m["headroom"]]
+    rows = [[item["exporter"] or "(no exporter)", item["sku"], m["month"], m["us"], m["cn"], m["headroom"]]
             for item in volume["keys"] for m in item["by_month"]]
     return {"id": table_id, "title": f"{title}: licensed China/Macau lines (cn) vs US shipments (us), month-end "
                                      f"totals in {volume['unit']}",
             "columns": columns, "rows": rows[:TABLE_ROWS], "numeric": columns[3:],
-            "note": (f"headroom = floor({volume['max_share_percent']}% × us) − cn; "
-                     f"lines over: {sum(item['rows_over'] for item in volume['keys']):,}")}
+            "note": (f"headroom = floor({volume['max_share_percent']}% × us) − cn (cn counts every licensed line "
+                     f"that entered the condition, those over it too); {volume['key_count']:,} exporter/SKU keys, "
+                     f"{volume['keys_over']:,} over the share; shown: the {len(volume['keys']):,} with the least "
+                     f"headroom, least first" + (f"; first {TABLE_ROWS:,} of {len(rows):,} month rows"
+                                                 if len(rows) > TABLE_ROWS else ""))}
 
 
 def license_table(summary: dict, table_id: str = "licenses", title: str = "License depletion") -> dict | None:
@@ -177,6 +180,22 @@ def license_chart(screening: ScreenResult, chart_id: str = "licenses") -> dict |
             "reference_lines": [{"name": "maximum", "y": 100}]}
 
 
+def affiliate_table(screening: ScreenResult) -> dict | None:
+    """The consignees the ownership graph makes affiliates (or minority holdings), with evidence."""
+    if getattr(screening, "affiliates", None) is None:
+        return None
+    from pipeline.ownership.affiliates import evidence_table
+
+    frame = evidence_table(screening.affiliates, screening.features)
+    ownership = screening.summary.get("ownership") or {}
+    holdings = ownership.get("holdings") or {}
+    note = (f"{holdings.get('accepted', 0):,} holdings of {holdings.get('rows_read', 0):,} read "
+            f"({holdings.get('quarantined', 0):,} quarantined), {ownership.get('entities', 0):,} entities, "
+            f"{ownership.get('listed_owners', 0):,} listed owners; an affiliate is DENIED (AFFILIATE) while the rule "
+            "is in force, a minority holding of 25% or more is held for REVIEW (AFFILIATE_MINORITY)")
+    return _frame_table(frame, "affiliates", "Affiliates among the consignees (Affiliates rule, ownership graph)", note)
+
+
 def timeline_table(summary: dict) -> dict | None:
     """The rule set's components with their windows and status (``in-force`` rule sets)."""
     timeline = summary["policy"].get("timeline")
@@ -214,7 +233,7 @@ def screen_report(screening: ScreenResult) -> dict:
         "headline": _screen_headline(summary), "charts": charts,
         "tables": [t for t in [timeline_table(summary)] if t]
         + [_decisions_table(summary), _headroom_table(summary["allocation_headroom"])]
-        + [t for t in [_volume_table(summary), license_table(summary)] if t]
+        + [t for t in [_volume_table(summary), license_table(summary), affiliate_table(screening)] if t]
         + [{"id": "quarantine", "title": "Quarantined rows by reason", "columns": ["reason", "rows"],
             "rows": quarantine, "numeric": ["rows"], "note": None}],
         "provenance": provenance(summary),

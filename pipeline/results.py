@@ -43,6 +43,8 @@ class ScreenResult:
         Party results of the distinct consignees (``parties.parquet``).
     policy : Policy
         The rule set the rows were screened under.
+    affiliates : pipeline.ownership.affiliates.AffiliateWindows or None
+        The ownership graph's affiliates (with an ownership file); ``features`` the rows' features.
     """
 
     decisions: pa.Table | None
@@ -53,6 +55,17 @@ class ScreenResult:
     tally: Tally | None = None
     parties: pd.DataFrame | None = None
     policy: object = None
+    affiliates: object = None
+    features: object = None
+
+    @property
+    def affiliates_quarantine(self):
+        """The ownership file's quarantined rows (None without one)."""
+        if self.affiliates is None or self.policy is None:
+            return None
+        from pipeline.policy import load_holdings
+
+        return load_holdings(self.policy.get("affiliates.ownership")).quarantine
 
 
 @dataclass

@@ -34,6 +34,9 @@ def _months(days: np.ndarray) -> np.ndarray:
 
 VOLUME_INDEX = ["key", "month", "side"]
 LICENSE_MONTH_INDEX = ["key", "month", "side"]
+VOLUME_SHOWN = 200
+"""(Exporter, SKU) keys of the China volume condition given in full in the summary: those with the
+least headroom."""
 UNKNOWN_SHOWN = 100
 """License ids not in the register listed in the summary (those on the most lines); all are counted."""
 NOT_COVERED_CODES = ("LICENSE_UNKNOWN", "LICENSE_NOT_YET_VALID", "LICENSE_EXPIRED", "LICENSE_OUT_OF_SCOPE")
@@ -390,29 +393,44 @@ class Tally:
                 "rows_over_limit": self.lpp_rows_over}
 
     def china_volume(self) -> dict | None:
-        """The China volume condition per (exporter, SKU): totals, headroom and lines over, at the
-        end of each month with rows of the key (the totals carried forward between them).
+        """The China volume condition per (exporter, SKU) with licensed China lines: totals,
+        headroom and lines over, at the end of each month with rows of the key (totals carried
+        forward between them); the :data:`VOLUME_SHOWN` keys nearest or over the share in full,
+        all keys counted.
 
         Headroom is ``floor(max_share_percent × us / 100) − cn``: what more may be licensed to
-        China/Macau before a line is over (negative: over).
+        China/Macau before a line is over (negative: over). ``cn`` counts every licensed line
+        that entered the condition, those over it included (first crossing, as every running
+        total).
         """
         if self.volume_share is None:
             return None
         share = self.volume_share
-        table = self.volume_by_month.unstack("side") if len(self.volume_by_month) else pd.DataFrame()
-        keys = []
-        for key in sorted(set(self.volume_by_month.index.get_level_values("key"))):
-            rows = table.loc[key].reindex(columns=["cn", "us"]).sort_index().ffill().fillna(0).astype(np.int64)
-            if not (rows["cn"] > 0).any():
-                continue  # no licensed China line for this exporter and SKU
-            sku, _, exporter = key.partition("|")
-            months = [{"month": _month_text(int(m)), "us": int(r.us), "cn": int(r.cn),
-                       "headroom": int(r.us) * share // 100 - int(r.cn)} for m, r in rows.iterrows()]
-            keys.append({"exporter": exporter, "sku": sku, "us": months[-1]["us"], "cn": months[-1]["cn"],
-                         "headroom": months[-1]["headroom"], "rows_over": int(self.volume_rows_over.get(key, 0)),
-                         "by_month": months})
-        return {"unit": self.volume_unit, "max_share_percent": share,
-                "keys": sorted(keys, key=lambda k: (k["headroom"], k["sku"], k["exporter"]))}
+        empty = {"unit": self.volume_unit, "max_share_percent": share, "key_count": 0, "keys_over": 0, "keys": []}
+        if not len(self.volume_by_month):
+            return empty
+        table = self.volume_by_month.unstack("side").reindex(columns=["cn", "us"]).sort_index()
+        table = table.groupby(level="key").ffill().fillna(0).astype(np.int64)
+        with_cn = table["cn"].groupby(level="key").max()
+        table = table[table.index.get_level_values("key").isin(with_cn.index[with_cn > 0])]
+        if not len(table):
+            return empty
+        us = table["us"].to_numpy(np.int64)
+        table["headroom"] = (us // 100) * share + (us % 100) * share // 100 - table["cn"].to_numpy(np.int64)
+        last = table.groupby(level="key").tail(1).reset_index()
+        parts = last["key"].str.split("|", n=1, expand=True)
+        last["sku"], last["exporter"] = parts[0], parts[1].fillna("")
+        last = last.sort_values(["headroom", "sku", "exporter"], kind="stable")
+        shown = last.head(VOLUME_SHOWN)
+        months = table[table.index.get_level_values("key").isin(shown["key"])].reset_index()
+        by_key = {key: [{"month": _month_text(int(m)), "us": int(u), "cn": int(c), "headroom": int(h)}
+                        for m, u, c, h in zip(rows["month"], rows["us"], rows["cn"], rows["headroom"])]
+                  for key, rows in months.groupby("key", sort=False)}
+        keys = [{"exporter": row.exporter, "sku": row.sku, "us": int(row.us), "cn": int(row.cn),
+                 "headroom": int(row.headroom), "rows_over": int(self.volume_rows_over.get(row.key, 0)),
+                 "by_month": by_key[row.key]} for row in shown.itertuples(index=False)]
+        return {"unit": self.volume_unit, "max_share_percent": share, "key_count": len(last),
+                "keys_over": int((last["headroom"] < 0).sum()), "keys": keys}
 
     def licenses(self, carry: Carry, register) -> dict | None:
         """License depletion per register row that was drawn on or named: maxima, used (within the

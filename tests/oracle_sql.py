@@ -368,6 +368,10 @@ def _window(component) -> tuple[_dt.date, _dt.date] | None:
 def _inforce(policy: dict) -> dict:
     """The parameters of the ``in-force`` framework, validated (choices 16, 24, 25)."""
     comps = policy.get("components", {}) or {}
+    # The Affiliates rule needs an ownership graph, which this oracle does not model: without one
+    # (``affiliates.ownership`` empty) its components change nothing, so they are accepted.
+    if not (policy.get("affiliates", {}) or {}).get("ownership"):
+        comps = {name: c for name, c in comps.items() if not name.startswith("affiliates-")}
     unknown = sorted(set(comps) - set(_COMPONENTS))
     if unknown:
         raise ValueError(f"unknown in-force components {unknown}")

@@ -93,7 +93,7 @@ def test_gpu_check_dry_run_writes_every_result(tmp_path):
     assert files == ["gpu-check.json", "gpu-check.log", "kernel-cache.tar.gz", "pytest-junit.xml", "pytest.txt"]
     result = json.loads((out / "gpu-check.json").read_text())
     assert result["commit"] == "abc" and result["dry_run"] and result["date"]
-    assert set(result["status"]) == {"env", "pytest", "accumulators", "screen", "parties", "pairs"}
+    assert set(result["status"]) == {"env", "pytest", "accumulators", "screen", "parties", "pairs", "ownership"}
     assert all(s["exit_code"] == 0 and not s["timed_out"] for s in result["status"].values()), result["status"]
     stages = result["stages"]
     assert stages["env"]["no_device"]["ok"] and stages["env"]["auto"]["name"] == "numpy"
@@ -101,6 +101,8 @@ def test_gpu_check_dry_run_writes_every_result(tmp_path):
     assert stages["screen"]["sizes"][0]["comparison"]["equal"]
     assert stages["screen"]["sizes"][0]["comparison"]["decisions.parquet"]["columns"]["party_score"] == "equal"
     assert stages["parties"]["equal"] and stages["parties"]["decide_differences"] == {}
+    assert stages["parties"]["in_force_decide_differences"] == {}
+    assert stages["ownership"]["equal"] and stages["ownership"]["resolve_numpy"]["affiliates"] > 0
     assert stages["pairs"]["sizes"][0]["pairs_differing"] == 0
     cases = ET.parse(out / "pytest-junit.xml").getroot().iter("testcase")
     assert any("[cupy" in case.get("name") for case in cases)  # the CuPy cases ran (skipped here: no device)

@@ -241,3 +241,66 @@ def test_all_missing_columns_read_back_untyped_are_retyped(policy):
     assert cache.known(policy)["party_listed_on"].dtype == "str"
     assert cache.known(policy)["party_license_requirement"].dtype == "str"
     assert cache.known(policy)[["party_listed_on", "party_license_requirement"]].isna().all(axis=None)
+
+
+# --- the date a name's outcome holds from: the earliest of every entry that gives it ---------------
+
+SAME_NAME = [("a1", EL, "Same Name Trading", "", "2024-01-01", RULE),
+             ("s1", SDN, "Same Name Trading", "", "2023-01-01", ""),
+             ("a2", EL, "Only Dated Co", "", "2022-05-05", RULE)]
+
+
+def test_a_name_on_two_lists_counts_from_the_earliest_listing(tmp_path):
+    screen = PartyScreen(load_screening_list(write_list(tmp_path / "list.csv", rows=SAME_NAME)))
+    result = screen.screen(["Same Name Trading", "Only Dated Co"], ["EL", "SDN"], [])
+    assert result["outcome"].tolist() == ["block", "block"]
+    assert result["party_listed_on"].tolist() == ["2023-01-01", "2022-05-05"]
+    assert result["party_list"].iloc[0] == "EL"  # the reported entry stays
+    assert result["party_license_requirement"].iloc[0] == RULE.split("  ")[0] + " (See §744.11 of the EAR)"
+    # only entries that give the reported outcome count: an SDN review hit does not date a block
+    blocked = screen.screen(["Same Name Trading"], ["EL"], ["SDN"])
+    assert (blocked["outcome"].iloc[0], blocked["party_listed_on"].iloc[0]) == ("block", "2024-01-01")
+    reviewed = screen.screen(["Same Name Trading"], [], ["EL", "SDN"])
+    assert (reviewed["outcome"].iloc[0], reviewed["party_listed_on"].iloc[0]) == ("review", "2023-01-01")
+    assert result["party_listed_on"].dtype == "str"
+    # parties.parquet keeps each match's own date
+    write_party_matches(result, tmp_path / "parties.parquet")
+    table = pd.read_parquet(tmp_path / "parties.parquet")
+    assert dict(zip(table["entry_id"], table["listed_on"])) == {"a1": "2024-01-01", "s1": "2023-01-01",
+                                                                "a2": "2022-05-05"}
+
+
+def test_an_undated_entry_giving_the_same_outcome_counts_always(tmp_path):
+    rows = SAME_NAME[:1] + [("s1", SDN, "Same Name Trading", "", "", "")]
+    screen = PartyScreen(load_screening_list(write_list(tmp_path / "list.csv", rows=rows)))
+    assert pd.isna(screen.screen(["Same Name Trading"], ["EL", "SDN"], [])["party_listed_on"].iloc[0])
+    assert screen.screen(["Same Name Trading"], ["EL"], ["SDN"])["party_listed_on"].iloc[0] == "2024-01-01"
+
+
+TIED = {"27th NTS": "RU", "Agat Electromechanical Plant OJSC": "BY", "Abdul Majid Saidi": "AF"}
+"""Names on a dated list (EL/DPL) and, as well, on an undated deny list (SDN/DTC)."""
+
+
+def test_names_also_on_an_undated_deny_list_count_always():
+    from pipeline.policy import load_policy
+
+    result = PartyScreen.from_path().screen_policy(list(TIED), load_policy("in-force"))
+    assert result["outcome"].tolist() == ["block"] * 3
+    assert result["party_list"].tolist() == ["EL", "EL", "DPL"]  # reported entries unchanged
+    assert result["party_listed_on"].isna().all()
+
+
+def test_rows_shipped_before_one_of_the_listings_are_denied(tmp_path):
+    from conftest import shipment, write_ledger
+    from pipeline.ingest import read_ledgers
+    from pipeline.policy import load_policy
+    from pipeline.screen import screen_ledger
+
+    rows = [shipment(f"r{i}{date}", date, consignee_name=name, destination_country=country)
+            for i, (name, country) in enumerate(TIED.items())
+            for date in ("2019-06-01", "2024-06-01")]
+    run = screen_ledger(read_ledgers([write_ledger(rows, tmp_path / "l.csv")]), load_policy("in-force"))
+    decisions = run.decisions.column("decision").cast("string").to_pylist()
+    reasons = run.decisions.column("reasons").cast("string").to_pylist()
+    assert decisions == ["DENIED"] * len(rows)
+    assert not any("PARTY_BEFORE_LISTING" in (reason or "") for reason in reasons)

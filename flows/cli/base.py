@@ -138,6 +138,29 @@ def print_summary(summary: dict, top: int = 12) -> None:
     if lpp:
         out_console.print(f"LPP: {lpp['consignee_years_over_limit']:,} of {lpp['consignee_years']:,} "
                           f"consignee-years crossed {lpp['limit_tpp']:,} TPP ({lpp['rows_over_limit']:,} rows over)")
+    volume = summary.get("china_volume")
+    if volume and volume["keys"]:
+        table = Table(title=f"China volume condition ({volume['max_share_percent']}% of US shipments, in "
+                            f"{volume['unit']}), least headroom first", title_justify="left")
+        for column in ("exporter", "sku", "us", "cn", "headroom", "rows over"):
+            table.add_column(column, justify="left" if column in ("exporter", "sku") else "right")
+        for item in volume["keys"][:top]:
+            table.add_row(item["exporter"] or "(no exporter)", item["sku"], f"{item['us']:,}", f"{item['cn']:,}",
+                          f"{item['headroom']:,}", f"{item['rows_over']:,}")
+        out_console.print(table)
+    licenses = summary.get("licenses")
+    if licenses:
+        out_console.print(f"licenses: {licenses['drawn_on']:,} of {licenses['licenses']:,} drawn on, "
+                          f"{licenses['lines_over']:,} lines over; not covered: "
+                          + ", ".join(f"{count:,} {code}" for code, count in licenses["lines_not_covered"].items()))
+    ownership = summary.get("ownership")
+    if ownership:
+        out_console.print(f"ownership: {ownership['consignee_affiliates']:,} consignees are affiliates "
+                          f"({ownership['rows_of_affiliates']:,} rows), {ownership['consignee_minority']:,} minority "
+                          f"holdings; {ownership['holdings']['quarantined']:,} holdings quarantined")
+    for code, count in (summary.get("flagged_rows") or {}).items():
+        if count:
+            out_console.print(f"{code}: {count:,} rows")
 
 
 PREFECT_QUIET = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -233,13 +256,16 @@ def _generate(path: Path, rows: int, seed: int, bad_rows: int, chunk_rows: int, 
 
 
 def _license_register(path: Optional[Path]) -> list[str]:
-    """The override that puts a checked license register into the rule set (none without ``path``)."""
+    """The override that puts a license register into the rule set (none without ``path``); the
+    rule set reads and checks it once, and a bad register stops the run with an ``error:``."""
     if path is None:
         return []
-    from pipeline.licenses import LicenseRegisterError, read_register
-
-    try:
-        read_register(path)
-    except LicenseRegisterError as error:
-        _fail(str(error))
     return [f"licenses.register={json.dumps(str(path.resolve()))}"]
+
+
+def _ownership(path: Optional[Path]) -> list[str]:
+    """The override that puts an ownership file into the rule set (none without ``path``); the
+    rule set reads and checks it once."""
+    if path is None:
+        return []
+    return [f"affiliates.ownership={json.dumps(str(path.resolve()))}"]

@@ -1,4 +1,5 @@
-"""Commands that make and keep ledgers: ``generate``, ``ingest``, ``nightly``, ``lake verify``."""
+"""Commands that make and keep ledgers: ``generate``, ``generate-ownership``, ``ingest``, ``nightly``,
+``lake verify``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,6 +16,7 @@ from flows.cli.base import (
     _generate,
     _library_logs,
     _license_register,
+    _ownership,
     app,
     console,
     out_console,
@@ -93,6 +95,61 @@ def generate(
                       f"{b['unknown']:,} ids left out")
 
 
+OWNERSHIP_SUFFIXES = (".csv", ".parquet")
+"""Ownership files ``generate-ownership`` writes (the format follows the extension)."""
+
+
+@app.command("generate-ownership")
+def generate_ownership(
+    out: Path = typer.Argument(..., help="Ownership file to write (.csv or .parquet)."),
+    ledger: Optional[Path] = typer.Option(
+        None, "--ledger", help="A ledger (.parquet, .csv or .jsonl, e.g. from `chipscreen generate`): some of its "
+                               "consignees become owned by listed parties (affiliates, minority stakes) or decoys, "
+                               "so screening it with the file finds them."),
+    holdings: int = typer.Option(2000, "--holdings", "-n", min=1, help="Valid holdings to write (at least the "
+                                 "structures' minimum, about 450)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same file."),
+    bad_rows: int = typer.Option(0, "--bad-rows", min=0, help="Bad rows to mix in (self-ownership, percent 0, 120, "
+                                 "'abc' or 12.345, no owner, an entity held over 100%), for quarantine tests."),
+) -> None:
+    """Write a synthetic ownership graph around the real screening list (deterministic by seed): chains,
+    aggregation, fan-out, cycles, decoys, minority and dated stakes among EL, MEU and SDN names."""
+    if seed < 0:
+        _fail("--seed must be non-negative")
+    from pipeline.publish import PublishError, check_output_file
+
+    try:  # never over the ledger, into a lake, over a folder, or under a name of another format
+        check_output_file(out, [ledger], suffixes=OWNERSHIP_SUFFIXES, what="generate-ownership: output")
+    except PublishError as error:
+        _fail(str(error))
+    from pipeline.generate import generate_ownership as generate_graph
+    from pipeline.generate.ownership import CHECK_DATES
+
+    try:
+        stats = generate_graph(out, ledger=ledger, holdings=holdings, seed=seed, bad_rows=bad_rows)
+    except (LedgerReadError, ValueError) as error:
+        _fail(str(error))
+    except OSError as error:
+        _fail(f"cannot write {out}: {error}")
+    s = stats["structures"]
+    cycles = s["cycle_listed"] + s["cycle_unlisted"] + s["cycle_decoy"]
+    decoys = s["decoy_40"] + s["decoy_4999"] + s["decoy_parent"] + s["cycle_decoy"]
+    line = (f"wrote {stats['holdings']:,} holdings among {stats['entities']:,} entities "
+            f"({stats['listed_owners']:,} listed owners) to {out}: {s['chain']:,} chains (up to "
+            f"{stats['longest_chain']} levels), {s['aggregation'] + s['aggregation_affiliate']:,} aggregations, "
+            f"{s['fan_out']:,} fan-outs, {cycles:,} cycles, {decoys:,} decoys, {s['minority']:,} minority and "
+            f"{s['dated_2025'] + s['dated_2026']:,} dated stakes; {stats['affiliates'][CHECK_DATES[0]]:,} "
+            f"affiliates expected on {CHECK_DATES[0]}")
+    if ledger is not None:
+        line += (f"; {stats['ledger_consignees']:,} consignees of {ledger} placed: "
+                 f"{len(stats['ledger_affiliates']) + len(stats['ledger_dated']):,} affiliates "
+                 f"({len(stats['ledger_dated']):,} dated), {len(stats['ledger_minority']):,} minority, "
+                 f"{len(stats['ledger_decoys']):,} decoys")
+    if bad_rows:
+        line += f"; {stats['expected_quarantined']:,} bad rows"
+    console.print(line, markup=False, highlight=False)
+
+
 @app.command()
 def ingest(
     ledgers: list[Path] = typer.Argument(..., help="Ledger files: .parquet, .csv or .jsonl."),
@@ -142,9 +199,11 @@ def nightly(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's and Dask's INFO logs and tracebacks."),
     licenses: Optional[Path] = typer.Option(None, "--licenses", help="License register (CSV or Parquet): licensed "
                                             "lines are checked against it and draw on their license."),
+    ownership: Optional[Path] = typer.Option(None, "--ownership", help="Ownership holdings (CSV or Parquet): "
+                                             "consignees owned 50% or more by listed parties are affiliates (in-force)."),
 ) -> None:
     """Run the nightly Prefect flow once, embedded (no server): ingest, refresh, screen, publish."""
-    set_ = [*set_, *_check_screening_list(csl_source or CSL_PATH, allow_short_list), *_license_register(licenses)]
+    set_ = [*set_, *_check_screening_list(csl_source or CSL_PATH, allow_short_list), *_license_register(licenses), *_ownership(ownership)]
     import os
 
     for key, value in PREFECT_QUIET.items():

@@ -17,6 +17,7 @@ from flows.cli.base import (
     _generate,
     _library_logs,
     _license_register,
+    _ownership,
     _parse_date,
     _run_lake_screen,
     _run_screen,
@@ -52,10 +53,12 @@ def screen(
     reviews: Optional[Path] = typer.Option(None, "--reviews", help="Analysts' reviewed party decisions (CSV)."),
     licenses: Optional[Path] = typer.Option(None, "--licenses", help="License register (CSV or Parquet): licensed "
                                             "lines are checked against it and draw on their license."),
+    ownership: Optional[Path] = typer.Option(None, "--ownership", help="Ownership holdings (CSV or Parquet): "
+                                             "consignees owned 50% or more by listed parties are affiliates (in-force)."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> None:
     """Screen ledgers under one rule set; write decisions, quarantine and summary."""
-    set_ = [*set_, *_check_screening_list(csl, allow_short_list), *_license_register(licenses)]
+    set_ = [*set_, *_check_screening_list(csl, allow_short_list), *_license_register(licenses), *_ownership(ownership)]
     as_of_date = _parse_date(as_of, "--as-of")
     _check_backend(backend)
     if reviews is not None:
@@ -105,10 +108,12 @@ def audit(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     licenses: Optional[Path] = typer.Option(None, "--licenses", help="License register (CSV or Parquet): licensed "
                                             "lines are checked against it and draw on their license."),
+    ownership: Optional[Path] = typer.Option(None, "--ownership", help="Ownership holdings (CSV or Parquet): "
+                                             "consignees owned 50% or more by listed parties are affiliates (in-force)."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> None:
     """Recompute a history under a rule set and list what should not have shipped."""
-    set_ = [*set_, *_check_screening_list(csl, allow_short_list), *_license_register(licenses)]
+    set_ = [*set_, *_check_screening_list(csl, allow_short_list), *_license_register(licenses), *_ownership(ownership)]
     from pipeline.audit import audit_ledgers
 
     as_of_date = _parse_date(as_of, "--as-of")
@@ -146,6 +151,8 @@ def diff(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     licenses: Optional[Path] = typer.Option(None, "--licenses", help="License register (CSV or Parquet): licensed "
                                             "lines are checked against it and draw on their license."),
+    ownership: Optional[Path] = typer.Option(None, "--ownership", help="Ownership holdings (CSV or Parquet): "
+                                             "consignees owned 50% or more by listed parties are affiliates (in-force)."),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> None:
     """Screen the same rows under two rule sets and report how decisions move."""
@@ -157,7 +164,12 @@ def diff(
     as_of_date = _parse_date(as_of, "--as-of")
     _check_backend(backend)
     try:
-        first, second = load_policy(policy[0], short_list), load_policy(policy[1], [*set_, *short_list])
+        # The ownership file goes to the rule sets that have the Affiliates rule (in-force).
+        owned = [load_policy(p).params.get("affiliates") is not None for p in policy]
+        if ownership is not None and not any(owned):
+            _fail("--ownership needs a rule set with the Affiliates rule (in-force)")
+        first = load_policy(policy[0], [*short_list, *(_ownership(ownership) if owned[0] else [])])
+        second = load_policy(policy[1], [*set_, *short_list, *(_ownership(ownership) if owned[1] else [])])
         with _stages(quiet) as progress:
             result = diff_ledgers(ledgers, first, second, out, as_of=as_of_date, csl_path=csl, progress=progress,
                                   backend=backend)
@@ -228,10 +240,11 @@ def demo(
                                             "one (its licenses get a few sample lines each), e.g. "
                                             "data/licenses-example.csv."),
 ) -> None:
-    """Generate a sample ledger and its license register, screen it under every rule set and print the summaries."""
+    """Generate a sample ledger, its license register and an ownership graph around it, screen it under every
+    rule set and print the summaries."""
     import pandas as pd
 
-    from pipeline.generate import generate_register
+    from pipeline.generate import generate_ownership, generate_register
     from pipeline.licenses import LicenseRegisterError, read_register
 
     out.mkdir(parents=True, exist_ok=True)
@@ -249,11 +262,17 @@ def demo(
                   pd.read_csv(licenses, dtype=str, keep_default_na=False)]
         pd.concat(frames, ignore_index=True).to_csv(register, index=False)
         ledgers.append(_lines_for(extra, out / "licensed-lines.csv"))
-    console.print(f"sample ledger: {', '.join(map(str, ledgers))}; license register: {register}")
+    ownership = out / "ownership.csv"
+    generate_ownership(ownership, ledger=ledger, seed=seed)
+    console.print(f"sample ledger: {', '.join(map(str, ledgers))}; license register: {register}; "
+                  f"ownership: {ownership}")
     for rules in list_policies():
         console.rule(f"[bold]{rules.id}")
         try:
-            rules = load_policy(rules.id, [f"licenses.register={json.dumps(str(register.resolve()))}"])
+            extra = [f"licenses.register={json.dumps(str(register.resolve()))}"]
+            if rules.params.get("affiliates") is not None:  # the dated rule set has the Affiliates rule
+                extra.append(f"affiliates.ownership={json.dumps(str(ownership.resolve()))}")
+            rules = load_policy(rules.id, extra)
             result = _run_screen(ledgers, rules, out / rules.id, None, CSL_PATH, False)
         except (LedgerReadError, RuntimeError, PolicyError) as error:  # e.g. a folder left by an older version
             _fail(str(error))

@@ -42,6 +42,7 @@ from pipeline.generate.continuation import generate_next
 from pipeline.generate.ledger import generate_ledger
 from pipeline.generate.licenses import generate_register, licensed_lines
 from pipeline.generate.listed import listed_party_names
+from pipeline.generate.ownership import generate_ownership
 from pipeline.generate.shape import (BAD_KINDS, BLOCK_ROWS, COLUMNS, DICTIONARY_PAGE_BYTES, EXPORT_ABROAD_SHARE,
                                      FORMATS, ID_NUMBER, LICENSE_SHARE, LISTED_ROW_SHARE, MAX_QUANTITY,
                                      NEXT_SHIPPED_SHARE, PARENT_SHARE, PENDING_SHARE, RECORDED, RECORDED_NLR_SHARE,
@@ -51,5 +52,5 @@ __all__ = [
     "BAD_KINDS", "BLOCK_ROWS", "COLUMNS", "DICTIONARY_PAGE_BYTES", "EXPORT_ABROAD_SHARE", "FORMATS", "ID_NUMBER",
     "LICENSE_SHARE", "LISTED_ROW_SHARE", "MAX_QUANTITY", "NEXT_SHIPPED_SHARE", "PARENT_SHARE", "PENDING_SHARE",
     "RECORDED", "RECORDED_NLR_SHARE", "SKU_PERIODS", "VEU_SHARE", "generate_ledger", "generate_next",
-    "generate_register", "licensed_lines", "listed_party_names",
+    "generate_ownership", "generate_register", "licensed_lines", "listed_party_names",
 ]

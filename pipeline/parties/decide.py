@@ -47,6 +47,10 @@ class Decisions:
         Position → the form less qualifiers that the reported hit matched.
     match_rows : dict of str to list
         The :data:`pipeline.parties.matches.MATCH_COLUMNS` of the best matches of every name.
+    listed_on : dict of int to str or None
+        Position → the earliest listing date among every entry that gives a block or review
+        outcome of the same class as the reported one (None where one of them has no date:
+        "listed always"); positions without such an outcome are absent.
     """
 
     best: np.ndarray
@@ -55,6 +59,13 @@ class Decisions:
     status: list
     via_base: dict = field(default_factory=dict)
     match_rows: dict = field(default_factory=dict)
+    listed_on: dict = field(default_factory=dict)
+
+
+def _earliest(dates) -> str | None:
+    """The earliest of ``YYYY-MM-DD`` dates; None when any is None (an undated entry counts always)."""
+    dates = list(dates)
+    return None if any(date is None for date in dates) else min(dates)
 
 
 def _entry_texts(entries: pd.DataFrame, column: str) -> list:
@@ -120,6 +131,7 @@ def decide(screen, names, candidates, deny: set, review: set, block_score: float
     outcome: list[str | None] = [None] * n
     status: list[str | None] = [None] * n
     match_rows: dict[str, list] = {column: [] for column in MATCH_COLUMNS}
+    earliest: dict[int, str | None] = {}  # position -> listing date that makes its outcome count
     codes = screen._codes
     entry_ids = screen.entries["entry_id"].tolist()
     entry_countries = screen.entries["countries"].tolist()
@@ -179,13 +191,16 @@ def decide(screen, names, candidates, deny: set, review: set, block_score: float
             if chosen[1] >= review_score:
                 best[position], score[position] = chosen[6], chosen[1]
                 outcome[position] = OUTCOME_OF_SEVERITY[chosen[0]]
+                if chosen[0]:  # every entry that gives the same outcome counts from its own date
+                    earliest[position] = _earliest(listed_on[option[6]] for option in options
+                                                   if option[0] == chosen[0])
                 if chosen[2]:
                     via_base[position] = base_texts[base_of[position][-chosen[2] - 1]]
                 continue
         if cleared is not None:
             best[position], score[position], outcome[position] = cleared[0], cleared[1], "cleared"
             status[position] = cleared[2].note()
-    return Decisions(best, score, outcome, status, via_base, match_rows)
+    return Decisions(best, score, outcome, status, via_base, match_rows, earliest)
 
 
 def party_results(screen, names, decisions: Decisions) -> pd.DataFrame:
@@ -203,9 +218,11 @@ def party_results(screen, names, decisions: Decisions) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`RESULT_COLUMNS`; ``party_listed_on`` and ``party_license_requirement`` are
-        the reported entry's ``listed_on`` and ``license_requirement`` (missing without a hit,
-        or where the entry has none); ``attrs["matches"]`` a
+        Columns :data:`RESULT_COLUMNS`; ``party_license_requirement`` is the reported entry's
+        ``license_requirement``; ``party_listed_on`` is, for a block or review outcome, the
+        earliest ``listed_on`` among all matched entries that give that outcome (missing when one
+        of them has no date: the outcome holds on every date), else the reported entry's (both
+        missing without a hit, or where the entry has none); ``attrs["matches"]`` a
         :class:`pipeline.parties.matches.PartyMatches`.
     """
     n = len(names.names)
@@ -220,6 +237,10 @@ def party_results(screen, names, decisions: Decisions) -> pd.DataFrame:
         values[~hit] = None
         return pd.Series(values, dtype="str")
 
+    listed = party("listed_on")
+    if decisions.listed_on:
+        positions = list(decisions.listed_on)
+        listed.iloc[positions] = pd.Series([decisions.listed_on[p] for p in positions], dtype="str").to_numpy()
     tokens: list[str | None] = [None] * n
     for position in np.flatnonzero(hit).tolist():
         query = via_base.get(position, normalized[position])
@@ -242,7 +263,7 @@ def party_results(screen, names, decisions: Decisions) -> pd.DataFrame:
         "outcome": pd.Series(decisions.outcome, dtype="str"),
         "party_tokens": pd.Series(tokens, dtype="str"),
         "review_status": pd.Series(decisions.status, dtype="str"),
-        "party_listed_on": party("listed_on"),
+        "party_listed_on": listed,
         "party_license_requirement": party("license_requirement"),
     }, columns=RESULT_COLUMNS)
     result.attrs["matches"] = PartyMatches.from_rows(decisions.match_rows)

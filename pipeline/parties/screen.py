@@ -355,9 +355,11 @@ class PartyScreen:
             an exact hit, the fuzzy score otherwise, NaN without a hit), ``outcome``
             (``"block"``, ``"review"``, ``"cleared"`` or missing), ``party_tokens`` (which query
             token paired with which listed token, and how similar), ``review_status`` (the
-            analyst decision applied, or why one was not), ``party_listed_on`` (the chosen
-            entry's listing date, ``YYYY-MM-DD``) and ``party_license_requirement`` (its license
-            requirement text), both missing where the entry has none. Text columns use pandas'
+            analyst decision applied, or why one was not), ``party_listed_on`` (the listing
+            date, ``YYYY-MM-DD``, from which the outcome holds: the earliest among all matched
+            entries that give it, missing where one of them has none) and
+            ``party_license_requirement`` (the chosen entry's license requirement text, missing
+            where it has none). Text columns use pandas'
             ``str`` dtype, so "no hit" reads as a missing value. ``attrs["matches"]`` holds the
             :data:`TOP_MATCHES` best listed entries per name (a :class:`PartyMatches`).
 

@@ -17,6 +17,8 @@ from kernels import TotalsOverflowError
 from kernels.backend import Backend
 from pipeline.carry import Carry
 from pipeline.decide import AUTHORIZATIONS, DECISIONS, Decisions, decide
+from pipeline.ownership.affiliates import affiliates_for
+from pipeline.enrich import optional_column
 from pipeline.enrich import Features, build_features, codes_and_values
 from pipeline.parties import PartyScreen
 from pipeline.policy import Policy
@@ -63,6 +65,9 @@ def decisions_table(rows: pa.Table, policy: Policy, result: Decisions, parties: 
         "authorization": _labels(result.authorization, AUTHORIZATIONS),
         "reasons": pa.DictionaryArray.from_arrays(pa.array(result.reasons), pa.array(result.reason_labels, pa.string())),
         "tier": tier,
+        "sku": rows.column("sku"),
+        "exporter": optional_column(rows, "exporter"),
+        "quantity": rows.column("quantity"),
         "tpp": pa.array(tpp, pa.int64()),
         "lpp_cum_tpp": _nullable(result.lpp_cum_tpp),
         "country_cum_tpp": _nullable(result.country_cum_tpp),
@@ -89,12 +94,15 @@ class ScreenedRows:
     result : Decisions
     name_codes : ndarray of int32
         Consignee code per row (into ``features.parties``).
+    affiliates : pipeline.ownership.affiliates.AffiliateWindows or None
+        The ownership graph's affiliates (with an ownership file).
     """
 
     rows: pa.Table
     features: Features
     result: Decisions
     name_codes: np.ndarray
+    affiliates: object = None
 
     def decisions_table(self, policy: Policy) -> pa.Table:
         """The rows' ``decisions.parquet`` content."""
@@ -162,11 +170,12 @@ def screen_rows(rows: pa.Table, policy: Policy, screen: PartyScreen, backend: Ba
     timer = timer or Timings()
     with timer.stage("parties_and_enrich"):
         name_codes, names, countries = consignees(rows, policy)
+        affiliates = affiliates_for(policy, screen, backend)
         # Party screening (Python) runs in a thread while the row features (NumPy, Arrow) are built.
         with ThreadPoolExecutor(max_workers=1) as helper:
             pending = (helper.submit(cache.screened, screen, names, policy, backend, countries) if cache is not None
                        else helper.submit(screen.screen_policy, names, policy, backend=backend, countries=countries))
-            features = build_features(rows, policy, pending.result, name_codes)
+            features = build_features(rows, policy, pending.result, name_codes, affiliates)
     with timer.stage("decide"):
         try:
             result = decide(features, policy, carry, backend=backend)
@@ -176,4 +185,4 @@ def screen_rows(rows: pa.Table, policy: Policy, screen: PartyScreen, backend: Ba
             shipment = rows.column("shipment_id")[error.row].as_py()
             raise TotalsOverflowError(f"running total overflows int64 at shipment {shipment!r} (row {error.row} "
                                       "of this piece in screening order)", row=error.row) from None
-    return ScreenedRows(rows, features, result, name_codes)
+    return ScreenedRows(rows, features, result, name_codes, affiliates)

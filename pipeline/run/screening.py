@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow as pa
+
 from pipeline.ingest import Ledger
 from pipeline.policy import Policy
 from pipeline.report_content import screen_report
@@ -43,8 +45,16 @@ def screen_whole(run: Run, ledger: Ledger, policy: Policy, as_of: dt.date | None
         table = screened.decisions_table(policy)
     summary = build_summary(policy, piece.tally, screened.result.carry, ledger.counts, ledger.files, run.timings,
                             run.csl_path, len(run.screening_list.entries), as_of, backend=run.backend.name)
+    if screened.affiliates is not None:
+        from pipeline.ownership.affiliates import evidence_table, ownership_summary
+        from pipeline.policy import load_holdings
+
+        summary["ownership"] = ownership_summary(
+            screened.affiliates, load_holdings(policy.get("affiliates.ownership")).counts,
+            evidence_table(screened.affiliates, screened.features))
     return ScreenResult(decisions=table, quarantine=ledger.quarantine, summary=summary, ledger=ledger,
-                        outcome=screened.result, tally=piece.tally, parties=screened.features.parties, policy=policy)
+                        outcome=screened.result, tally=piece.tally, parties=screened.features.parties, policy=policy,
+                        affiliates=screened.affiliates, features=screened.features)
 
 
 def write_screening(sink: Sink, result: ScreenResult, run: Run, *, report: bool = True) -> None:
@@ -54,6 +64,14 @@ def write_screening(sink: Sink, result: ScreenResult, run: Run, *, report: bool 
         sink.table(DECISIONS, result.decisions)
         sink.table("quarantine.parquet", result.quarantine)
         sink.parties(result.parties)
+        if result.affiliates is not None:
+            from pipeline.ownership.affiliates import evidence_table
+
+            sink.table("affiliates.parquet", pa.Table.from_pandas(
+                evidence_table(result.affiliates, result.features), preserve_index=False))
+            holdings = result.affiliates_quarantine
+            if holdings is not None:
+                sink.table("ownership_quarantine.parquet", pa.Table.from_pandas(holdings, preserve_index=False))
         if report:
             sink.report(screen_report(result))
     if report:
