@@ -156,3 +156,20 @@ def test_an_unreadable_ownership_file_is_an_error(tmp_path):
     result = CliRunner().invoke(app, ["screen", str(ledger), "-p", "in-force", "--ownership", str(bad),
                                       "-o", str(tmp_path / "out")])
     assert result.exit_code == 1 and "error:" in result.output and "Traceback" not in result.output
+
+
+def test_the_same_affiliates_on_the_device_path_and_in_pieces(tmp_path, graph, fake_gpu):
+    from kernels.backend import select_backend
+    from pipeline.run.run import Run
+    from pipeline.run.scan import scan
+    from pipeline.run.source import split_rows
+
+    policy = load_policy("in-force", [f"affiliates.ownership={json.dumps(graph)}"])
+    ledger = read_ledgers([write_ledger(rows(), tmp_path / "l.parquet")])
+    whole = screen_ledger(ledger, policy)
+    device = screen_ledger(ledger, policy, backend=select_backend("cupy"))
+    assert device.summary["backend"] == "cupy" and decisions(device) == decisions(whole)
+    with Run.open(None, publish=False) as run:
+        scanned = scan(run, split_rows(ledger.rows, 5), policy, keep=True)
+    got = [r for p in scanned.pieces for r in p.screened.decisions_table(policy).column("reasons").to_pylist()]
+    assert got == whole.decisions.column("reasons").to_pylist()
