@@ -37,6 +37,8 @@ LICENSE_MONTH_INDEX = ["key", "month", "side"]
 VOLUME_SHOWN = 200
 """(Exporter, SKU) keys of the China volume condition given in full in the summary: those with the
 least headroom."""
+LICENSES_SHOWN = 1000
+"""Licenses given in full in the summary: those nearest their limits (all are counted)."""
 UNKNOWN_SHOWN = 100
 """License ids not in the register listed in the summary (those on the most lines); all are counted."""
 NOT_COVERED_CODES = ("LICENSE_UNKNOWN", "LICENSE_NOT_YET_VALID", "LICENSE_EXPIRED", "LICENSE_OUT_OF_SCOPE")
@@ -435,51 +437,61 @@ class Tally:
     def licenses(self, carry: Carry, register) -> dict | None:
         """License depletion per register row that was drawn on or named: maxima, used (within the
         maximum: the totals before the first line over), requested, remaining, first and last
-        use, lines over and lines the license did not cover, nearest its limits first; and the
-        license ids not in the register."""
+        use, lines over and lines the license did not cover; the :data:`LICENSES_SHOWN` nearest
+        their limits first (all counted); and the license ids not in the register."""
         if register is None:
             return None
-        table = register.table
-        requested = {side: carry.get(name).droplevel("year") for side, name in
-                     (("units", "license_units"), ("tpp", "license_tpp"))}
+        table = register.table.reset_index(drop=True)
+        keys = pd.Index(table["license_id"], dtype=object)
+        frame = pd.DataFrame({"license_id": table["license_id"].to_numpy(dtype=object),
+                              "destination_country": table["destination_country"].to_numpy(dtype=object),
+                              "valid_from": table["valid_from_date"].astype(str).to_numpy(dtype=object),
+                              "valid_until": table["valid_until_date"].astype(str).to_numpy(dtype=object)})
+
+        def per_key(series: pd.Series) -> np.ndarray:
+            return series.reindex(keys).to_numpy() if len(series) else np.full(len(keys), np.nan)
+
         not_covered = self.license_not_covered
-        named = set(not_covered.index.get_level_values("key")) if len(not_covered) else set()
-        items = []
-        for row in table.itertuples(index=False):
-            key = row.license_id
-            if key not in requested["units"].index and key not in named:
-                continue
-            item = {"license_id": key, "destination_country": row.destination_country,
-                    "valid_from": str(row.valid_from_date), "valid_until": str(row.valid_until_date)}
-            share = 0.0
-            for side in ("units", "tpp"):
-                limit = getattr(row, f"max_{side}")
-                limit = None if pd.isna(limit) else int(limit)
-                total = int(requested[side].get(key, 0))
-                used = int(self.license_before_crossing.get((key, side), total))
-                item.update({f"max_{side}": limit, f"requested_{side}": total, f"used_{side}": used,
-                             f"remaining_{side}": None if limit is None else limit - used})
-                if limit:
-                    share = max(share, used / limit)
-                elif limit == 0:
-                    share = max(share, 1.0)
-            days = {side: self.license_days.get((key, side)) for side in ("first", "last")}
-            item.update({
-                "first_use": None if days["first"] is None else str(EPOCH_DAY + np.timedelta64(int(days["first"]), "D")),
-                "last_use": None if days["last"] is None else str(EPOCH_DAY + np.timedelta64(int(days["last"]), "D")),
-                "lines_over": int(self.license_rows_over.get(key, 0)),
-                **{f"lines_{code[len('LICENSE_'):].lower()}": int(not_covered.get((key, code), 0))
-                   for code in NOT_COVERED_CODES[1:]},
-                "used_share": round(share, 6)})
-            items.append(item)
+        codes = (not_covered.unstack("code") if len(not_covered)
+                 else pd.DataFrame(index=pd.Index([], name="key"), dtype=np.int64))
+        crossing = self.license_before_crossing.unstack("side") if len(self.license_before_crossing) else None
+        days = self.license_days.unstack("side") if len(self.license_days) else None
+        share = np.zeros(len(keys))
+        for side, name in (("units", "license_units"), ("tpp", "license_tpp")):
+            limit = table[f"max_{side}"].astype("Int64")
+            requested = per_key(carry.get(name).droplevel("year"))
+            requested = np.nan_to_num(requested.astype(float), nan=0).astype(np.int64) if len(requested) else requested
+            before = per_key(crossing[side]) if crossing is not None and side in crossing else np.full(len(keys), np.nan)
+            used = np.where(np.isnan(before.astype(float)), requested, np.nan_to_num(before.astype(float))).astype(np.int64)
+            frame[f"max_{side}"] = limit.to_numpy(dtype=object, na_value=None)
+            frame[f"requested_{side}"] = requested
+            frame[f"used_{side}"] = used
+            has = limit.notna().to_numpy()
+            values = limit.fillna(0).to_numpy(np.int64)
+            frame[f"remaining_{side}"] = np.where(has, values - used, None)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                share = np.maximum(share, np.where(has & (values > 0), used / np.where(values > 0, values, 1),
+                                                   np.where(has & (values == 0), 1.0, 0.0)))
+        for side in ("first", "last"):
+            found = per_key(days[side]) if days is not None and side in days else np.full(len(keys), np.nan)
+            frame[f"{side}_use"] = [None if np.isnan(d) else str(EPOCH_DAY + np.timedelta64(int(d), "D"))
+                                    for d in found.astype(float)]
+        frame["lines_over"] = np.nan_to_num(per_key(self.license_rows_over).astype(float)).astype(np.int64)
+        for code in NOT_COVERED_CODES[1:]:
+            counts = per_key(codes[code]) if code in codes else np.full(len(keys), np.nan)
+            frame[f"lines_{code[len('LICENSE_'):].lower()}"] = np.nan_to_num(counts.astype(float)).astype(np.int64)
+        frame["used_share"] = np.round(share, 6)
+        named = keys.isin(codes.index) if len(codes) else np.zeros(len(keys), dtype=bool)
+        frame = frame[(frame["requested_units"] > 0) | named]
+        frame = frame.sort_values(["used_share", "license_id"], ascending=[False, True], kind="stable")
         known = set(table["license_id"])
         unknown = {} if not len(not_covered) else {
             str(key): int(count) for (key, code), count in not_covered.items()
             if code == "LICENSE_UNKNOWN" and key not in known}
-        items.sort(key=lambda item: (-item["used_share"], item["license_id"]))
         most = sorted(unknown.items(), key=lambda pair: (-pair[1], pair[0]))[:UNKNOWN_SHOWN]
         return {"register": register.path.name, "sha256": register.sha256, "licenses": len(table),
-                "drawn_on": sum(1 for item in items if item["requested_units"]), "table": items,
+                "drawn_on": int((frame["requested_units"] > 0).sum()), "listed": len(frame),
+                "table": frame.head(LICENSES_SHOWN).to_dict("records"),
                 "unknown_ids": dict(most), "unknown_id_count": len(unknown),
                 "lines_over": int(self.license_rows_over.sum()) if len(self.license_rows_over) else 0,
                 "lines_not_covered": {code: int(not_covered.xs(code, level="code").sum())
