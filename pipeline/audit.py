@@ -106,11 +106,7 @@ def discrepancies(screening: ScreenResult) -> pd.DataFrame:
     recorded_codes, recorded_values = codes_and_values(rows.column("recorded_authorization"))
     as_authorization = np.array([AUTHORIZATIONS.index(v) for v in recorded_values] + [0], dtype=np.int8)
     recorded = as_authorization[recorded_codes]  # 0: none recorded
-    def coded(code: str) -> np.ndarray:
-        """Rows whose reasons carry ``code``."""
-        has = np.array([code in (part.split(":")[0] for part in label.split(";")) for label in outcome.reason_labels]
-                       + [False])
-        return has[outcome.reasons]
+    coded = outcome.with_reason
 
     needs_authorization = decision != NLR
     covered = _covered(recorded, authorization, present(rows.column("license_id")), present(rows.column("veu_id")))

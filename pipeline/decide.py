@@ -139,6 +139,12 @@ class Decisions:
     license_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
     carry: Carry = field(default_factory=Carry.empty)
 
+    def with_reason(self, code: str) -> np.ndarray:
+        """Rows whose reasons carry ``code`` (``PARTY`` matches ``PARTY:EL``), as bool per row."""
+        has = np.array([code in (part.split(":")[0] for part in label.split(";")) for label in self.reason_labels]
+                       + [False])
+        return has[self.reasons]
+
     def _rows(self, name: str, attribute: str) -> np.ndarray:
         found = self.accumulators.get(name)
         value = getattr(found, attribute) if found is not None else None

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import difflib
 import io
 from dataclasses import dataclass
 from functools import cached_property
@@ -54,6 +53,7 @@ import pyarrow.parquet as pq
 from pipeline.ingest.formats import file_digest
 from pipeline.parties.normalize import normalize_name
 from pipeline.reference import load_catalog, load_countries
+from pipeline.reference_files import check_header, did_you_mean, refuse_non_text
 
 
 REGISTER_COLUMNS = (
@@ -169,31 +169,9 @@ class _Raw:
         return LicenseRegisterError(f"{self.path}: {self.where(i)}, column {column}: {problem(i)}{more}")
 
 
-def _hint(value: str, choices: Sequence[str]) -> str:
-    """`` (did you mean X?)`` for the closest choice (case-insensitive first), else ``""``."""
-    folded = {choice.casefold(): choice for choice in choices}
-    if value.casefold() in folded:
-        return f" (did you mean {folded[value.casefold()]}?)"
-    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
-
-
 def _check_header(path: Path, names: Sequence[str]) -> None:
     """Refuse an unnamed, repeated, unknown or missing column."""
-    for number, name in enumerate(names, 1):
-        if not name:
-            raise LicenseRegisterError(f"{path}: column {number} of the header has no name")
-    repeated = sorted({name for name in names if list(names).count(name) > 1})
-    if repeated:
-        raise LicenseRegisterError(f"{path}: column(s) given twice: {', '.join(repeated)}")
-    unknown = [name for name in names if name not in REGISTER_COLUMNS]
-    if unknown:
-        name = unknown[0]
-        hint = _hint(name, REGISTER_COLUMNS)
-        if not hint and len(names) == 1 and ";" in name:
-            hint = " (is the file ';'-separated? a register is ','-separated)"
-        raise LicenseRegisterError(f"{path}: unknown column {name!r}{hint}; register columns are "
-                                   f"{', '.join(REGISTER_COLUMNS)}")
+    check_header(path, names, REGISTER_COLUMNS, "register", LicenseRegisterError)
     missing = [name for name in REQUIRED_COLUMNS if name not in names]
     if missing:
         raise LicenseRegisterError(f"{path}: missing required column(s): {', '.join(missing)}")
@@ -201,15 +179,7 @@ def _check_header(path: Path, names: Sequence[str]) -> None:
 
 def _sniff(path: Path, data: bytes) -> None:
     """Refuse, with a clear message, CSV bytes that are Parquet, compressed or not UTF-8 text."""
-    head = data[:4096]
-    if head[:4] == b"PAR1":
-        raise LicenseRegisterError(f"{path}: is Parquet, not CSV (rename it .parquet)")
-    if head[:2] == b"\x1f\x8b":
-        raise LicenseRegisterError(f"{path}: gzip-compressed data; decompress it to a .csv file")
-    if head[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
-        raise LicenseRegisterError(f"{path}: UTF-32 text; save the register as UTF-8 CSV")
-    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise LicenseRegisterError(f"{path}: UTF-16 text; save the register as UTF-8 CSV")
+    refuse_non_text(path, data[:4096], "the register", LicenseRegisterError)
     nul = data.find(b"\x00")
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
@@ -411,7 +381,7 @@ def _skus(raw: _Raw, values: np.ndarray) -> np.ndarray:
 
         def problem(i: int) -> str:
             item = first[values[i]]
-            return f"unknown SKU {item!r}{_hint(item, catalog)} (SKUs of data/chips.csv, ';'-separated)"
+            return f"unknown SKU {item!r}{did_you_mean(item, catalog)} (SKUs of data/chips.csv, ';'-separated)"
 
         raise raw.error(bad, "skus", problem)
     out[given] = np.fromiter(lists, dtype=object, count=len(lists))[codes]

@@ -675,36 +675,32 @@ def _check_licenses(params: dict) -> None:
 def load_holdings(path: str):
     """The ownership file at ``path`` (:func:`pipeline.ownership.holdings.read_holdings`), read once
     per file version."""
-    resolved = Path(path).resolve()
-    try:
-        stat = resolved.stat()
-        version = (stat.st_mtime_ns, stat.st_size)
-    except OSError:
-        version = None
-    return _holdings(str(resolved), version)
-
-
-@lru_cache(maxsize=2)
-def _holdings(path: str, version):
-    from pipeline.ownership.holdings import read_holdings
-
-    return read_holdings(path)
+    return _read_once("holdings", path)
 
 
 def load_register(path: str):
     """The license register at ``path`` (:func:`pipeline.licenses.read_register`), read once per
     file version."""
+    return _read_once("register", path)
+
+
+def _read_once(kind: str, path: str):
+    """A reference file read by its reader, cached by resolved path and file version (mtime, size)."""
     resolved = Path(path).resolve()
     try:
         stat = resolved.stat()
         version = (stat.st_mtime_ns, stat.st_size)
     except OSError:
         version = None
-    return _register(str(resolved), version)
+    return _read(kind, str(resolved), version)
 
 
-@lru_cache(maxsize=4)
-def _register(path: str, version):
+@lru_cache(maxsize=6)
+def _read(kind: str, path: str, version):
+    if kind == "holdings":
+        from pipeline.ownership.holdings import read_holdings
+
+        return read_holdings(path)
     from pipeline.licenses import read_register
 
     return read_register(path)

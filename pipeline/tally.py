@@ -78,13 +78,6 @@ def _volume(result: Decisions, days: np.ndarray) -> tuple[pd.Series, pd.Series]:
     return _sum(parts, VOLUME_INDEX), rows_over
 
 
-def _labelled(result: Decisions, code: str) -> np.ndarray:
-    """Rows whose reasons include ``code``."""
-    has = np.array([any(part.split(":")[0] == code for part in label.split(";")) for label in result.reason_labels],
-                   dtype=bool)
-    return has[result.reasons] if len(has) else np.zeros(len(result.reasons), dtype=bool)
-
-
 def _licenses(rows: pa.Table, result: Decisions, days: np.ndarray, tpp: np.ndarray) -> dict:
     """The license parts of a tally (see :class:`Tally`)."""
     out = {}
@@ -123,7 +116,7 @@ def _licenses(rows: pa.Table, result: Decisions, days: np.ndarray, tpp: np.ndarr
     if "license_id" in rows.column_names:
         written = rows.column("license_id")
         for code in NOT_COVERED_CODES:
-            hit = np.flatnonzero(_labelled(result, code))
+            hit = np.flatnonzero(result.with_reason(code))
             if len(hit):
                 counts = pd.Series(written.take(pa.array(hit)).to_pandas().astype(object).to_numpy()).value_counts()
                 parts.append(pd.Series(counts.to_numpy(np.int64), index=pd.MultiIndex.from_arrays(
@@ -295,14 +288,10 @@ class Tally:
             month, count = np.unique(_months(days[crossing]), return_counts=True)
             crossings = pd.Series(count.astype(np.int64), index=pd.Index(month, name="month"))
         volume_by_month, volume_over = _volume(result, days)
-        per_label = np.bincount(result.reasons, minlength=len(result.reason_labels)) if len(result.reasons) else \
-            np.zeros(len(result.reason_labels), np.int64)
-        flagged = {code: int(sum(count for label, count in zip(result.reason_labels, per_label.tolist())
-                                 if any(part.split(":")[0] == code for part in label.split(";"))))
-                   for code in FLAGGED_CODES}
+        flagged = {code: int(np.count_nonzero(result.with_reason(code))) for code in FLAGGED_CODES}
         volume = result.accumulators.get("china_volume")
         licenses = _licenses(rows, result, days, tpp)
-        return cls(**licenses,decisions=decisions, tpp_total=int(tpp.sum()) if len(tpp) else 0,
+        return cls(**licenses, decisions=decisions, tpp_total=int(tpp.sum()) if len(tpp) else 0,
                    allocations={a.label: a for a in result.allocations},
                    allocated_before_crossing=first_over, exceeded_rows=exceeded, allocation_by_month=by_month,
                    lpp_limit=result.lpp_limit, lpp_rows_over=lpp_over, lpp_crossings_by_month=crossings,

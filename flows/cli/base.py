@@ -255,6 +255,12 @@ def _generate(path: Path, rows: int, seed: int, bad_rows: int, chunk_rows: int, 
                                listed_names=names, progress=progress)
 
 
+LICENSES_OPTION = typer.Option(None, "--licenses", help="License register (CSV or Parquet): licensed lines are checked "
+                               "against it and draw on their license.")
+OWNERSHIP_OPTION = typer.Option(None, "--ownership", help="Ownership holdings (CSV or Parquet): consignees owned 50% "
+                                "or more by listed parties are affiliates (in-force).")
+
+
 def _license_register(path: Optional[Path]) -> list[str]:
     """The override that puts a license register into the rule set (none without ``path``); the
     rule set reads and checks it once, and a bad register stops the run with an ``error:``."""

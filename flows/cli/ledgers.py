@@ -15,6 +15,8 @@ from flows.cli.base import (
     _fail,
     _generate,
     _library_logs,
+    LICENSES_OPTION,
+    OWNERSHIP_OPTION,
     _license_register,
     _ownership,
     app,
@@ -197,10 +199,8 @@ def nightly(
     workers: Optional[int] = typer.Option(None, "--workers", help="LocalCluster worker processes."),
     backend: str = typer.Option("auto", "--backend", help="`auto` (a working GPU, else the CPU), `numpy` or `cupy`."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's and Dask's INFO logs and tracebacks."),
-    licenses: Optional[Path] = typer.Option(None, "--licenses", help="License register (CSV or Parquet): licensed "
-                                            "lines are checked against it and draw on their license."),
-    ownership: Optional[Path] = typer.Option(None, "--ownership", help="Ownership holdings (CSV or Parquet): "
-                                             "consignees owned 50% or more by listed parties are affiliates (in-force)."),
+    licenses: Optional[Path] = LICENSES_OPTION,
+    ownership: Optional[Path] = OWNERSHIP_OPTION,
 ) -> None:
     """Run the nightly Prefect flow once, embedded (no server): ingest, refresh, screen, publish."""
     set_ = [*set_, *_check_screening_list(csl_source or CSL_PATH, allow_short_list), *_license_register(licenses), *_ownership(ownership)]

@@ -16,6 +16,8 @@ from flows.cli.base import (
     _fail,
     _generate,
     _library_logs,
+    LICENSES_OPTION,
+    OWNERSHIP_OPTION,
     _license_register,
     _ownership,
     _parse_date,
@@ -51,10 +53,8 @@ def screen(
                                           "much shorter than the packaged one (refused otherwise: a truncated file?)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display or summary table."),
     reviews: Optional[Path] = typer.Option(None, "--reviews", help="Analysts' reviewed party decisions (CSV)."),
-    licenses: Optional[Path] = typer.Option(None, "--licenses", help="License register (CSV or Parquet): licensed "
-                                            "lines are checked against it and draw on their license."),
-    ownership: Optional[Path] = typer.Option(None, "--ownership", help="Ownership holdings (CSV or Parquet): "
-                                             "consignees owned 50% or more by listed parties are affiliates (in-force)."),
+    licenses: Optional[Path] = LICENSES_OPTION,
+    ownership: Optional[Path] = OWNERSHIP_OPTION,
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> None:
     """Screen ledgers under one rule set; write decisions, quarantine and summary."""
@@ -106,10 +106,8 @@ def audit(
     allow_short_list: bool = typer.Option(False, "--allow-short-list", help="Use a screening list that is empty or "
                                           "much shorter than the packaged one (refused otherwise: a truncated file?)."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
-    licenses: Optional[Path] = typer.Option(None, "--licenses", help="License register (CSV or Parquet): licensed "
-                                            "lines are checked against it and draw on their license."),
-    ownership: Optional[Path] = typer.Option(None, "--ownership", help="Ownership holdings (CSV or Parquet): "
-                                             "consignees owned 50% or more by listed parties are affiliates (in-force)."),
+    licenses: Optional[Path] = LICENSES_OPTION,
+    ownership: Optional[Path] = OWNERSHIP_OPTION,
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> None:
     """Recompute a history under a rule set and list what should not have shipped."""
@@ -149,10 +147,8 @@ def diff(
     allow_short_list: bool = typer.Option(False, "--allow-short-list", help="Use a screening list that is empty or "
                                           "much shorter than the packaged one (refused otherwise: a truncated file?)."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
-    licenses: Optional[Path] = typer.Option(None, "--licenses", help="License register (CSV or Parquet): licensed "
-                                            "lines are checked against it and draw on their license."),
-    ownership: Optional[Path] = typer.Option(None, "--ownership", help="Ownership holdings (CSV or Parquet): "
-                                             "consignees owned 50% or more by listed parties are affiliates (in-force)."),
+    licenses: Optional[Path] = LICENSES_OPTION,
+    ownership: Optional[Path] = OWNERSHIP_OPTION,
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
 ) -> None:
     """Screen the same rows under two rule sets and report how decisions move."""

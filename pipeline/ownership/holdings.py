@@ -39,7 +39,6 @@ rows), for Parquet index + 1.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +54,7 @@ import pyarrow.parquet as pq
 from kernels.identifiers import hash_strings
 from pipeline.ingest.formats import file_digest
 from pipeline.parties.normalize import normalize_name
+from pipeline.reference_files import check_header, refuse_non_text
 from pipeline.reference import load_countries
 
 OWNERSHIP_COLUMNS = ("owner_id", "owner_name", "owner_country", "owned_id", "owned_name", "owned_country",
@@ -131,31 +131,9 @@ class Holdings:
 
 
 # ------------------------------------------------------------------------------ reading
-def _hint(value: str, choices: Sequence[str]) -> str:
-    """``" (did you mean X?)"`` for the closest choice (case-insensitive first), else ``""``."""
-    folded = {choice.casefold(): choice for choice in choices}
-    if value.casefold() in folded:
-        return f" (did you mean {folded[value.casefold()]}?)"
-    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
-
-
 def _check_header(path: Path, names: Sequence[str]) -> None:
     """Refuse an unnamed, repeated, unknown or missing column."""
-    for number, name in enumerate(names, 1):
-        if not name:
-            raise OwnershipError(f"{path}: column {number} of the header has no name")
-    repeated = sorted({name for name in names if list(names).count(name) > 1})
-    if repeated:
-        raise OwnershipError(f"{path}: column(s) given twice: {', '.join(repeated)}")
-    unknown = [name for name in names if name not in OWNERSHIP_COLUMNS]
-    if unknown:
-        name = unknown[0]
-        hint = _hint(name, OWNERSHIP_COLUMNS)
-        if not hint and len(names) == 1 and ";" in name:
-            hint = " (is the file ';'-separated? an ownership file is ','-separated)"
-        raise OwnershipError(f"{path}: unknown column {name!r}{hint}; ownership columns are "
-                             f"{', '.join(OWNERSHIP_COLUMNS)}")
+    check_header(path, names, OWNERSHIP_COLUMNS, "ownership file", OwnershipError, label="ownership")
     for side in ("owner", "owned"):
         if f"{side}_id" not in names and f"{side}_name" not in names:
             raise OwnershipError(f"{path}: missing column {side}_id or {side}_name (one of them is required)")
@@ -167,14 +145,7 @@ def _sniff(path: Path) -> None:
     """Refuse, with a clear message, a .csv file that is Parquet, compressed or not UTF-8 text."""
     with open(path, "rb") as handle:
         head = handle.read(4096)
-    if head[:4] == b"PAR1":
-        raise OwnershipError(f"{path}: is Parquet, not CSV (rename it .parquet)")
-    if head[:2] == b"\x1f\x8b":
-        raise OwnershipError(f"{path}: gzip-compressed data; decompress it to a .csv file")
-    if head[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
-        raise OwnershipError(f"{path}: UTF-32 text; save the ownership file as UTF-8 CSV")
-    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise OwnershipError(f"{path}: UTF-16 text; save the ownership file as UTF-8 CSV")
+    refuse_non_text(path, head, "the ownership file", OwnershipError)
     if b"\x00" in head:
         raise OwnershipError(f"{path}: NUL bytes; not a UTF-8 CSV file")
     if not head.strip():
