@@ -297,7 +297,7 @@ def affiliate_classes(affiliates, days: np.ndarray, id_codes, id_values, norm_co
     """Each row's affiliate class (status and owners' lists in the row's date window), the
     classes, and the row's entity and window (see :class:`Features`)."""
     n = len(days)
-    if affiliates is None or not n:
+    if affiliates is None or not n or not affiliates.status.shape[1]:  # no ownership file, rows or entities
         return (np.zeros(n, np.int32), np.zeros(1, np.int8), [None], np.full(n, -1, np.int64), np.zeros(n, np.int64))
     # One lookup per distinct (id, normalized name, destination): by id, else name@destination, else name@.
     combo = (id_codes.astype(np.int64) + 1) * (len(normalized_names) + 1) + norm_codes

@@ -173,3 +173,15 @@ def test_the_same_affiliates_on_the_device_path_and_in_pieces(tmp_path, graph, f
         scanned = scan(run, split_rows(ledger.rows, 5), policy, keep=True)
     got = [r for p in scanned.pieces for r in p.screened.decisions_table(policy).column("reasons").to_pylist()]
     assert got == whole.decisions.column("reasons").to_pylist()
+
+
+def test_a_header_only_ownership_file_holds_no_affiliates(tmp_path):
+    empty = holdings(tmp_path / "owners.csv", [])
+    ledger = write_ledger(rows(), tmp_path / "l.parquet")
+    result = CliRunner().invoke(app, ["screen", str(ledger), "-p", "in-force", "--ownership", empty,
+                                      "-o", str(tmp_path / "out"), "-q"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["ownership"]["entities"] == 0 and summary["ownership"]["consignee_affiliates"] == 0
+    assert "AFFILIATE" not in " ".join(pq.read_table(tmp_path / "out" / "decisions.parquet")
+                                       .column("reasons").cast("string").to_pylist())

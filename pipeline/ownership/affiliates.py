@@ -198,7 +198,7 @@ def evidence_table(affiliates: AffiliateWindows | None, features) -> pd.DataFram
     shortest chain back to a listed party, and the rows concerned (``affiliates.parquet``)."""
     columns = ["entity", "name", "country", "window_from", "window_until", "status", "lists", "held_percent",
                "owners", "chain", "chain_length", "rows"]
-    if affiliates is None:
+    if affiliates is None or not len(affiliates.entities):
         return pd.DataFrame(columns=columns)
     entity, window = features.affiliate_entity, features.affiliate_window
     found = entity >= 0
