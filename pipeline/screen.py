@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from kernels import warm_up
 from kernels.backend import Backend, select_backend
 from pipeline.carry import Carry
-from pipeline.ingest import Ledger, file_digest, read_ledgers  # noqa: F401  (file_digest: kept for callers)
+from pipeline.ingest import Ledger, LedgerReadError, file_digest, read_ledgers  # noqa: F401  (file_digest: kept for callers)
+from pipeline.ingest.formats import ledger_format
 from pipeline.parties import PartyScreen
 from pipeline.policy import Policy
 from pipeline.reference import CSL_PATH
@@ -38,10 +41,35 @@ __all__ = ["ScreenResult", "ScreenedRows", "build_summary", "consignees", "decis
 BACKEND = "numpy"
 
 
-def _prepare(csl_path: Path) -> PartyScreen:
-    """Start-up work that does not need the ledger: the screening list and the compiled kernels."""
+def _prepare(csl_path: Path, paths: Sequence[str | Path] = (), policy: Policy | None = None,
+             backend: Backend | None = None) -> PartyScreen:
+    """Start-up work beside the reading of the ledger: the screening list, the compiled kernels,
+    and the fuzzy candidates of the consignee names of Parquet ledgers (:meth:`PartyScreen.warm`)."""
     warm_up()
-    return PartyScreen.from_path(csl_path)
+    screen = PartyScreen.from_path(csl_path)
+    if policy is not None:
+        names = consignee_names(paths)
+        if names:
+            screen.warm(names, policy, backend=backend)
+    return screen
+
+
+def consignee_names(paths: Sequence[str | Path]) -> list[str]:
+    """Distinct ``consignee_name`` values of the Parquet files among ``paths``, blanks trimmed (a
+    superset of the names their valid rows hold); other formats and unreadable files give none."""
+    found: set[str] = set()
+    for path in paths:
+        try:
+            if ledger_format(Path(path)) != "parquet" or "consignee_name" not in pq.read_schema(path).names:
+                continue
+            column = pq.read_table(path, columns=["consignee_name"], read_dictionary=["consignee_name"]).column(0)
+            if not pa.types.is_dictionary(column.type) or not pa.types.is_string(column.type.value_type):
+                continue
+            values = pa.chunked_array([chunk.dictionary for chunk in column.chunks], pa.string()).unique()
+            found.update(v for v in pc.utf8_trim_whitespace(values).to_pylist() if v)
+        except (OSError, pa.ArrowException, LedgerReadError):
+            continue  # the ledger read itself reports what is wrong
+    return sorted(found)
 
 
 def screen_rows(rows: pa.Table, policy: Policy, *, carry: Carry | None = None, csl_path: str | Path = CSL_PATH,
@@ -115,11 +143,12 @@ def screen_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | P
     with Run.open(out_dir, backend=backend, csl_path=csl_path, keep=paths, publish=publish,
                   progress=progress) as run:
         with ThreadPoolExecutor(max_workers=1) as helper:
-            # Loads the screening list and the compiled kernels (both cached per process) while the
-            # ledger is read: Arrow reads without holding the GIL.
-            preparing = helper.submit(_prepare, run.csl_path)
+            # Loads the screening list and the compiled kernels (both cached per process) and scores
+            # the consignee names while the ledger is read: Arrow reads without holding the GIL.
+            preparing = helper.submit(_prepare, run.csl_path, paths, policy, run.backend)
             with run.stage("ingest"):
                 ledger = read_ledgers(paths, as_of=as_of)
+            run.timings.update({f"ingest.{stage}": value for stage, value in ledger.seconds.items()})
             preparing.result()
         return _screen_and_write(run, ledger, policy, as_of)
 

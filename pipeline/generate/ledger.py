@@ -49,7 +49,7 @@ def _format_of(path: Path, fmt: str | None) -> str:
 def generate_ledger(path, rows: int, *, seed: int = 0, bad_rows: int = 0, chunk_rows: int = 1_000_000,
                     listed_names: Sequence[str] = (), start: dt.date = dt.date(2025, 1, 1),
                     end: dt.date = dt.date(2027, 12, 31), pending_days: int = 45, fmt: str | None = None,
-                    progress: Callable[[int], None] | None = None) -> dict:
+                    progress: Callable[[int], None] | None = None, consignees: int | None = None) -> dict:
     """Write a deterministic synthetic shipment ledger.
 
     Parameters
@@ -84,6 +84,9 @@ def generate_ledger(path, rows: int, *, seed: int = 0, bad_rows: int = 0, chunk_
         Output format; by default from the suffix (``.csv``, ``.jsonl``/``.ndjson``), else Parquet.
     progress : callable, optional
         Called with the number of rows written so far (valid and bad) after each chunk.
+    consignees : int, optional
+        Size of the consignee pool (default: one per 200 rows, from 50 to 200,000); names may
+        repeat in a large pool, so the distinct names can be a little fewer.
 
     Returns
     -------
@@ -128,7 +131,7 @@ def generate_ledger(path, rows: int, *, seed: int = 0, bad_rows: int = 0, chunk_
     if start > end:
         raise ValueError(f"start {start} is after end {end}")
     kind = _format_of(path, fmt)
-    plan = _make_plan(rows, int(seed), bad_rows, listed_names, start, end, pending_days)
+    plan = _make_plan(rows, int(seed), bad_rows, listed_names, start, end, pending_days, consignees=consignees)
     return _write_plan(plan, path, kind, bad_rows, chunk_rows, progress, started)
 
 

@@ -98,15 +98,17 @@ def _sku_table(periods: int) -> tuple[pa.Array, np.ndarray, np.ndarray]:
 
 
 def _make_plan(rows: int, seed: int, bad_rows: int, listed_names: Sequence[str], start: dt.date,
-               end: dt.date, pending_days: int, *, known: dict | None = None) -> _Plan:
+               end: dt.date, pending_days: int, *, known: dict | None = None,
+               consignees: int | None = None) -> _Plan:
     """Pools, day table and bad-row positions for one run; independent of ``chunk_rows``.
 
     ``known`` (from :func:`_ledger_facts`) continues an existing ledger: its consignee pool and
     destination shares, ids after its own, the SKU mix of the end of the drift, mostly pending rows.
+    ``consignees`` sizes the consignee pool (default: one per 200 rows, 50 to 200,000).
     """
     if known is None:
         dest_codes, dest_weights = _destination_weights()
-        size = min(200_000, max(50, rows // 200))
+        size = min(200_000, max(50, rows // 200)) if consignees is None else max(1, int(consignees))
         pool = _build_pool(np.random.default_rng([seed, _POOL]), size, listed_names, dest_codes, dest_weights)
         pending_share, id_offset = PENDING_SHARE, 0
     else:

@@ -17,6 +17,7 @@ equal to it bit for bit on NumPy.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numba
@@ -149,6 +150,10 @@ def _top_k(pair_query, pair_listed, scores, n_queries, k, floor):
     return best_listed, best_score
 
 
+KEPT_TEXTS = 2_000_000
+"""Query texts whose best matches a :class:`NameMatcher` keeps (about 100 bytes each)."""
+
+
 class NameMatcher:
     """Fuzzy matcher of query names against a fixed set of listed names.
 
@@ -169,6 +174,8 @@ class NameMatcher:
         self.listed = list(listed)
         self.table = TokenTable(self.listed)
         self.listed_arrays = TokenArrays(self.table.name_tokens, self.table.name_offsets)
+        self._known: dict[tuple, tuple[dict[str, int], np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()  # the vocabulary and the kept matches change while scoring
 
     def encode(self, names: Sequence[str]) -> TokenArrays:
         """Token arrays of normalized query names (new tokens join the vocabulary)."""
@@ -176,7 +183,7 @@ class NameMatcher:
 
     def top_matches(self, names: Sequence[str], k: int = 5, floor: float = 0.5, chunk: int = 50_000,
                     backend: str | Backend | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` best listed names for each normalized query name.
+        """The ``k`` best listed names of each query scoring at least ``floor``.
 
         Parameters
         ----------
@@ -197,9 +204,39 @@ class NameMatcher:
             Indices into ``self.listed``, best first; -1 where fewer matched.
         scores : ndarray of float64, shape (n, k)
             Their scores (0 where none).
+
+        Notes
+        -----
+        A query's matches depend on its text alone (and ``k``, ``floor``), on every backend, so
+        the matcher keeps them: a text asked for again (a later piece, a run that screened the
+        names while the ledger was read) is not scored again. At most :data:`KEPT_TEXTS` texts
+        are kept; past that the memory starts over.
         """
         if k < 1:
             raise ValueError("k must be at least 1")
+        with self._lock:
+            return self._top_matches(names, k, floor, chunk, backend)
+
+    def _top_matches(self, names: Sequence[str], k: int, floor: float, chunk: int,
+                     backend: str | Backend | None) -> tuple[np.ndarray, np.ndarray]:
+        index, kept, kept_scores = self._known.get((k, floor), ({}, None, None))
+        new = [text for text in dict.fromkeys(names) if text not in index]
+        if new:
+            top, top_scores = self._score_top(new, k, floor, chunk, backend)
+            if len(index) + len(new) > KEPT_TEXTS:
+                index, kept, kept_scores = {}, None, None
+            start = len(index)
+            index.update((text, start + i) for i, text in enumerate(new))
+            kept = top if kept is None else np.concatenate([kept, top])
+            kept_scores = top_scores if kept_scores is None else np.concatenate([kept_scores, top_scores])
+            self._known[(k, floor)] = (index, kept, kept_scores)
+        if not len(names):
+            return np.full((0, k), -1, np.int64), np.zeros((0, k), np.float64)
+        rows = np.fromiter((index[text] for text in names), np.int64, len(names))
+        return kept[rows], kept_scores[rows]
+
+    def _score_top(self, names: list[str], k: int, floor: float, chunk: int,
+                   backend: str | Backend | None) -> tuple[np.ndarray, np.ndarray]:
         best = np.full((len(names), k), -1, np.int64)
         best_scores = np.zeros((len(names), k), np.float64)
         for start in range(0, len(names), chunk):

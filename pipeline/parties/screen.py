@@ -319,6 +319,18 @@ class PartyScreen:
                            country_penalty=params.get("country_penalty", 0.0), reviews=reviews,
                            backend=backend, countries=countries)
 
+    def warm(self, names: Sequence[str], policy, backend=None) -> None:
+        """Score the fuzzy candidates of ``names`` under ``policy``'s ``[parties]`` ahead of screening.
+
+        The matcher keeps them (:meth:`pipeline.parties.score.NameMatcher.top_matches`), so a
+        later :meth:`screen_policy` of any of these names does not score them again; its results
+        are the same either way. Lets a run screen the names of a ledger while it is validated.
+        """
+        params = policy.get("parties")
+        if self._texts and len(names):
+            candidate_stage(self, normalize_stage(names),
+                            _floor(params["review_score"], params.get("country_bonus", 0.0)), backend=backend)
+
     def screen(self, names: Sequence[str], deny_lists: Iterable[str] = (), review_lists: Iterable[str] = (), *,
                block_score: float = DEFAULT_BLOCK_SCORE, review_score: float = DEFAULT_REVIEW_SCORE,
                countries: Sequence[str | None] | None = None, country_bonus: float = 0.0,
@@ -391,12 +403,16 @@ class PartyScreen:
         if countries is not None and len(countries) != len(names):
             raise ScreeningListError("countries must have one item per name")
         stage1 = normalize_stage(names)
-        floor = max(0.0, min(0.5, review_score - country_bonus))
-        stage2 = candidate_stage(self, stage1, floor, fuzzy=fuzzy, backend=backend)
+        stage2 = candidate_stage(self, stage1, _floor(review_score, country_bonus), fuzzy=fuzzy, backend=backend)
         decisions = decide(self, stage1, stage2, deny, review, block_score, review_score, countries=countries,
                            country_bonus=country_bonus, country_penalty=country_penalty, reviews=reviews)
         return party_results(self, stage1, decisions)
 
+
+
+def _floor(review_score: float, country_bonus: float) -> float:
+    """Fuzzy scores below this cannot become a hit (the country bonus included)."""
+    return max(0.0, min(0.5, review_score - country_bonus))
 
 
 @lru_cache(maxsize=8)

@@ -5,6 +5,7 @@ table of DESIGN §3 is assembled here too.
 """
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
@@ -172,9 +173,15 @@ def screen_rows(rows: pa.Table, policy: Policy, screen: PartyScreen, backend: Ba
         name_codes, names, countries = consignees(rows, policy)
         affiliates = affiliates_for(policy, screen, backend)
         # Party screening (Python) runs in a thread while the row features (NumPy, Arrow) are built.
+        def parties() -> pd.DataFrame:
+            start = time.perf_counter()
+            found = (cache.screened(screen, names, policy, backend, countries) if cache is not None
+                     else screen.screen_policy(names, policy, backend=backend, countries=countries))
+            timer.timings["parties_and_enrich.parties"] = round(time.perf_counter() - start, 4)
+            return found
+
         with ThreadPoolExecutor(max_workers=1) as helper:
-            pending = (helper.submit(cache.screened, screen, names, policy, backend, countries) if cache is not None
-                       else helper.submit(screen.screen_policy, names, policy, backend=backend, countries=countries))
+            pending = helper.submit(parties)
             features = build_features(rows, policy, pending.result, name_codes, affiliates)
     with timer.stage("decide"):
         try:

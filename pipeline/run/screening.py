@@ -7,6 +7,7 @@ each screening's outputs are written once (:func:`write_screening`).
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 
@@ -60,8 +61,9 @@ def screen_whole(run: Run, ledger: Ledger, policy: Policy, as_of: dt.date | None
 def write_screening(sink: Sink, result: ScreenResult, run: Run, *, report: bool = True) -> None:
     """Write a screening's outputs, each once: decisions, quarantine, parties; with ``report``, also
     ``report.html`` and ``summary.json`` (an audit writes its own)."""
-    with run.stage("write"):
-        sink.table(DECISIONS, result.decisions)
+    with run.stage("write"), ThreadPoolExecutor(max_workers=1) as helper:
+        # The decisions (the big file; Arrow writes without the GIL) beside the other outputs.
+        decisions = helper.submit(sink.table, DECISIONS, result.decisions)
         sink.table("quarantine.parquet", result.quarantine)
         sink.parties(result.parties)
         if result.affiliates is not None:
@@ -74,6 +76,7 @@ def write_screening(sink: Sink, result: ScreenResult, run: Run, *, report: bool 
                 sink.table("ownership_quarantine.parquet", pa.Table.from_pandas(holdings, preserve_index=False))
         if report:
             sink.report(screen_report(result))
+        decisions.result()
     if report:
         result.summary["timings_s"] = dict(run.timings)
         sink.json("summary.json", result.summary)

@@ -28,6 +28,9 @@ def build_summary(policy: Policy, tally: Tally, carry: Carry, counts: dict, inpu
     inputs : list of dict
         Input files with their hashes.
     timings : dict
+        Seconds per stage; a dotted name is a part of the stage before the dot (``ingest.read``,
+        ``ingest.validate``, ``ingest.order``; ``parties_and_enrich.parties``, the party
+        screening that runs beside the features).
     csl_path : path
     party_entries : int
         Searchable entries of the screening list.
