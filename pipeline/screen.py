@@ -30,7 +30,7 @@ from pipeline.run.cache import PartyResultCache
 from pipeline.run.rows import ScreenedRows, consignees, decisions_table  # noqa: F401  (public names)
 from pipeline.run.rows import screen_rows as _screen_rows
 from pipeline.run.run import Run
-from pipeline.run.screening import screen_whole, write_screening
+from pipeline.run.screening import screen_streamed, screen_whole, streams, write_screening
 from pipeline.run.sink import STATISTICS_COLUMNS, write_output  # noqa: F401  (public names)
 from pipeline.run.summary import build_summary  # noqa: F401  (public name)
 from pipeline.run.timings import Timings
@@ -39,6 +39,9 @@ __all__ = ["ScreenResult", "ScreenedRows", "build_summary", "consignees", "decis
            "screen_ledgers", "screen_rows", "write_output"]
 
 BACKEND = "numpy"
+PIECE_ROWS = 2_000_000
+"""Rows per piece of the ``screen`` command (``--piece-rows``): memory grows with the piece, and a
+piece's decisions are written while the next one is screened."""
 
 
 def _prepare(csl_path: Path, paths: Sequence[str | Path] = (), policy: Policy | None = None,
@@ -104,7 +107,7 @@ def screen_rows(rows: pa.Table, policy: Policy, *, carry: Carry | None = None, c
 def screen_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | Path | None = None, *,
                    as_of: dt.date | None = None, csl_path: str | Path = CSL_PATH,
                    progress: Callable[[str], None] | None = None, backend: str | Backend = BACKEND,
-                   publish: bool = True) -> ScreenResult:
+                   publish: bool = True, piece_rows: int | None = None) -> ScreenResult:
     """Screen ledger files under one rule set and write the outputs.
 
     Parameters
@@ -128,6 +131,11 @@ def screen_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | P
         when one works. Decisions are the same on every backend.
     publish : bool
         False: write straight into ``out_dir`` (a run folder the caller publishes).
+    piece_rows : int, optional
+        With ``out_dir``: screen a ledger of more rows than this in pieces of this many rows, each
+        piece's decisions written as it finishes (:func:`pipeline.run.screening.screen_streamed`:
+        the same outputs in less memory); the result then holds no ``decisions``, ``outcome`` or
+        ``features``. Default: one piece.
 
     Returns
     -------
@@ -150,7 +158,7 @@ def screen_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | P
                 ledger = read_ledgers(paths, as_of=as_of)
             run.timings.update({f"ingest.{stage}": value for stage, value in ledger.seconds.items()})
             preparing.result()
-        return _screen_and_write(run, ledger, policy, as_of)
+        return _screen_and_write(run, ledger, policy, as_of, piece_rows)
 
 
 def screen_ledger(ledger: Ledger, policy: Policy, out_dir: str | Path | None = None, *,
@@ -172,7 +180,10 @@ def screen_ledger(ledger: Ledger, policy: Policy, out_dir: str | Path | None = N
         return _screen_and_write(run, ledger, policy, as_of)
 
 
-def _screen_and_write(run: Run, ledger: Ledger, policy: Policy, as_of: dt.date | None) -> ScreenResult:
+def _screen_and_write(run: Run, ledger: Ledger, policy: Policy, as_of: dt.date | None,
+                      piece_rows: int | None = None) -> ScreenResult:
+    if run.sink is not None and streams(policy, ledger, piece_rows):
+        return screen_streamed(run, ledger, policy, piece_rows, as_of)
     result = screen_whole(run, ledger, policy, as_of)
     if run.sink is not None:
         write_screening(run.sink, result, run)

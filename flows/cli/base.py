@@ -86,11 +86,12 @@ def _stages(quiet: bool):
         yield lambda name: status.update(f"[cyan]{name}[/]")
 
 
-def _run_screen(ledgers, policy, out, as_of, csl, quiet, backend="numpy"):
-    from pipeline.screen import screen_ledgers  # heavy imports only when screening
+def _run_screen(ledgers, policy, out, as_of, csl, quiet, backend="numpy", piece_rows=None):
+    from pipeline.screen import PIECE_ROWS, screen_ledgers  # heavy imports only when screening
 
     with _stages(quiet) as progress:
-        return screen_ledgers(ledgers, policy, out, as_of=as_of, csl_path=csl, progress=progress, backend=backend)
+        return screen_ledgers(ledgers, policy, out, as_of=as_of, csl_path=csl, progress=progress, backend=backend,
+                              piece_rows=piece_rows or PIECE_ROWS)
 
 
 def _run_lake_screen(lake, policy, out, as_of, csl, quiet, scheduler, workers, full, backend) -> dict:

@@ -56,6 +56,9 @@ def screen(
     licenses: Optional[Path] = LICENSES_OPTION,
     ownership: Optional[Path] = OWNERSHIP_OPTION,
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    piece_rows: Optional[int] = typer.Option(None, "--piece-rows", min=1,
+                                             help="Ledger files: screen this many rows at a time, writing each "
+                                             "piece's decisions as it finishes (default 2,000,000)."),
 ) -> None:
     """Screen ledgers under one rule set; write decisions, quarantine and summary."""
     set_ = [*set_, *_check_screening_list(csl, allow_short_list), *_license_register(licenses), *_ownership(ownership)]
@@ -79,7 +82,7 @@ def screen(
         if lake is not None:
             summary = _run_lake_screen(lake, rules, out, as_of_date, csl, quiet, scheduler, workers, full, backend)
         else:
-            summary = _run_screen(ledgers, rules, out, as_of_date, csl, quiet, backend).summary
+            summary = _run_screen(ledgers, rules, out, as_of_date, csl, quiet, backend, piece_rows).summary
     except (PolicyError, LedgerReadError, OverflowError, RuntimeError, ScreeningListError) as error:
         _fail(str(error))
     if not quiet:

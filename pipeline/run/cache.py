@@ -72,6 +72,15 @@ class PartyResultCache:
         """
         self._add(settings_key(policy), results)
 
+    def keep(self, policy: Policy, results: pd.DataFrame, countries: Sequence[str | None] | None = None) -> None:
+        """Keep what :meth:`pipeline.parties.PartyScreen.screen_policy` returned for names screened
+        with ``countries`` (None: countries do not move scores), as :meth:`screened` would have."""
+        kept = results.copy()
+        kept.attrs.clear()
+        kept["query_country"] = pd.Series(list(countries) if countries is not None else [None] * len(kept),
+                                          dtype="str")
+        self.add(policy, kept)
+
     def merge(self, added: dict[tuple, pd.DataFrame]) -> None:
         """Keep what :meth:`added_since` returned from copies of this cache."""
         for key, results in added.items():

@@ -18,7 +18,8 @@ from pipeline.results import ScreenResult
 from pipeline.run.run import Run
 from pipeline.run.scan import scan
 from pipeline.run.sink import DECISIONS, Sink
-from pipeline.run.source import LedgerSource
+from pipeline.run.rows import consignees
+from pipeline.run.source import LedgerSource, split_rows
 from pipeline.run.summary import build_summary
 
 
@@ -56,6 +57,63 @@ def screen_whole(run: Run, ledger: Ledger, policy: Policy, as_of: dt.date | None
     return ScreenResult(decisions=table, quarantine=ledger.quarantine, summary=summary, ledger=ledger,
                         outcome=screened.result, tally=piece.tally, parties=screened.features.parties, policy=policy,
                         affiliates=screened.affiliates, features=screened.features)
+
+
+def streams(policy: Policy, ledger: Ledger, piece_rows: int | None) -> bool:
+    """Should ``screen`` take the ledger in pieces (:func:`screen_streamed`)? Only when it has more
+    rows than one piece, and without an ownership file (its evidence table needs every row)."""
+    ownership = (policy.params.get("affiliates") or {}).get("ownership")
+    return piece_rows is not None and ledger.rows.num_rows > piece_rows and not ownership
+
+
+def screen_streamed(run: Run, ledger: Ledger, policy: Policy, piece_rows: int,
+                    as_of: dt.date | None = None) -> ScreenResult:
+    """Screen a ledger's rows in pieces, writing each piece's decisions as it finishes.
+
+    The consignees are screened once for the whole ledger (their results, with candidate lists,
+    go to ``parties.parquet``); the pieces then run one after another from the totals the last
+    one ended with (:func:`pipeline.run.scan.scan`), and a writer thread appends each piece's
+    decisions to ``decisions.parquet`` while the next is screened. Memory grows with the piece,
+    not with the ledger (beyond its validated rows); the outputs equal those of
+    :func:`screen_whole` and :func:`write_screening`.
+
+    Parameters
+    ----------
+    run : Run
+        With a sink (the outputs are written here, not returned).
+    ledger : Ledger
+    policy : Policy
+    piece_rows : int
+        Rows per piece.
+    as_of : date, optional
+        Recorded in the summary.
+
+    Returns
+    -------
+    ScreenResult
+        Without ``decisions``, ``outcome`` and ``features`` (written, not kept).
+    """
+    with run.stage("parties_and_enrich"):
+        _, names, countries = consignees(ledger.rows, policy)
+        parties = run.screening_list.screen_policy(names, policy, backend=run.backend, countries=countries)
+        run.parties.keep(policy, parties, countries)
+    stream = run.sink.stream()
+    try:
+        scanned = scan(run, split_rows(ledger.rows, piece_rows), policy, parts=stream, timer=run)
+    finally:
+        with run.stage("write"):
+            stream.close()
+    summary = build_summary(policy, scanned.tally, scanned.carry, ledger.counts, ledger.files, run.timings,
+                            run.csl_path, len(run.screening_list.entries), as_of, backend=run.backend.name)
+    result = ScreenResult(decisions=None, quarantine=ledger.quarantine, summary=summary, ledger=ledger,
+                          outcome=None, tally=scanned.tally, parties=parties, policy=policy)
+    with run.stage("write"):
+        run.sink.table("quarantine.parquet", result.quarantine)
+        run.sink.parties(parties)
+        run.sink.report(screen_report(result))
+    summary["timings_s"] = dict(run.timings)
+    run.sink.json("summary.json", summary)
+    return result
 
 
 def write_screening(sink: Sink, result: ScreenResult, run: Run, *, report: bool = True) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,54 @@ class PartWriter:
         return relative
 
 
+class DecisionStream:
+    """The decisions of consecutive pieces appended to one ``decisions.parquet`` as they finish.
+
+    A writer thread appends each piece as row groups while the next piece is screened; at most
+    one piece waits to be written, so memory holds two pieces at most. :meth:`close` renames the
+    file into place (``.partial`` until then). Same interface as :class:`PartWriter`.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._writer: pq.ParquetWriter | None = None
+        self._schema: pa.Schema | None = None
+        self._helper = ThreadPoolExecutor(max_workers=1)
+        self._pending: Future | None = None
+
+    def write(self, table: pa.Table, index: int) -> str:
+        """Queue piece ``index``'s decisions (pieces come in screening order); returns the file name."""
+        self._wait()
+        self._pending = self._helper.submit(self._append, table)
+        return DECISIONS
+
+    def _append(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._schema = table.schema
+            self._writer = pq.ParquetWriter(
+                _atomic(self.path), table.schema,
+                use_dictionary=[f.name for f in table.schema if pa.types.is_dictionary(f.type)],
+                write_statistics=[c for c in STATISTICS_COLUMNS if c in table.column_names])
+        self._writer.write_table(table if table.schema.equals(self._schema) else table.cast(self._schema))
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def close(self) -> None:
+        """Write what is queued and put the file in place."""
+        try:
+            self._wait()
+        finally:
+            self._helper.shutdown()
+            if self._writer is not None:
+                self._writer.close()
+        if self._writer is None:
+            raise RuntimeError("no decisions were written")  # a scan always writes a piece, empty or not
+        os.replace(_atomic(self.path), self.path)
+
+
 class Sink:
     """The outputs of one run folder (or of one subfolder of it), each written once.
 
@@ -82,6 +131,10 @@ class Sink:
     def table(self, name: str, table: pa.Table) -> None:
         """Write an Arrow table as ``name`` (``decisions.parquet``, ``quarantine.parquet``)."""
         write_output(table, self._claim(name))
+
+    def stream(self) -> DecisionStream:
+        """The writer of consecutive pieces' decisions into one ``decisions.parquet``."""
+        return DecisionStream(self._claim(DECISIONS))
 
     def parts(self) -> PartWriter:
         """The writer of per-piece decisions (``decisions.parquet/``)."""

@@ -7,7 +7,8 @@ from typing import Callable, Iterator
 
 
 class Timings:
-    """Stage timer: seconds per stage name, and the stage names reported as they start.
+    """Stage timer: seconds per stage name (summed when a stage runs more than once, as per piece),
+    and the stage names reported as they start.
 
     Parameters
     ----------
@@ -25,4 +26,4 @@ class Timings:
         self.progress(name)
         start = time.perf_counter()
         yield
-        self.timings[name] = round(time.perf_counter() - start, 4)
+        self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - start, 4)
