@@ -167,7 +167,7 @@ def whole_job(ledger_path: Path, policy, work: Path, repeats: int, oracle_partie
     result = {
         "rows": rows, "policy": policy.id,
         "distinct_consignee_names": duckdb.sql(f"select count(distinct consignee_name) from "
-                                               f"read_parquet('{ledger_path}')").fetchone()[0],
+                                               f"read_parquet('{ledger_path}')").fetchall()[0][0],
         "chipscreen_screen_s": ours, "chipscreen_peak_rss_bytes": peaks,
         "duckdb_script_s": script,
         "chipscreen_rows_per_s": rows / min(ours), "duckdb_script_rows_per_s": rows / min(script),

@@ -100,7 +100,7 @@ def warm_up() -> None:
     call does not pay for importing Numba and loading machine code.
     """
     from kernels.amounts import row_amounts
-    from kernels.identifiers import hash_strings
+    from kernels.identifiers import day_id_order, hash_strings
     from kernels.running_totals import key_totals, running_totals
 
     one = np.ones(1, dtype=np.int64)
@@ -108,3 +108,4 @@ def warm_up() -> None:
     key_totals(np.zeros(1, dtype=np.int64), one, 1)
     row_amounts(one, np.zeros(1, dtype=np.int32), one)
     hash_strings(np.array([0, 1], dtype=np.int32), np.zeros(1, dtype=np.uint8))
+    day_id_order(np.zeros(2, dtype=np.int32), np.array([0, 1, 2], dtype=np.int32), np.zeros(2, dtype=np.uint8))

@@ -46,9 +46,11 @@ def codes_and_values(column: pa.ChunkedArray) -> tuple[np.ndarray, list]:
     """
     if not pa.types.is_dictionary(column.type):
         column = pc.dictionary_encode(column)
-    column = column.unify_dictionaries()
     if column.num_chunks == 0:
         return np.zeros(0, np.int32), []
+    first = column.chunk(0).dictionary
+    if any(not chunk.dictionary.equals(first) for chunk in column.chunks[1:]):
+        column = column.unify_dictionaries()
     values = column.chunk(0).dictionary.to_pylist()
     indices = pa.chunked_array([chunk.indices for chunk in column.chunks], type=column.type.index_type)
     codes = pc.fill_null(indices, -1).to_numpy().astype(np.int32, copy=False)

@@ -64,7 +64,7 @@ def ledger_rows(seed, n):
     return sorted(random_rows(random.Random(seed), n), key=lambda r: (r["ship_date"], r["shipment_id"]))
 
 
-@pytest.mark.parametrize("command", ["screen", "screen --lake", "screen --lake (incremental)",
+@pytest.mark.parametrize("command", ["screen", "screen in pieces", "screen --lake", "screen --lake (incremental)",
                                      "screen --lake --as-of", "audit", "audit a lake", "diff"])
 def test_every_output_file_of_every_command_is_written_exactly_once(tmp_path, monkeypatch, command):
     import datetime as dt
@@ -83,6 +83,8 @@ def test_every_output_file_of_every_command_is_written_exactly_once(tmp_path, mo
         landings = Landings(patch)
         if command == "screen":
             screen_ledgers([ledger], policy, out)
+        elif command == "screen in pieces":
+            screen_ledgers([ledger], policy, out, piece_rows=25)
         elif command.startswith("screen --lake"):
             run = screen_lake(lake, policy, out, scheduler="none",
                               as_of=dt.date(2026, 6, 30) if "as-of" in command else None)
@@ -102,7 +104,60 @@ def test_every_output_file_of_every_command_is_written_exactly_once(tmp_path, mo
                 "diff": {"a", "b", "changes.parquet", "changes.csv", "summary.json", "report.html"}}
     expected["audit a lake"] = expected["audit"]
     assert relative[MARKER] == 1  # the record of what the run wrote, written as it is published
+    expected["screen in pieces"] = screening
     assert {Path(p).parts[0] for p in relative} - {MARKER} == expected.get(command, screening - {"parties.parquet"})
+
+
+def _plain(table):
+    """A table with dictionary columns decoded (row groups and dictionaries differ between writes)."""
+    import pyarrow as pa
+
+    return pa.table({name: (column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column)
+                     for name, column in zip(table.column_names, table.columns)})
+
+
+@pytest.mark.parametrize("policy_id", ["ai-diffusion-2025", "in-force"])
+@pytest.mark.parametrize("piece_rows", [1, 17, 119])
+def test_a_ledger_screened_in_pieces_writes_what_one_piece_writes(tmp_path, policy_id, piece_rows):
+    import json
+
+    policy = load_policy(policy_id)
+    rows = random_rows(random.Random(11), 120)  # unordered, with repeated consignees
+    ledger = write_ledger(rows + [dict(rows[3], quantity="-1", shipment_id="BAD-1")], tmp_path / "ledger.csv")
+    whole = screen_ledgers([ledger], policy, tmp_path / "whole")
+    pieces = screen_ledgers([ledger], policy, tmp_path / "pieces", piece_rows=piece_rows)
+    assert whole.decisions is not None and pieces.decisions is None  # written as they came, not kept
+    assert pieces.summary["rows"]["quarantined"] == 1
+    assert pq.ParquetFile(tmp_path / "pieces" / "decisions.parquet").metadata.num_row_groups == -(-120 // piece_rows)
+    for name in ("decisions.parquet", "parties.parquet", "quarantine.parquet"):
+        a, b = (pq.read_table(tmp_path / folder / name) for folder in ("whole", "pieces"))
+        assert _plain(a).equals(_plain(b)), name
+    a, b = (json.loads((tmp_path / folder / "summary.json").read_text()) for folder in ("whole", "pieces"))
+    for key in ("created", "timings_s"):
+        a.pop(key), b.pop(key)
+    assert a == b
+
+
+def test_a_failed_piece_leaves_the_published_results_whole(tmp_path, monkeypatch):
+    import pipeline.run.scan as scan_module
+
+    policy = load_policy("ai-diffusion-2025")
+    ledger = write_ledger(ledger_rows(3, 60), tmp_path / "ledger.parquet")
+    out = tmp_path / "out"
+    screen_ledgers([ledger], policy, out, piece_rows=20)
+    before = pq.read_table(out / "decisions.parquet")
+    real, calls = scan_module.screen_rows, []
+
+    def failing(rows, *args, **kwargs):
+        calls.append(rows.num_rows)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real(rows, *args, **kwargs)
+
+    monkeypatch.setattr(scan_module, "screen_rows", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        screen_ledgers([ledger], policy, out, piece_rows=20)
+    assert pq.read_table(out / "decisions.parquet").equals(before)
 
 
 def test_a_sink_refuses_to_write_an_output_twice(tmp_path):

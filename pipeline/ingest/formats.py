@@ -15,7 +15,7 @@ import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -333,6 +333,11 @@ class LedgerSource:
     malformed: list
     lines: np.ndarray | None = None
 
+    @property
+    def num_rows(self) -> int:
+        """Rows read from the file (malformed lines aside)."""
+        return self.table.num_rows
+
     def source_rows(self, local: np.ndarray) -> np.ndarray:
         """``source_row`` of rows by position: the row number (CSV, Parquet) or line number (JSON Lines)."""
         local = np.asarray(local, np.int64)
@@ -351,6 +356,94 @@ class LedgerSource:
         return pa.table({name: (_as_text(table.column(name)) if name in table.column_names
                                 else pa.chunked_array([pa.nulls(len(local), pa.string())]))
                          for name in LEDGER_COLUMNS})
+
+
+BATCH_ROWS = 1 << 20
+"""Rows of a Parquet ledger validated at a time (:func:`parquet_batches`): a row group, unless it
+holds more than twice this many rows."""
+
+
+@dataclass
+class ParquetLedger(LedgerSource):
+    """A Parquet ledger read a batch at a time (:func:`parquet_batches`): the rows as read stay in
+    the file, and the few that a quarantine or a duplicate check needs are read back by row group.
+
+    Attributes
+    ----------
+    row_groups : numpy.ndarray
+        First row of each row group, then the number of rows.
+    """
+
+    row_groups: np.ndarray | None = None
+
+    @property
+    def num_rows(self) -> int:
+        """Rows in the file."""
+        return int(self.row_groups[-1])
+
+    def rows_as_read(self, local: np.ndarray) -> pa.Table:
+        """Rows by position in the file (sorted), every ledger column as text, values as read."""
+        local = np.asarray(local, np.int64)
+        if not len(local):
+            return super().rows_as_read(local)
+        parquet = pq.ParquetFile(self.path)
+        present = [c for c in LEDGER_COLUMNS if c in parquet.schema_arrow.names]
+        group = np.searchsorted(self.row_groups, local, side="right") - 1
+        pieces = [parquet.read_row_group(int(g), columns=present).take(pa.array(local[group == g] - self.row_groups[g]))
+                  for g in np.unique(group)]
+        table = pa.concat_tables(pieces)
+        return pa.table({name: (_as_text(table.column(name)) if name in table.column_names
+                                else pa.chunked_array([pa.nulls(len(local), pa.string())]))
+                         for name in LEDGER_COLUMNS})
+
+
+def parquet_batches(path: str | Path) -> tuple[ParquetLedger, Iterator[pa.Table]]:
+    """A Parquet ledger, and its screening columns as read, :data:`BATCH_ROWS` rows at a time.
+
+    Only one batch is held at a time, so a caller that keeps the validated columns alone holds
+    far less than the file as read.
+
+    Raises
+    ------
+    LedgerReadError
+        Missing file, unreadable content, or a required column absent (the batches raise it too,
+        for a damaged page).
+    """
+    path = Path(path)
+    check_path(path)
+    try:
+        schema = pq.read_schema(path)
+        check_parquet_schema(path, schema)
+        present = [c for c in SCREENING_COLUMNS if c in schema.names]
+        dictionary = [c for c in present if c in CATEGORICAL_COLUMNS and pa.types.is_string(schema.field(c).type)]
+        parquet = pq.ParquetFile(path, read_dictionary=dictionary)
+        meta = parquet.metadata
+        starts = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
+    except LedgerReadError:
+        raise
+    except READ_ERRORS as error:
+        raise LedgerReadError(f"{path}: cannot read as parquet: {error}") from None
+    source = ParquetLedger(path=path, format="parquet", table=None,
+                           unread=[c for c in LEDGER_COLUMNS if c in schema.names and c not in SCREENING_COLUMNS],
+                           malformed=[], row_groups=starts)
+
+    def batches() -> Iterator[pa.Table]:
+        try:
+            if not meta.num_rows:
+                yield parquet.schema_arrow.empty_table().select(present)
+            for group in range(meta.num_row_groups):  # a row group at a time where it is not too large
+                if meta.row_group(group).num_rows <= 2 * BATCH_ROWS:
+                    parts = [parquet.read_row_group(group, columns=present)]
+                else:
+                    parts = (pa.Table.from_batches([batch]) for batch in
+                             parquet.iter_batches(batch_size=BATCH_ROWS, row_groups=[group], columns=present))
+                for part in parts:
+                    part.validate(full=True)  # damaged pages can decode into bad UTF-8 or dictionary codes
+                    yield part
+        except READ_ERRORS as error:
+            raise LedgerReadError(f"{path}: cannot read as parquet: {error}") from None
+
+    return source, batches()
 
 
 def read_ledger_file(path: str | Path) -> LedgerSource:

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.ingest.formats import LedgerSource, read_ledger_file
+from pipeline.ingest.formats import LedgerSource, ledger_format, parquet_batches, read_ledger_file
 from pipeline.ingest.order import _is_identity, _other_columns, _resolve_duplicates, _rows_as_read, _screening_order
 from pipeline.ingest.schema import _REASON_TEXTS, LEDGER_COLUMNS, SCREENING_COLUMNS, LedgerReadError
 from pipeline.ingest.validate import _validate
@@ -91,21 +91,31 @@ def read_ledgers(paths: Sequence[str | Path], *, as_of: dt.date | None = None,
 
     for path in paths:
         note(f"reading {Path(path).name}")
-        source = read_ledger_file(path)
-        lap("read")
-        columns, reasons = _validate(source.table)
-        lap("validate")
-        parts.append(columns)
-        reason_parts.append(reasons)
+        if _is_parquet(path):  # a batch at a time: only the validated columns are kept
+            source, batches = parquet_batches(path)
+            for batch in batches:
+                lap("read")
+                columns, reasons = _validate(batch)
+                lap("validate")
+                parts.append(columns)
+                reason_parts.append(reasons)
+        else:
+            source = read_ledger_file(path)
+            lap("read")
+            columns, reasons = _validate(source.table)
+            lap("validate")
+            parts.append(columns)
+            reason_parts.append(reasons)
         sources.append(source)
         files.append({"path": str(path), "format": source.format, "bytes": Path(path).stat().st_size,
-                      "rows_read": source.table.num_rows + len(source.malformed),
+                      "rows_read": source.num_rows + len(source.malformed),
                       "malformed_lines": len(source.malformed)})
     note("checking duplicates and order")
     columns = {name: pa.chunked_array([c for part in parts for c in part[name].chunks], type=parts[0][name].type)
                for name in SCREENING_COLUMNS}
+    del parts  # the columns hold the batches' chunks now
     reasons = np.concatenate(reason_parts)
-    starts = np.cumsum([0] + [s.table.num_rows for s in sources])[:-1]
+    starts = np.cumsum([0] + [s.num_rows for s in sources])[:-1]
     accepted = np.flatnonzero(reasons == 0)
     order, distinct = _screening_order(columns["ship_date"], columns["shipment_id"], accepted)
     if not distinct:
@@ -118,9 +128,8 @@ def read_ledgers(paths: Sequence[str | Path], *, as_of: dt.date | None = None,
         within = days <= (as_of - dt.date(1970, 1, 1)).days
         excluded = int((~within).sum())
         order = order[within]
-    rows = pa.table({name: columns[name] for name in SCREENING_COLUMNS})
-    if not _is_identity(order, rows.num_rows):
-        rows = rows.take(pa.array(order))
+    gather = None if _is_identity(order, len(reasons)) else order
+    rows = pa.table({name: _in_order(columns.pop(name), gather) for name in SCREENING_COLUMNS})  # one at a time
     bad = np.flatnonzero(reasons)
     quarantine = _quarantine_table(sources, starts, reasons, bad)
     rows_read = sum(f["rows_read"] for f in files)
@@ -133,6 +142,28 @@ def read_ledgers(paths: Sequence[str | Path], *, as_of: dt.date | None = None,
     lap("order")
     return Ledger(rows=rows, quarantine=quarantine, counts=counts, files=files,
                   seconds={stage: round(value, 4) for stage, value in seconds.items()})
+
+
+def _in_order(column: pa.ChunkedArray, order: np.ndarray | None) -> pa.ChunkedArray:
+    """A column with its rows taken in ``order`` (None: as they are); a dictionary column gets one
+    dictionary for all its rows (the batches and files each had their own), so pieces of it need
+    no unifying again."""
+    if pa.types.is_dictionary(column.type):
+        column = column.unify_dictionaries()
+        if order is None or not column.num_chunks:
+            return column
+        indices = pa.chunked_array([chunk.indices for chunk in column.chunks], type=column.type.index_type)
+        codes = pc.fill_null(indices, -1).to_numpy()[order]
+        return pa.chunked_array([pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0),
+                                                                column.chunk(0).dictionary)])
+    return column if order is None else pa.chunked_array([column.combine_chunks().take(pa.array(order))])
+
+
+def _is_parquet(path: str | Path) -> bool:
+    try:
+        return ledger_format(Path(path)) == "parquet"
+    except LedgerReadError:
+        return False  # read_ledger_file says why
 
 
 def _quarantine_table(sources: list[LedgerSource], starts: np.ndarray, reasons: np.ndarray,

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kernels.identifiers import hash_strings
+from kernels.identifiers import day_id_order, hash_strings
 from pipeline.ingest.formats import LedgerSource
 from pipeline.ingest.schema import (LEDGER_COLUMNS, REASON_CONFLICT, REASON_EXACT_DUPLICATE, SCREENING_COLUMNS,
                                     reason_code)
@@ -88,6 +88,9 @@ def _is_identity(rows: np.ndarray, n: int) -> bool:
 def _screening_order(ship_date: pa.ChunkedArray, ids: pa.ChunkedArray, rows: np.ndarray) -> tuple[np.ndarray, bool]:
     """``rows`` reordered by (ship_date, shipment_id); a linear check skips the sort for ordered input.
 
+    Unordered input is put in order by day first, the ids breaking ties within a day only
+    (:func:`kernels.identifiers.day_id_order`), never by a sort of the whole id column.
+
     Returns the order and whether the ids are already known to be distinct (strictly increasing
     along the order), which spares the duplicate search.
     """
@@ -96,7 +99,7 @@ def _screening_order(ship_date: pa.ChunkedArray, ids: pa.ChunkedArray, rows: np.
     everything = _is_identity(rows, len(ids))  # no gathers needed
     days = pc.cast(ship_date, pa.int32()).to_numpy()
     days = days if everything else days[rows]
-    id_values = (ids if everything else ids.take(pa.array(rows))).combine_chunks()
+    id_values = ids if everything else ids.take(pa.array(rows))  # compared chunk by chunk: no copy
     step = np.diff(days)
     if (step >= 0).all():
         if pc.all(pc.less(id_values[:-1], id_values[1:])).as_py():
@@ -104,5 +107,7 @@ def _screening_order(ship_date: pa.ChunkedArray, ids: pa.ChunkedArray, rows: np.
         ids_ordered = pc.less_equal(id_values[:-1], id_values[1:]).to_numpy(zero_copy_only=False)
         if ((step > 0) | ids_ordered).all():
             return rows, False
-    table = pa.table({"d": pa.array(days), "i": id_values})
-    return rows[pc.sort_indices(table, [("d", "ascending"), ("i", "ascending")]).to_numpy()], False
+    ids = id_values.combine_chunks()
+    offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32)[ids.offset: ids.offset + len(ids) + 1]
+    data = np.frombuffer(ids.buffers()[2], dtype=np.uint8) if ids.buffers()[2] is not None else np.zeros(0, np.uint8)
+    return rows[day_id_order(days, offsets, data)], False

@@ -217,8 +217,12 @@ def _parse_quantities(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
 def _tpp_overflows(sku: pa.ChunkedArray, quantity: np.ndarray) -> np.ndarray:
     """Rows whose quantity times the catalog unit TPP of their SKU passes int64."""
     unit_of = load_catalog().set_index("sku")["unit_tpp"]
-    unit = _per_row(sku, lambda values: unit_of.reindex(values).fillna(0).to_numpy(np.int64), np.int64(0))
-    return (unit > 0) & (quantity > INT64_MAX // np.maximum(unit, 1))
+
+    def most(values: list) -> np.ndarray:  # the largest quantity each SKU's TPP stays within int64 at
+        units = unit_of.reindex(values).fillna(0).to_numpy(np.int64)
+        return np.where(units > 0, INT64_MAX // np.maximum(units, 1), INT64_MAX)
+
+    return quantity > _per_row(sku, most, np.int64(INT64_MAX))
 
 
 def _validate(table: pa.Table) -> tuple[dict[str, pa.ChunkedArray], np.ndarray]:
