@@ -195,6 +195,20 @@ def whole_job(ledger_path: Path, policy, work: Path, repeats: int, oracle_partie
     return result
 
 
+def large_file(ledger_path: Path, policy, work: Path) -> dict:
+    """One ``chipscreen screen`` of a large single file (no lake): wall time, peak RSS, stage timings."""
+    chipscreen = Path(sys.executable).with_name("chipscreen")
+    command = [str(chipscreen), "screen", str(ledger_path), "--policy", policy.id, "--out", str(work / "out-large"),
+               "--quiet"]
+    seconds, peak = _peak_rss_run(command)
+    summary = json.loads((work / "out-large" / "summary.json").read_text())
+    rows = summary["rows"]["rows_read"]
+    return {"rows": rows, "command": "chipscreen screen LEDGER --policy " + policy.id + " --out OUT --quiet",
+            "seconds": seconds, "rows_per_s": rows / seconds, "peak_rss_bytes": peak,
+            "peak_rss_gb_per_10m_rows": peak / 2**30 / (rows / 1e7), "stage_s": summary["timings_s"],
+            "decisions": summary["decisions"]}
+
+
 def make_ledger(work: Path, rows: int, seed: int, variant: str) -> Path:
     """The benchmark ledger of a variant: ``sorted`` (as generated), ``shuffled`` (rows permuted on
     disk) or ``names`` (1M distinct consignees)."""
@@ -226,7 +240,21 @@ def main() -> None:
                         help="Comma-separated: sorted, shuffled (rows permuted on disk), names (1M consignees).")
     parser.add_argument("--kernel-stage", action="store_true", help="Also time the running totals against pandas.")
     parser.add_argument("--oracle", action="store_true", help="Also time the SQL oracle (checks decision counts).")
+    parser.add_argument("--large", type=int, default=0, metavar="ROWS",
+                        help="Only screen one generated single file of ROWS rows (e.g. 100000000): time and peak RSS.")
     args = parser.parse_args()
+    if args.large:
+        args.work.mkdir(parents=True, exist_ok=True)
+        policy = load_policy(args.policy)
+        stamp = dt.datetime.now(dt.timezone.utc)
+        result = {"benchmark": "screen-large-file-cpu", "date": stamp.isoformat(timespec="seconds"),
+                  "commit": commit(), "machine": machine(),
+                  "large_file": large_file(make_ledger(args.work, args.large, args.seed, "sorted"), policy, args.work)}
+        print(json.dumps(result["large_file"], indent=1))
+        name = f"screen-large-file-cpu-{args.large}-{stamp:%Y%m%d}.json"
+        (ROOT / "benchmarks" / "results" / name).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {ROOT / 'benchmarks' / 'results' / name}")
+        return
 
     args.work.mkdir(parents=True, exist_ok=True)
     policy = load_policy(args.policy)

@@ -35,7 +35,7 @@ def day_number(day: dt.date) -> int:
 
 
 def codes_and_values(column: pa.ChunkedArray) -> tuple[np.ndarray, list]:
-    """Dictionary codes (int32, ``-1`` for null) and distinct values of a text column.
+    """Dictionary codes (int32, ``-1`` for null) and the distinct values the rows use, of a text column.
 
     Examples
     --------
@@ -51,10 +51,17 @@ def codes_and_values(column: pa.ChunkedArray) -> tuple[np.ndarray, list]:
     first = column.chunk(0).dictionary
     if any(not chunk.dictionary.equals(first) for chunk in column.chunks[1:]):
         column = column.unify_dictionaries()
-    values = column.chunk(0).dictionary.to_pylist()
+    dictionary = column.chunk(0).dictionary
     indices = pa.chunked_array([chunk.indices for chunk in column.chunks], type=column.type.index_type)
     codes = pc.fill_null(indices, -1).to_numpy().astype(np.int32, copy=False)
-    return codes, values
+    used = np.zeros(len(dictionary) + 1, bool)  # last slot: null
+    used[codes] = True
+    used = used[:-1]
+    if used.all():
+        return codes, dictionary.to_pylist()
+    # A piece of a ledger shares the whole ledger's dictionary: keep only the values its rows use.
+    renumber = np.append(np.cumsum(used) - 1, -1).astype(np.int32)
+    return renumber[codes], dictionary.filter(pa.array(used)).to_pylist()
 
 
 @dataclass

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.identifiers import hash_strings
+from kernels.identifiers import day_id_order, hash_strings
 from kernels.running_totals import TotalsOverflowError, key_totals, over_limit, running_totals
 
 
@@ -106,3 +106,25 @@ def test_row_amounts_gather_multiply_and_refuse_overflow():
         row_amounts(unit, np.array([0, 1]), np.array([1, limit + 1]))
     with pytest.raises(AmountOverflowError):
         row_amounts(unit, np.array([0]), np.array([0]))
+
+
+def _arrow_day_id_order(days, ids):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = pa.table({"d": pa.array(days, pa.int32()), "i": pa.array(ids, pa.string())})
+    return pc.sort_indices(table, [("d", "ascending"), ("i", "ascending")]).to_numpy()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(-3, 3), st.sampled_from(["", "SHP-", "SHP-0000000", "ORDER/2025/"]),
+                          st.text(alphabet="09aZé\x00ß-", max_size=14)), max_size=80))
+def test_day_id_order_is_a_stable_sort_by_day_then_id_bytes(rows):
+    """The ordering kernel against Arrow's stable sort: shared prefixes longer than its 8-byte key,
+    prefixes of each other, repeated ids, non-ASCII and NUL bytes, negative days."""
+    days = np.array([d for d, _, _ in rows], np.int32)
+    ids = [prefix + tail for _, prefix, tail in rows]
+    encoded = [i.encode() for i in ids]
+    offsets = np.cumsum([0] + [len(e) for e in encoded])
+    data = np.frombuffer(b"".join(encoded), np.uint8)
+    assert day_id_order(days, offsets, data).tolist() == _arrow_day_id_order(days, ids).tolist()

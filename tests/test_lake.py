@@ -277,3 +277,31 @@ def test_a_csv_ledger_streams_in_small_blocks_with_the_same_result(tmp_path, mon
     key = ["source_row", "reason"]
     assert many.quarantine().sort_by([(k, "ascending") for k in key]).select(key).equals(
         one.quarantine().sort_by([(k, "ascending") for k in key]).select(key))
+
+
+def test_duplicate_checks_give_the_same_lake_in_many_hash_buckets(tmp_path, monkeypatch, generated):
+    """Ingest holds one id-hash bucket at a time: with buckets of a few rows (thousands of them) the
+    repeats within a call, the no-ops, supersedes and conflicts against the lake come out the same."""
+    import pipeline.lake.dedupe as dedupe
+
+    whole, _, parts = generated  # `whole` has exact duplicates and conflicting repeats
+    history = [shipment(f"H{i}", "2025-05-20", status="pending" if i % 3 == 0 else "shipped") for i in range(40)]
+    tonight = ([dict(history[i], status="shipped", ship_date="2025-05-21") for i in range(0, 40, 3)]  # supersede
+               + [history[1], dict(history[2], quantity=99), dict(history[4], status="pending")]  # no-op, conflicts
+               + [shipment(f"N{i}", "2025-06-02") for i in range(20)] + [shipment("N1", "2025-06-03")])
+    calls = [[whole, parts[0]], [write_ledger(history, tmp_path / "history.csv")],
+             [write_ledger(tonight, tmp_path / "tonight.csv")], [whole]]
+
+    def run(lake):
+        return [ingest(paths, lake).counts for paths in calls]
+
+    few = run(tmp_path / "one-bucket")
+    monkeypatch.setattr(dedupe, "BUCKET_ROWS", 3)
+    assert dedupe.bucket_bits(6000) == 11
+    many = run(tmp_path / "many-buckets")
+    assert many == few
+    assert few[2]["superseded"] == 14 and few[2]["duplicates"] == 1 and few[3]["duplicates"] > 0
+    assert set(few[2]["by_reason"]) == {REASON_LAKE_CONFLICT, REASON_ALREADY_SHIPPED, REASON_CONFLICT}
+    one, split = Lake.open(tmp_path / "one-bucket"), Lake.open(tmp_path / "many-buckets")
+    assert [p.sha256 for p in split.partitions] == [p.sha256 for p in one.partitions]
+    assert split.quarantine().equals(one.quarantine())

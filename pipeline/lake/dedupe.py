@@ -2,10 +2,12 @@
 
 Hashes only nominate candidates; ids are compared as strings. The lake's rules: the same id
 with identical content is a no-op, a ``shipped`` row replaces a ``pending`` one, any other
-difference is quarantined.
+difference is quarantined. Both sides are spilled to buckets of the id hash
+(:class:`HashBuckets`) and checked a bucket at a time, so memory does not grow with the rows.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,126 +25,192 @@ _NO_OP = -1
 """Reason slot of a row identical to one already in the lake (neither added nor quarantined)."""
 
 
-def _spilled_ids(spills: dict, rows: np.ndarray, n: int) -> pa.Array:
-    """shipment_id of the given global rows (sorted, unique), read back from the spill files."""
-    wanted = np.zeros(n, dtype=bool)
-    wanted[rows] = True
-    found_rows, found_ids = [], []
-    for path in spills.values():
-        part = pq.read_table(path, columns=["shipment_id", "_row"])
-        numbers = part.column("_row").to_numpy()
-        mask = wanted[numbers]
-        if mask.any():
-            found_rows.append(numbers[mask])
-            found_ids.append(part.column("shipment_id").filter(pa.array(mask)))
-    numbers = np.concatenate(found_rows)
-    ids = pa.chunked_array([c for piece in found_ids for c in piece.chunks], pa.string()).combine_chunks()
-    order = np.argsort(numbers, kind="stable")
-    if not np.array_equal(numbers[order], rows):
-        raise AssertionError("spilled rows missing")
-    return ids.take(pa.array(order))
+BUCKET_ROWS = 4_000_000
+"""Entries (this call's rows and the lake's) per id-hash bucket that the duplicate checks hold at
+once, about 50 bytes each: memory stays bounded however many rows a call or a lake holds."""
+HASH_SCHEMA = pa.schema([("id_hash", pa.uint64()), ("row_hash", pa.uint64()), ("shipped", pa.bool_()),
+                         ("row", pa.int64()), ("month", pa.int32()), ("shipment_id", pa.string())])
+"""A bucket entry: hashes, shipped, and for this call's rows the global row and its month; for the
+lake's, the position in the partition and the partition's number in the manifest."""
 
 
-def _resolve_repeats(reasons: np.ndarray, id_hash: np.ndarray, row_hash: np.ndarray, spills: dict) -> None:
-    """Quarantine repeated shipment ids among this call's accepted rows (see :func:`read_ledgers`).
+def bucket_bits(entries: int) -> int:
+    """Id-hash bits that pick a bucket: about :data:`BUCKET_ROWS` entries per bucket (0: one bucket)."""
+    buckets = max(1, -(-int(entries) // BUCKET_ROWS))
+    return min(int(np.ceil(np.log2(buckets))), 12)
 
-    Exact repeats keep their first copy (file order); ids repeated with different content are
-    quarantined entirely. Hashes only nominate candidates; ids are compared as strings.
+
+class HashBuckets:
+    """Entries of :data:`HASH_SCHEMA` spilled to one Parquet file per bucket of the id hash's top bits.
+
+    Parameters
+    ----------
+    folder : Path
+        The staging folder of the ingest.
+    name : str
+        File name prefix (``new``, ``lake``).
+    bits : int
+        See :func:`bucket_bits`.
     """
-    accepted = np.flatnonzero(reasons == 0)
-    hashes = id_hash[accepted]
-    ordered = np.sort(hashes)
-    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
-    if not len(repeated):
+
+    def __init__(self, folder: Path, name: str, bits: int):
+        self.folder, self.name, self.bits = folder, name, bits
+        self._writers: dict[int, pq.ParquetWriter] = {}
+
+    def _path(self, bucket: int) -> Path:
+        return self.folder / f"{self.name}-{bucket:04d}.parquet"
+
+    def add(self, table: pa.Table) -> None:
+        """Spill entries (a table of :data:`HASH_SCHEMA`)."""
+        if not table.num_rows:
+            return
+        hashes = table.column("id_hash").to_numpy()
+        bucket = (hashes >> np.uint64(64 - self.bits)).astype(np.int64) if self.bits else np.zeros(len(hashes), np.int64)
+        order = np.argsort(bucket, kind="stable")
+        ordered = bucket[order]
+        bounds = np.flatnonzero(np.diff(ordered)) + 1
+        for begin, end in zip(np.r_[0, bounds], np.r_[bounds, len(order)]):
+            number = int(ordered[begin])
+            if number not in self._writers:
+                self._writers[number] = pq.ParquetWriter(self._path(number), HASH_SCHEMA, compression="none")
+            self._writers[number].write_table(table.take(pa.array(order[begin:end])))
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+
+    def __len__(self) -> int:
+        return 1 << self.bits
+
+    def read(self, bucket: int) -> pa.Table:
+        """The entries of one bucket (none: an empty table)."""
+        if bucket not in self._writers:
+            return HASH_SCHEMA.empty_table()
+        return pq.read_table(self._path(bucket)).combine_chunks()
+
+
+@dataclass
+class Rejections:
+    """What the duplicate checks decided, bucket after bucket (all sparse: repeats are few).
+
+    Attributes
+    ----------
+    rows, reasons : list of ndarray
+        Global rows rejected after streaming and their reason codes (``_NO_OP``: already in the lake).
+    removals : dict
+        Month (int, months since 1970-01) → shipment ids of pending lake rows that shipped rows replace.
+    superseded : int
+    kept_months : set of int
+        Months with at least one row of this call still accepted.
+    """
+
+    rows: list = field(default_factory=list)
+    reasons: list = field(default_factory=list)
+    removals: dict = field(default_factory=dict)
+    superseded: int = 0
+    kept_months: set = field(default_factory=set)
+
+    def reject(self, rows: np.ndarray, reason: int) -> None:
+        if len(rows):
+            self.rows.append(np.asarray(rows, np.int64))
+            self.reasons.append(np.full(len(rows), reason, np.int16))
+
+    def rejected(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rejected rows (sorted) and their reasons."""
+        rows = np.concatenate(self.rows) if self.rows else np.zeros(0, np.int64)
+        reasons = np.concatenate(self.reasons) if self.reasons else np.zeros(0, np.int16)
+        order = np.argsort(rows, kind="stable")
+        return rows[order], reasons[order]
+
+
+def check_duplicates(new: HashBuckets, lake: HashBuckets, months: list[int]) -> Rejections:
+    """Repeated shipment ids among this call's accepted rows, then against the lake, bucket by bucket.
+
+    Within the call (as :func:`pipeline.ingest.read_ledgers` resolves them): exact repeats keep
+    their first copy (file order); ids repeated with different content are quarantined
+    entirely. Against the lake: the same id with identical content is a no-op, a ``shipped`` row
+    replaces a ``pending`` one, any other difference is quarantined. Hashes only nominate
+    candidates; ids are compared as strings. ``months`` maps a lake entry's partition number to
+    its month.
+    """
+    out = Rejections()
+    for bucket in range(len(new)):
+        _check_bucket(new.read(bucket), lake.read(bucket), months, out)
+    return out
+
+
+def _check_bucket(new: pa.Table, lake: pa.Table, months: list[int], out: Rejections) -> None:
+    if not new.num_rows:
         return
-    candidates = accepted[np.isin(hashes, repeated)]
-    frame = pd.DataFrame({"row": candidates, "id": _spilled_ids(spills, candidates, len(reasons)).to_pandas(),
-                          "content": row_hash[candidates]})
-    for _, group in frame.groupby("id", sort=False):
-        if len(group) < 2:
-            continue  # a hash collision, not a repeat
-        rows = group["row"].to_numpy()
-        if (group["content"] == group["content"].iloc[0]).all():
-            reasons[rows[1:]] = reason_code(REASON_EXACT_DUPLICATE)
-        else:
-            reasons[rows] = reason_code(REASON_CONFLICT)
+    rows = new.column("row").to_numpy()
+    id_hash, row_hash = new.column("id_hash").to_numpy(), new.column("row_hash").to_numpy()
+    alive = np.ones(new.num_rows, bool)
+    # ---- within this call
+    ordered = np.sort(id_hash)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    if len(repeated):
+        candidates = np.flatnonzero(np.isin(id_hash, repeated))
+        candidates = candidates[np.argsort(rows[candidates], kind="stable")]  # file order
+        frame = pd.DataFrame({"at": candidates, "id": new.column("shipment_id").take(pa.array(candidates)).to_pandas(),
+                              "content": row_hash[candidates]})
+        for _, group in frame.groupby("id", sort=False):
+            if len(group) < 2:
+                continue  # a hash collision, not a repeat
+            at = group["at"].to_numpy()
+            if (group["content"] == group["content"].iloc[0]).all():
+                out.reject(rows[at[1:]], reason_code(REASON_EXACT_DUPLICATE))
+                alive[at[1:]] = False
+            else:
+                out.reject(rows[at], reason_code(REASON_CONFLICT))
+                alive[at] = False
+    # ---- against the lake
+    if lake.num_rows and alive.any():
+        lake_hash = lake.column("id_hash").to_numpy()
+        live = np.flatnonzero(alive)
+        order = np.argsort(lake_hash, kind="stable")
+        sorted_hash = lake_hash[order]
+        low = np.searchsorted(sorted_hash, id_hash[live], "left")
+        width = np.searchsorted(sorted_hash, id_hash[live], "right") - low
+        if width.any():
+            mine = np.repeat(live, width)  # every (new entry, lake entry) pair of equal id hashes
+            first = np.repeat(np.cumsum(width) - width, width)
+            theirs = order[np.repeat(low, width) + (np.arange(len(mine)) - first)]
+            same = pc.equal(new.column("shipment_id").take(pa.array(mine)),
+                            lake.column("shipment_id").take(pa.array(theirs))).to_numpy(zero_copy_only=False)
+            mine, theirs = mine[same], theirs[same]
+            shipped, lake_shipped = new.column("shipped").to_numpy(zero_copy_only=False), \
+                lake.column("shipped").to_numpy(zero_copy_only=False)
+            identical = row_hash[mine] == lake.column("row_hash").to_numpy()[theirs]
+            out.reject(rows[mine[identical]], _NO_OP)
+            alive[mine[identical]] = False
+            mine, theirs = mine[~identical], theirs[~identical]
+            replace = shipped[mine] & ~lake_shipped[theirs]
+            late_pending = lake_shipped[theirs] & ~shipped[mine]
+            out.reject(rows[mine[late_pending]], reason_code(REASON_ALREADY_SHIPPED))
+            out.reject(rows[mine[~replace & ~late_pending]], reason_code(REASON_LAKE_CONFLICT))
+            alive[mine[~replace]] = False
+            theirs = theirs[replace]
+            out.superseded += len(theirs)
+            numbers = lake.column("month").to_numpy()[theirs]
+            ids = lake.column("shipment_id").take(pa.array(theirs))
+            for number in np.unique(numbers):
+                month = months[int(number)]
+                out.removals.setdefault(month, []).append(ids.filter(pa.array(numbers == number)))
+    out.kept_months.update(np.unique(new.column("month").to_numpy()[alive]).tolist())
 
 
-def _match_lake(lake_dir: Path, manifest: dict, reasons: np.ndarray, id_hash: np.ndarray, row_hash: np.ndarray,
-                shipped: np.ndarray, spills: dict) -> tuple[dict[int, pa.Array], int]:
-    """Compare this call's accepted rows with the lake's id index; mark no-ops, supersedes, conflicts.
-
-    Returns the ids to remove per partition month (pending rows superseded) and their count.
-    """
-    if not manifest["partitions"]:
-        return {}, 0
-    accepted = np.flatnonzero(reasons == 0)
-    if not len(accepted):
-        return {}, 0
-    lake_hash, lake_rows, lake_shipped, starts = [], [], [], [0]
+def lake_buckets(lake_dir: Path, manifest: dict, buckets: HashBuckets) -> list[int]:
+    """Spill the lake's id index into ``buckets``, a partition at a time; the month of each partition."""
+    months = []
     for number, part in enumerate(manifest["partitions"]):
-        index = _read_index_entry(lake_dir, manifest, part, ["id_hash", "row_hash", "shipped"])
-        lake_hash.append(index.column("id_hash").to_numpy())
-        lake_rows.append(index.column("row_hash").to_numpy())
-        lake_shipped.append(index.column("shipped").to_numpy(zero_copy_only=False))
-        starts.append(starts[-1] + index.num_rows)
-    lake_hash, lake_rows = np.concatenate(lake_hash), np.concatenate(lake_rows)
-    lake_shipped, starts = np.concatenate(lake_shipped), np.array(starts)
-    hashes = id_hash[accepted]
-    # Sort the (few) new hashes, not the lake's: keep only lake entries whose hash is among them.
-    sorted_new = np.sort(hashes)
-    at = np.minimum(np.searchsorted(sorted_new, lake_hash), len(sorted_new) - 1)
-    candidates = np.flatnonzero(sorted_new[at] == lake_hash)
-    order = candidates[np.argsort(lake_hash[candidates], kind="stable")]
-    sorted_hash = lake_hash[order]
-    low = np.searchsorted(sorted_hash, hashes, "left")
-    high = np.searchsorted(sorted_hash, hashes, "right")
-    width = high - low
-    if not width.any():
-        return {}, 0
-    # Every (new row, lake entry) pair with equal id hashes; the strings decide.
-    new = np.repeat(accepted, width)
-    first = np.repeat(np.cumsum(width) - width, width)
-    entry = order[np.repeat(low, width) + (np.arange(len(new)) - first)]
-    pair_order = np.argsort(new, kind="stable")
-    new, entry = new[pair_order], entry[pair_order]
-    unique_new, inverse = np.unique(new, return_inverse=True)
-    new_ids = _spilled_ids(spills, unique_new, len(reasons)).take(pa.array(inverse))
-    lake_ids = _index_ids(lake_dir, manifest, entry, starts)
-    same = pc.equal(new_ids, lake_ids).to_numpy(zero_copy_only=False)
-    new, entry = new[same], entry[same]
-    identical = row_hash[new] == lake_rows[entry]
-    reasons[new[identical]] = _NO_OP
-    new, entry = new[~identical], entry[~identical]
-    replace = shipped[new] & ~lake_shipped[entry]
-    reasons[new[~replace & lake_shipped[entry] & ~shipped[new]]] = reason_code(REASON_ALREADY_SHIPPED)
-    reasons[new[~replace & ~(lake_shipped[entry] & ~shipped[new])]] = reason_code(REASON_LAKE_CONFLICT)
-    removals: dict[int, pa.Array] = {}
-    entry = entry[replace]
-    if len(entry):
-        owner = np.searchsorted(starts, entry, side="right") - 1
-        ids = _index_ids(lake_dir, manifest, entry, starts)
-        for number in np.unique(owner):
-            month = int(np.datetime64(manifest["partitions"][number]["key"], "M").astype(np.int32))
-            removals[month] = ids.filter(pa.array(owner == number))
-    return removals, int(len(entry))
-
-
-def _index_ids(lake_dir: Path, manifest: dict, entries: np.ndarray, starts: np.ndarray) -> pa.Array:
-    """shipment_id of lake index entries (global positions over the partitions in manifest order)."""
-    owner = np.searchsorted(starts, entries, side="right") - 1
-    pieces, positions = [], []
-    for number in np.unique(owner):
-        ids = _read_index_entry(lake_dir, manifest, manifest["partitions"][number], ["shipment_id"])
-        where = np.flatnonzero(owner == number)
-        pieces.append(ids.column("shipment_id").take(pa.array(entries[where] - starts[number])))
-        positions.append(where)
-    if not pieces:
-        return pa.array([], pa.string())
-    gathered = pa.chunked_array([c for p in pieces for c in p.chunks], pa.string()).combine_chunks()
-    inverse = np.empty(len(entries), dtype=np.int64)
-    inverse[np.concatenate(positions)] = np.arange(len(entries))
-    return gathered.take(pa.array(inverse))
+        months.append(int(np.datetime64(part["key"], "M").astype(np.int32)))
+        index = _read_index_entry(lake_dir, manifest, part, ["shipment_id", "id_hash", "row_hash", "shipped"])
+        buckets.add(pa.table({
+            "id_hash": index.column("id_hash"), "row_hash": index.column("row_hash"),
+            "shipped": index.column("shipped"), "row": pa.array(np.arange(index.num_rows, dtype=np.int64)),
+            "month": pa.array(np.full(index.num_rows, number, np.int32)),
+            "shipment_id": index.column("shipment_id").cast(pa.string())}, schema=HASH_SCHEMA))
+    return months
 
 
 def _new_quarantine_rows(lake_dir: Path, manifest: dict, quarantine: pa.Table) -> pa.Table:

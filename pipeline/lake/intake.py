@@ -1,6 +1,7 @@
 """Ingest: validate ledger files, stage month partitions, then commit a new manifest.
 
-Peak memory is about 30 bytes per input row; accepted rows are spilled per month to the
+Memory is bounded by one input batch, one id-hash bucket (:mod:`pipeline.lake.dedupe`) and one
+month partition, whatever the number of rows; accepted rows are spilled per month to the
 staging folder, and the only commit point is the replacement of ``manifest.json``.
 """
 from __future__ import annotations
@@ -19,10 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.ingest.formats import file_digest
+from pipeline.ingest.formats import file_digest, ledger_format
 from pipeline.ingest.schema import _REASON_TEXTS, CATEGORICAL_COLUMNS, LEDGER_COLUMNS, LedgerReadError
 from pipeline.ingest.validate import _categorical, _validate
-from pipeline.lake.dedupe import _NO_OP, _match_lake, _new_quarantine_rows, _resolve_repeats
+from pipeline.lake.dedupe import HASH_SCHEMA, HashBuckets, _new_quarantine_rows, bucket_bits, check_duplicates, lake_buckets
 from pipeline.lake.hashing import _column_hashes, _row_hashes
 from pipeline.lake.manifest import (LAKE_FORMAT, LAKE_VERSION, LOCK, MANIFEST, STAGING, LakeError, _clean_leftovers,
                                     _empty_manifest, _file_facts, _fsync_dir, _Lock, _month_key, _now, _retire,
@@ -102,8 +103,10 @@ def ingest(paths: Sequence[str | Path], lake_dir: str | Path, *,
 
     Notes
     -----
-    Peak memory is about 30 bytes per input row (hashes and flags) plus one month partition
-    and one input batch. The only commit point is the replacement of ``manifest.json``.
+    Peak memory: one input batch, one bucket of about
+    :data:`pipeline.lake.dedupe.BUCKET_ROWS` id-hash entries (this call's and the lake's), and one
+    month partition; it does not grow with the rows read (only with the rows rejected as
+    repeats, a few bytes each). The only commit point is the replacement of ``manifest.json``.
     """
     started = time.perf_counter()
     lake_dir = Path(lake_dir)
@@ -140,14 +143,28 @@ def _committed_generation(lake_dir: Path) -> int | None:
         return None
 
 
+def _estimated_rows(paths) -> int:
+    """Rows the files probably hold: Parquet's own count, else one per 60 bytes (an overestimate)."""
+    total = 0
+    for path in map(Path, paths):
+        try:
+            total += pq.ParquetFile(path).metadata.num_rows if ledger_format(path) == "parquet" \
+                else path.stat().st_size // 60
+        except (OSError, LedgerReadError, pa.ArrowException):
+            continue  # reading the file says what is wrong with it
+    return total
+
+
 def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> IngestReport:
-    # ---- pass 1: stream, validate, hash, spill accepted rows per month
+    # ---- pass 1: stream, validate, hash, spill accepted rows per month and their ids per hash bucket
     sources: list[_Source] = []
-    reasons_parts, id_parts, row_parts, shipped_parts, month_parts = [], [], [], [], []
     quarantine_parts: list[pa.Table] = []
     writers: dict[int, pq.ParquetWriter] = {}
-    spill_schema = STORED_SCHEMA.append(pa.field("_row", pa.int64()))
-    total = 0
+    spill_schema = STORED_SCHEMA.append(pa.field("_row", pa.int64())).append(
+        pa.field("_id_hash", pa.uint64())).append(pa.field("_row_hash", pa.uint64()))
+    bits = bucket_bits(_estimated_rows(paths) + manifest["counts"]["rows"])
+    new_buckets = HashBuckets(staging, "new", bits)
+    total = invalid = 0
     try:
         for path in map(Path, paths):
             source = _open_source(path, total)
@@ -162,6 +179,7 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
                         columns[name] = _categorical(column, lambda a: a)
                 table = pa.table({c: columns[c].cast(STORED_SCHEMA.field(c).type) for c in STORED_COLUMNS})
                 bad = np.flatnonzero(reasons)
+                invalid += len(bad)
                 if len(bad):
                     texts = np.array(_REASON_TEXTS, dtype=object)[reasons[bad]]
                     quarantine_parts.append(_quarantine_rows(pa.table(_as_read(raw.take(pa.array(bad)))),
@@ -175,7 +193,13 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
                 shipped = pc.fill_null(pc.equal(table.column("status").cast(pa.string()), "shipped"),
                                        False).to_numpy(zero_copy_only=False)
                 rows = np.arange(total, total + n, dtype=np.int64)
-                table = table.append_column("_row", pa.array(rows))
+                kept = pa.array(good)
+                new_buckets.add(pa.table({
+                    "id_hash": pa.array(id_hash[good]), "row_hash": pa.array(row_hash[good]),
+                    "shipped": pa.array(shipped[good]), "row": pa.array(rows[good]), "month": pa.array(months[good]),
+                    "shipment_id": table.column("shipment_id").filter(kept)}, schema=HASH_SCHEMA))
+                table = table.append_column("_row", pa.array(rows)).append_column(
+                    "_id_hash", pa.array(id_hash)).append_column("_row_hash", pa.array(row_hash))
                 by_month = np.argsort(months, kind="stable")
                 ordered = months[by_month]
                 bounds = np.flatnonzero(np.diff(ordered)) + 1
@@ -190,11 +214,6 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
                             use_dictionary=list(CATEGORICAL_COLUMNS), write_statistics=False)
                     # Only the dictionary values this month uses: a batch's dictionary can be large.
                     writers[month].write_table(_canonical(table.slice(begin, end - begin), sort=False))
-                reasons_parts.append(reasons)
-                id_parts.append(id_hash)
-                row_parts.append(row_hash)
-                shipped_parts.append(shipped)
-                month_parts.append(months)
                 total += n
                 source.rows += n
                 note(f"reading {path.name}", source.rows, max(source.expected, source.rows))
@@ -206,31 +225,30 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
     finally:
         for writer in writers.values():
             writer.close()
-
-    def joined(parts, dtype):
-        return np.concatenate(parts) if parts else np.zeros(0, dtype)
-
-    reasons = joined(reasons_parts, np.int16)
-    id_hash, row_hash = joined(id_parts, np.uint64), joined(row_parts, np.uint64)
-    shipped, months = joined(shipped_parts, bool), joined(month_parts, np.int32)
-    del reasons_parts, id_parts, row_parts, shipped_parts, month_parts
+        new_buckets.close()
     spills = {month: staging / f"spill-{month}.parquet" for month in writers}
-    invalid = reasons > 0  # quarantined while streaming, with the rows as read
 
-    # ---- duplicates within this call (as read_ledgers resolves them)
+    # ---- duplicates within this call and against the lake, a hash bucket at a time
     note("checking duplicates", 0, 1)
-    _resolve_repeats(reasons, id_hash, row_hash, spills)
-    # ---- against the lake
-    removals, superseded = _match_lake(lake_dir, manifest, reasons, id_hash, row_hash, shipped, spills)
+    lake_entries = HashBuckets(staging, "lake", bits)
+    try:
+        partition_months = lake_buckets(lake_dir, manifest, lake_entries)
+    finally:
+        lake_entries.close()
+    checked = check_duplicates(new_buckets, lake_entries, partition_months)
+    dropped, late_reasons = checked.rejected()
+    removals = {month: pa.chunked_array(ids, pa.string()).combine_chunks() for month, ids in checked.removals.items()}
+    superseded = checked.superseded
     note("checking duplicates", 1, 1)
 
     # ---- quarantine of this call
-    late = np.flatnonzero((reasons > 0) & ~invalid)
+    late_rows = late_reasons > 0
+    late, late_reasons = dropped[late_rows], late_reasons[late_rows]
     for source in sources:
-        mine = late[(late >= source.start) & (late < source.start + source.rows)]
-        if len(mine):
-            local = mine - source.start
-            texts = np.array(_REASON_TEXTS, dtype=object)[reasons[mine]]
+        mine = (late >= source.start) & (late < source.start + source.rows)
+        if mine.any():
+            local = late[mine] - source.start
+            texts = np.array(_REASON_TEXTS, dtype=object)[late_reasons[mine]]
             quarantine_parts.append(_quarantine_rows(_rows_as_read(source, local), texts, source, local))
     quarantine = pa.concat_tables(quarantine_parts) if quarantine_parts else QUARANTINE_SCHEMA.empty_table()
     if quarantine.num_rows:
@@ -244,9 +262,10 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
     # ---- counts
     by_reason = pd.Series(quarantine.column("reason").to_pylist(), dtype=object).value_counts().to_dict() \
         if quarantine.num_rows else {}
-    accepted = int((reasons == 0).sum())
+    no_ops = int(len(dropped) - len(late))
+    accepted = total - invalid - len(dropped)
     counts = {"rows_read": total + sum(len(s.malformed) for s in sources), "accepted": accepted,
-              "superseded": superseded, "duplicates": int((reasons == _NO_OP).sum()),
+              "superseded": superseded, "duplicates": no_ops,
               "quarantined": quarantine.num_rows, "quarantine_added": fresh.num_rows,
               "by_reason": {k: int(v) for k, v in sorted(by_reason.items())}}
     if counts["accepted"] + counts["duplicates"] + counts["quarantined"] != counts["rows_read"]:
@@ -267,8 +286,7 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
     # ---- write new partition versions, month by month, then commit
     generation = manifest["generation"] + 1
     stamp = _now()
-    keep = reasons == 0
-    touched = sorted(set(np.unique(months[keep]).tolist()) | set(removals))
+    touched = sorted(checked.kept_months | set(removals))
     existing = {p["key"]: p for p in manifest["partitions"]}
     crash_after = os.environ.get(CRASH_ENV)
     crash_after = int(crash_after) if crash_after not in (None, "") else None
@@ -278,8 +296,8 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
             os._exit(1)  # test hook: die like a killed process, no clean-up
         key = _month_key(month)
         note("writing partitions", done, len(touched))
-        written[key] = _write_partition(lake_dir, manifest, key, existing.get(key), spills.get(month), keep,
-                                        removals.get(month), stamp, id_hash, row_hash)
+        written[key] = _write_partition(lake_dir, manifest, key, existing.get(key), spills.get(month), dropped,
+                                        removals.get(month), stamp)
     note("writing partitions", len(touched), len(touched))
     if crash_after is not None and len(touched) >= crash_after:
         os._exit(1)

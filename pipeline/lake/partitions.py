@@ -15,9 +15,10 @@ from pipeline.lake.reader import _read_index_entry, _read_rows_entry
 from pipeline.lake.schema import INDEX_SCHEMA, STORED_COLUMNS
 
 
-def _write_partition(lake_dir: Path, manifest: dict, key: str, old: dict | None, spill: Path | None, keep: np.ndarray,
-                     removed: pa.Array | None, stamp: str, id_hash: np.ndarray, row_hash: np.ndarray) -> dict | None:
-    """Write the new version of one month: old rows (less superseded ones) plus new rows, sorted.
+def _write_partition(lake_dir: Path, manifest: dict, key: str, old: dict | None, spill: Path | None,
+                     dropped: np.ndarray, removed: pa.Array | None, stamp: str) -> dict | None:
+    """Write the new version of one month: old rows (less superseded ones) plus new rows (less
+    ``dropped``, the sorted global rows the duplicate checks rejected), sorted.
 
     Returns its manifest entry, or None when the month is left empty.
     """
@@ -33,11 +34,13 @@ def _write_partition(lake_dir: Path, manifest: dict, key: str, old: dict | None,
     if spill is not None:
         new = pq.read_table(spill)
         numbers = new.column("_row").to_numpy()
-        mask = keep[numbers]
-        numbers = numbers[mask]
-        new = new.filter(pa.array(mask)).drop_columns(["_row"])
+        at = np.minimum(np.searchsorted(dropped, numbers), max(len(dropped) - 1, 0))
+        mask = ~(dropped[at] == numbers) if len(dropped) else np.ones(len(numbers), bool)
+        new = new.filter(pa.array(mask))
+        hashes = new.column("_id_hash").to_numpy(), new.column("_row_hash").to_numpy()
+        new = new.drop_columns(["_row", "_id_hash", "_row_hash"])
         tables.append(new)
-        indexes.append(_index_of(new, id_hash[numbers], row_hash[numbers]))
+        indexes.append(_index_of(new, *hashes))
     table = pa.concat_tables(tables)
     index = pa.concat_tables(indexes)
     if not table.num_rows:
