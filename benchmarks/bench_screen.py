@@ -143,7 +143,8 @@ def _peak_rss_run(command: list[str]) -> tuple[float, int]:
 
 
 STAGES = {"read": "ingest.read", "validate": "ingest.validate", "order": "ingest.order",
-          "parties_and_enrich": "parties_and_enrich", "decide": "decide", "assemble": "assemble", "write": "write"}
+          "parties_wait": "parties_wait", "parties_and_enrich": "parties_and_enrich", "decide": "decide",
+          "assemble": "assemble", "write": "write"}
 """Stages reported as rows/s: name in the result → name in ``summary.json``'s ``timings_s``."""
 
 
@@ -277,7 +278,7 @@ def main() -> None:
                          indent=1), flush=True)
     results = ROOT / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    name = f"screen-cpu-{args.rows}-{stamp:%Y%m%d}.json"
+    name = f"screen-cpu-{args.rows}-{'-'.join(args.variants.split(','))}-{stamp:%Y%m%d}.json"
     (results / name).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {results / name}")
 

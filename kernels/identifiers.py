@@ -82,7 +82,7 @@ def _order_loop():
         n = days.shape[0]
         out = np.empty(n, np.int64)
         if n == 0:
-            return out
+            return out, True
         common = offsets[1] - offsets[0]  # bytes every id starts with (those of the first id at most)
         for i in range(1, n):
             k = 0
@@ -144,7 +144,18 @@ def _order_loop():
                 out[lo:hi] = scratch[lo:hi]
                 keys[lo:hi] = scratch_keys[lo:hi]
                 width *= 2
-        return out
+        increasing = True  # ids strictly increasing along the whole order: then all are distinct
+        for slot in range(1, n):
+            a, b = out[slot - 1], out[slot]
+            i, j = offsets[a], offsets[b]
+            end_a, end_b = offsets[a + 1], offsets[b + 1]
+            while i < end_a and j < end_b and data[i] == data[j]:
+                i += 1
+                j += 1
+            if not ((i < end_a and j < end_b and data[i] < data[j]) or (i == end_a and j < end_b)):
+                increasing = False
+                break
+        return out, increasing
 
     return order
 
@@ -176,8 +187,13 @@ def day_id_order(days: np.ndarray, offsets: np.ndarray, data: np.ndarray) -> np.
     >>> day_id_order(np.array([5, 5, 5, 4], np.int32), offsets, np.frombuffer(b"".join(ids), np.uint8)).tolist()
     [3, 1, 2, 0]
     """
+    return day_id_order_checked(days, offsets, data)[0]
+
+
+def day_id_order_checked(days: np.ndarray, offsets: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, bool]:
+    """:func:`day_id_order`, and whether the ids are strictly increasing along it (then all distinct)."""
     days = np.ascontiguousarray(days, dtype=np.int32)
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
     if len(days) == 0:
-        return np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), True
     return _order_loop()(days, offsets, data)

@@ -157,7 +157,8 @@ def screen_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | P
             with run.stage("ingest"):
                 ledger = read_ledgers(paths, as_of=as_of)
             run.timings.update({f"ingest.{stage}": value for stage, value in ledger.seconds.items()})
-            preparing.result()
+            with run.stage("parties_wait"):  # the names screened beside the ingest, where that took longer
+                preparing.result()
         return _screen_and_write(run, ledger, policy, as_of, piece_rows)
 
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.identifiers import day_id_order, hash_strings
+from kernels.identifiers import day_id_order, day_id_order_checked, hash_strings
 from kernels.running_totals import TotalsOverflowError, key_totals, over_limit, running_totals
 
 
@@ -127,4 +127,8 @@ def test_day_id_order_is_a_stable_sort_by_day_then_id_bytes(rows):
     encoded = [i.encode() for i in ids]
     offsets = np.cumsum([0] + [len(e) for e in encoded])
     data = np.frombuffer(b"".join(encoded), np.uint8)
-    assert day_id_order(days, offsets, data).tolist() == _arrow_day_id_order(days, ids).tolist()
+    expected = _arrow_day_id_order(days, ids).tolist()
+    assert day_id_order(days, offsets, data).tolist() == expected
+    order, increasing = day_id_order_checked(days, offsets, data)
+    assert order.tolist() == expected
+    assert increasing == all(encoded[a] < encoded[b] for a, b in zip(expected, expected[1:]))

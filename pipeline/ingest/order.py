@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kernels.identifiers import day_id_order, hash_strings
+from kernels.identifiers import day_id_order_checked, hash_strings
 from pipeline.ingest.formats import LedgerSource
 from pipeline.ingest.schema import (LEDGER_COLUMNS, REASON_CONFLICT, REASON_EXACT_DUPLICATE, SCREENING_COLUMNS,
                                     reason_code)
@@ -110,4 +110,5 @@ def _screening_order(ship_date: pa.ChunkedArray, ids: pa.ChunkedArray, rows: np.
     ids = id_values.combine_chunks()
     offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32)[ids.offset: ids.offset + len(ids) + 1]
     data = np.frombuffer(ids.buffers()[2], dtype=np.uint8) if ids.buffers()[2] is not None else np.zeros(0, np.uint8)
-    return rows[day_id_order(days, offsets, data)], False
+    order, increasing = day_id_order_checked(days, offsets, data)
+    return rows[order], increasing

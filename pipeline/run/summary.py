@@ -30,7 +30,8 @@ def build_summary(policy: Policy, tally: Tally, carry: Carry, counts: dict, inpu
     timings : dict
         Seconds per stage; a dotted name is a part of the stage before the dot (``ingest.read``,
         ``ingest.validate``, ``ingest.order``; ``parties_and_enrich.parties``, the party
-        screening that runs beside the features).
+        screening that runs beside the features); ``parties_wait``: the screening of a Parquet
+        ledger's names that ran beside the ingest and took longer than it.
     csl_path : path
     party_entries : int
         Searchable entries of the screening list.
