@@ -158,6 +158,9 @@ def test_a_failed_piece_leaves_the_published_results_whole(tmp_path, monkeypatch
     with pytest.raises(RuntimeError, match="disk full"):
         screen_ledgers([ledger], policy, out, piece_rows=20)
     assert pq.read_table(out / "decisions.parquet").equals(before)
+    runs = [p for p in Path(os.path.realpath(out)).parent.iterdir() if p.is_dir()]
+    assert not any((run / "decisions.parquet").exists() or (run / "decisions.parquet.partial").exists()
+                   for run in runs if run != Path(os.path.realpath(out))), "a failed run leaves no decisions"
 
 
 def test_a_sink_refuses_to_write_an_output_twice(tmp_path):

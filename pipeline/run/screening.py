@@ -100,9 +100,11 @@ def screen_streamed(run: Run, ledger: Ledger, policy: Policy, piece_rows: int,
     stream = run.sink.stream()
     try:
         scanned = scan(run, split_rows(ledger.rows, piece_rows), policy, parts=stream, timer=run)
-    finally:
-        with run.stage("write"):
-            stream.close()
+    except BaseException:
+        stream.abandon()
+        raise
+    with run.stage("write"):
+        stream.close()
     summary = build_summary(policy, scanned.tally, scanned.carry, ledger.counts, ledger.files, run.timings,
                             run.csl_path, len(run.screening_list.entries), as_of, backend=run.backend.name)
     result = ScreenResult(decisions=None, quarantine=ledger.quarantine, summary=summary, ledger=ledger,

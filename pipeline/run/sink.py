@@ -91,6 +91,18 @@ class DecisionStream:
             pending, self._pending = self._pending, None
             pending.result()
 
+    def abandon(self) -> None:
+        """Stop after a failed run: nothing more is written and no ``decisions.parquet`` is put in place."""
+        try:
+            self._wait()
+        except Exception:  # noqa: BLE001 - the run's own error is the one reported
+            pass
+        finally:
+            self._helper.shutdown()
+            if self._writer is not None:
+                self._writer.close()
+            _atomic(self.path).unlink(missing_ok=True)
+
     def close(self) -> None:
         """Write what is queued and put the file in place."""
         try:
