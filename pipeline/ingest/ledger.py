@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.ingest.formats import LedgerSource, ledger_format, parquet_batches, read_ledger_file
-from pipeline.ingest.order import _is_identity, _other_columns, _resolve_duplicates, _rows_as_read, _screening_order
+from pipeline.ingest.order import _other_columns, _resolve_duplicates, _rows_as_read, _screening_order
 from pipeline.ingest.schema import _REASON_TEXTS, LEDGER_COLUMNS, SCREENING_COLUMNS, LedgerReadError
 from pipeline.ingest.validate import _validate
 
@@ -118,6 +118,7 @@ def read_ledgers(paths: Sequence[str | Path], *, as_of: dt.date | None = None,
     starts = np.cumsum([0] + [s.num_rows for s in sources])[:-1]
     accepted = np.flatnonzero(reasons == 0)
     order, distinct = _screening_order(columns["ship_date"], columns["shipment_id"], accepted)
+    as_read = order is accepted  # already in screening order: the order stays ascending below
     if not distinct:
         _resolve_duplicates(columns, reasons, order, lambda rows: _other_columns(sources, starts, rows))
     keep = reasons[order] == 0
@@ -128,7 +129,7 @@ def read_ledgers(paths: Sequence[str | Path], *, as_of: dt.date | None = None,
         within = days <= (as_of - dt.date(1970, 1, 1)).days
         excluded = int((~within).sum())
         order = order[within]
-    gather = None if _is_identity(order, len(reasons)) else order
+    gather = None if as_read and len(order) == len(reasons) else order
     rows = pa.table({name: _in_order(columns.pop(name), gather) for name in SCREENING_COLUMNS})  # one at a time
     bad = np.flatnonzero(reasons)
     quarantine = _quarantine_table(sources, starts, reasons, bad)

@@ -82,11 +82,13 @@ def _other_columns(sources: list[LedgerSource], starts: np.ndarray, rows: np.nda
 
 def _is_identity(rows: np.ndarray, n: int) -> bool:
     """Is ``rows`` simply 0..n-1 (so gathers can be skipped)?"""
-    return len(rows) == n and (n == 0 or (rows[0] == 0 and bool((np.diff(rows) == 1).all())))
+    return len(rows) == n and (n == 0 or (rows[0] == 0 and rows[-1] == n - 1
+                                          and bool((np.diff(rows) == 1).all())))
 
 
 def _screening_order(ship_date: pa.ChunkedArray, ids: pa.ChunkedArray, rows: np.ndarray) -> tuple[np.ndarray, bool]:
-    """``rows`` reordered by (ship_date, shipment_id); a linear check skips the sort for ordered input.
+    """``rows`` (distinct, ascending: the accepted rows) reordered by (ship_date, shipment_id); a
+    linear check skips the sort for ordered input, and then ``rows`` itself comes back.
 
     Unordered input is put in order by day first, the ids breaking ties within a day only
     (:func:`kernels.identifiers.day_id_order`), never by a sort of the whole id column.
@@ -96,7 +98,7 @@ def _screening_order(ship_date: pa.ChunkedArray, ids: pa.ChunkedArray, rows: np.
     """
     if len(rows) < 2:
         return rows, True
-    everything = _is_identity(rows, len(ids))  # no gathers needed
+    everything = len(rows) == len(ids)  # rows are distinct and ascending: all of them, no gathers needed
     days = pc.cast(ship_date, pa.int32()).to_numpy()
     days = days if everything else days[rows]
     id_values = ids if everything else ids.take(pa.array(rows))  # compared chunk by chunk: no copy

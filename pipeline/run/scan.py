@@ -74,7 +74,8 @@ def screen_piece(piece: Piece, index: int, policy: Policy, carry: Carry | None, 
 
 def scan(run: Run, pieces: Sequence[Piece], policy: Policy, *, carry: Carry | None = None,
          parts: PartWriter | None = None, keep: bool = False, remember: bool = True,
-         timer: Timings | None = None, progress: Callable[[int, int], None] | None = None) -> ScanResult:
+         timer: Timings | None = None, progress: Callable[[int, int], None] | None = None,
+         contributions: bool = True) -> ScanResult:
     """Screen pieces one after another in this process, each from the totals the last one ended with.
 
     Parameters
@@ -97,6 +98,9 @@ def scan(run: Run, pieces: Sequence[Piece], policy: Policy, *, carry: Carry | No
         Times the stages of each piece (a one-piece run passes itself).
     progress : callable, optional
         Called with (pieces done, pieces) after each piece.
+    contributions : bool
+        Record each piece's own totals (:attr:`PieceOutcome.contribution`, what a checkpoint
+        keeps); False leaves them empty, sparing a pass over every key so far per piece.
 
     Returns
     -------
@@ -107,7 +111,7 @@ def scan(run: Run, pieces: Sequence[Piece], policy: Policy, *, carry: Carry | No
     for index, piece in enumerate(pieces):
         outcome, after = screen_piece(piece, index, policy, running, screen=run.screening_list, backend=run.backend,
                                       cache=run.parties if remember else None, parts=parts, keep=keep, timer=timer)
-        outcome.contribution = after.since(running)
+        outcome.contribution = after.since(running) if contributions else Carry.empty()
         outcomes.append(outcome)
         running = after
         if progress:

@@ -99,7 +99,8 @@ def screen_streamed(run: Run, ledger: Ledger, policy: Policy, piece_rows: int,
         run.parties.keep(policy, parties, countries)
     stream = run.sink.stream()
     try:
-        scanned = scan(run, split_rows(ledger.rows, piece_rows), policy, parts=stream, timer=run)
+        scanned = scan(run, split_rows(ledger.rows, piece_rows), policy, parts=stream, timer=run,
+                       contributions=False)
     except BaseException:
         stream.abandon()
         raise
