@@ -2,8 +2,9 @@
 
 Hashes only nominate candidates; ids are compared as strings. The lake's rules: the same id
 with identical content is a no-op, a ``shipped`` row replaces a ``pending`` one, any other
-difference is quarantined. Both sides are spilled to buckets of the id hash
-(:class:`HashBuckets`) and checked a bucket at a time, so memory does not grow with the rows.
+difference is quarantined. This call's rows are spilled to buckets of the id hash
+(:class:`HashBuckets`) and checked a bucket at a time against the lake's index entries of the
+same hashes, so memory does not grow with the rows.
 """
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ _NO_OP = -1
 
 
 BUCKET_ROWS = 4_000_000
-"""Entries (this call's rows and the lake's) per id-hash bucket that the duplicate checks hold at
-once, about 50 bytes each: memory stays bounded however many rows a call or a lake holds."""
+"""This call's rows per id-hash bucket that the duplicate checks hold at once (about 50 bytes
+each, with the lake's entries of the same hashes): memory stays bounded however many rows a
+call or a lake holds."""
 HASH_SCHEMA = pa.schema([("id_hash", pa.uint64()), ("row_hash", pa.uint64()), ("shipped", pa.bool_()),
                          ("row", pa.int64()), ("month", pa.int32()), ("shipment_id", pa.string())])
 """A bucket entry: hashes, shipped, and for this call's rows the global row and its month; for the
@@ -123,20 +125,47 @@ class Rejections:
         return rows[order], reasons[order]
 
 
-def check_duplicates(new: HashBuckets, lake: HashBuckets, months: list[int]) -> Rejections:
+def check_duplicates(new: HashBuckets, lake_dir: Path, manifest: dict) -> Rejections:
     """Repeated shipment ids among this call's accepted rows, then against the lake, bucket by bucket.
 
     Within the call (as :func:`pipeline.ingest.read_ledgers` resolves them): exact repeats keep
     their first copy (file order); ids repeated with different content are quarantined
     entirely. Against the lake: the same id with identical content is a no-op, a ``shipped`` row
     replaces a ``pending`` one, any other difference is quarantined. Hashes only nominate
-    candidates; ids are compared as strings. ``months`` maps a lake entry's partition number to
-    its month.
+    candidates; ids are compared as strings. Each bucket of this call's rows reads the lake's id
+    index hashes once, a partition at a time, keeping only the entries whose hash it holds (a
+    nightly file is one bucket: one pass over the index, as before buckets).
     """
     out = Rejections()
+    months = [int(np.datetime64(part["key"], "M").astype(np.int32)) for part in manifest["partitions"]]
     for bucket in range(len(new)):
-        _check_bucket(new.read(bucket), lake.read(bucket), months, out)
+        entries = new.read(bucket)
+        if entries.num_rows:
+            _check_bucket(entries, _lake_entries(lake_dir, manifest, entries.column("id_hash").to_numpy()),
+                          months, out)
     return out
+
+
+def _lake_entries(lake_dir: Path, manifest: dict, hashes: np.ndarray) -> pa.Table:
+    """The lake's id index entries (of :data:`HASH_SCHEMA`: position in the partition as ``row``,
+    the partition's number as ``month``) whose id hash is among ``hashes``."""
+    wanted = np.unique(hashes)
+    found = []
+    for number, part in enumerate(manifest["partitions"]):
+        index = _read_index_entry(lake_dir, manifest, part, ["id_hash", "row_hash", "shipped"])
+        lake_hash = index.column("id_hash").to_numpy()
+        at = np.minimum(np.searchsorted(wanted, lake_hash), len(wanted) - 1)
+        positions = np.flatnonzero(wanted[at] == lake_hash)
+        if not len(positions):
+            continue
+        taken = pa.array(positions)
+        ids = _read_index_entry(lake_dir, manifest, part, ["shipment_id"]).column("shipment_id").take(taken)
+        found.append(pa.table({
+            "id_hash": index.column("id_hash").take(taken), "row_hash": index.column("row_hash").take(taken),
+            "shipped": index.column("shipped").take(taken), "row": taken,
+            "month": pa.array(np.full(len(positions), number, np.int32)),
+            "shipment_id": ids.cast(pa.string())}, schema=HASH_SCHEMA))
+    return pa.concat_tables(found).combine_chunks() if found else HASH_SCHEMA.empty_table()
 
 
 def _check_bucket(new: pa.Table, lake: pa.Table, months: list[int], out: Rejections) -> None:
@@ -197,20 +226,6 @@ def _check_bucket(new: pa.Table, lake: pa.Table, months: list[int], out: Rejecti
                 month = months[int(number)]
                 out.removals.setdefault(month, []).append(ids.filter(pa.array(numbers == number)))
     out.kept_months.update(np.unique(new.column("month").to_numpy()[alive]).tolist())
-
-
-def lake_buckets(lake_dir: Path, manifest: dict, buckets: HashBuckets) -> list[int]:
-    """Spill the lake's id index into ``buckets``, a partition at a time; the month of each partition."""
-    months = []
-    for number, part in enumerate(manifest["partitions"]):
-        months.append(int(np.datetime64(part["key"], "M").astype(np.int32)))
-        index = _read_index_entry(lake_dir, manifest, part, ["shipment_id", "id_hash", "row_hash", "shipped"])
-        buckets.add(pa.table({
-            "id_hash": index.column("id_hash"), "row_hash": index.column("row_hash"),
-            "shipped": index.column("shipped"), "row": pa.array(np.arange(index.num_rows, dtype=np.int64)),
-            "month": pa.array(np.full(index.num_rows, number, np.int32)),
-            "shipment_id": index.column("shipment_id").cast(pa.string())}, schema=HASH_SCHEMA))
-    return months
 
 
 def _new_quarantine_rows(lake_dir: Path, manifest: dict, quarantine: pa.Table) -> pa.Table:

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from pipeline.ingest.formats import file_digest, ledger_format
 from pipeline.ingest.schema import _REASON_TEXTS, CATEGORICAL_COLUMNS, LEDGER_COLUMNS, LedgerReadError
 from pipeline.ingest.validate import _categorical, _validate
-from pipeline.lake.dedupe import HASH_SCHEMA, HashBuckets, _new_quarantine_rows, bucket_bits, check_duplicates, lake_buckets
+from pipeline.lake.dedupe import HASH_SCHEMA, HashBuckets, _new_quarantine_rows, bucket_bits, check_duplicates
 from pipeline.lake.hashing import _column_hashes, _row_hashes
 from pipeline.lake.manifest import (LAKE_FORMAT, LAKE_VERSION, LOCK, MANIFEST, STAGING, LakeError, _clean_leftovers,
                                     _empty_manifest, _file_facts, _fsync_dir, _Lock, _month_key, _now, _retire,
@@ -104,8 +104,8 @@ def ingest(paths: Sequence[str | Path], lake_dir: str | Path, *,
     Notes
     -----
     Peak memory: one input batch, one bucket of about
-    :data:`pipeline.lake.dedupe.BUCKET_ROWS` id-hash entries (this call's and the lake's), and one
-    month partition; it does not grow with the rows read (only with the rows rejected as
+    :data:`pipeline.lake.dedupe.BUCKET_ROWS` of this call's rows (with the lake's entries of the
+    same id hashes), one partition's id index, and one month partition; it does not grow with the rows read (only with the rows rejected as
     repeats, a few bytes each). The only commit point is the replacement of ``manifest.json``.
     """
     started = time.perf_counter()
@@ -162,7 +162,7 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
     writers: dict[int, pq.ParquetWriter] = {}
     spill_schema = STORED_SCHEMA.append(pa.field("_row", pa.int64())).append(
         pa.field("_id_hash", pa.uint64())).append(pa.field("_row_hash", pa.uint64()))
-    bits = bucket_bits(_estimated_rows(paths) + manifest["counts"]["rows"])
+    bits = bucket_bits(_estimated_rows(paths))
     new_buckets = HashBuckets(staging, "new", bits)
     total = invalid = 0
     try:
@@ -230,12 +230,7 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
 
     # ---- duplicates within this call and against the lake, a hash bucket at a time
     note("checking duplicates", 0, 1)
-    lake_entries = HashBuckets(staging, "lake", bits)
-    try:
-        partition_months = lake_buckets(lake_dir, manifest, lake_entries)
-    finally:
-        lake_entries.close()
-    checked = check_duplicates(new_buckets, lake_entries, partition_months)
+    checked = check_duplicates(new_buckets, lake_dir, manifest)
     dropped, late_reasons = checked.rejected()
     removals = {month: pa.chunked_array(ids, pa.string()).combine_chunks() for month, ids in checked.removals.items()}
     superseded = checked.superseded
