@@ -397,11 +397,13 @@ class ParquetLedger(LedgerSource):
                          for name in LEDGER_COLUMNS})
 
 
-def parquet_batches(path: str | Path) -> tuple[ParquetLedger, Iterator[pa.Table]]:
-    """A Parquet ledger, and its screening columns as read, :data:`BATCH_ROWS` rows at a time.
+def parquet_batches(path: str | Path, columns: Sequence[str] = SCREENING_COLUMNS
+                    ) -> tuple[ParquetLedger, Iterator[pa.Table]]:
+    """A Parquet ledger, and its ``columns`` (those present) as read, :data:`BATCH_ROWS` rows at a
+    time (a file without rows gives one empty batch).
 
     Only one batch is held at a time, so a caller that keeps the validated columns alone holds
-    far less than the file as read.
+    far less than the file as read (``screen``; ``ingest`` streams every ledger column).
 
     Raises
     ------
@@ -414,7 +416,7 @@ def parquet_batches(path: str | Path) -> tuple[ParquetLedger, Iterator[pa.Table]
     try:
         schema = pq.read_schema(path)
         check_parquet_schema(path, schema)
-        present = [c for c in SCREENING_COLUMNS if c in schema.names]
+        present = [c for c in columns if c in schema.names]
         dictionary = [c for c in present if c in CATEGORICAL_COLUMNS and pa.types.is_string(schema.field(c).type)]
         parquet = pq.ParquetFile(path, read_dictionary=dictionary)
         meta = parquet.metadata
@@ -424,7 +426,7 @@ def parquet_batches(path: str | Path) -> tuple[ParquetLedger, Iterator[pa.Table]
     except READ_ERRORS as error:
         raise LedgerReadError(f"{path}: cannot read as parquet: {error}") from None
     source = ParquetLedger(path=path, format="parquet", table=None,
-                           unread=[c for c in LEDGER_COLUMNS if c in schema.names and c not in SCREENING_COLUMNS],
+                           unread=[c for c in LEDGER_COLUMNS if c in schema.names and c not in present],
                            malformed=[], row_groups=starts)
 
     def batches() -> Iterator[pa.Table]:

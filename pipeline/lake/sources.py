@@ -1,5 +1,8 @@
 """Input ledgers streamed for ingest: Parquet and CSV a batch at a time, JSON Lines whole.
 
+Parquet is read as ``screen`` reads it (:func:`pipeline.ingest.formats.parquet_batches`), every
+ledger column.
+
 Rows are read as they are; validation is :mod:`pipeline.ingest`'s. Rows a later check rejects
 are read back from the file by position (:func:`_rows_as_read`).
 """
@@ -12,17 +15,17 @@ from typing import Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
-from pipeline.ingest.formats import (READ_ERRORS, check_columns, check_parquet_schema, check_path, csv_options,
-                                     file_digest, ledger_format, number_malformed, quiet_csv_errors,
+from pipeline.ingest.formats import (READ_ERRORS, check_columns, check_path, csv_options, file_digest,
+                                     ledger_format, number_malformed, parquet_batches, quiet_csv_errors,
                                      read_ledger_file, sniff_text)
-from pipeline.ingest.schema import CATEGORICAL_COLUMNS, LEDGER_COLUMNS, LedgerReadError
+from pipeline.ingest.schema import LEDGER_COLUMNS, LedgerReadError
 from pipeline.ingest.validate import _as_text
 from pipeline.lake.schema import QUARANTINE_SCHEMA
 
 BATCH_ROWS = 1 << 20
-"""Rows validated at a time while streaming a Parquet ledger."""
+"""Rows validated at a time of a JSON Lines ledger (read whole); Parquet streams by
+:func:`pipeline.ingest.formats.parquet_batches`."""
 CSV_BLOCK_BYTES = 64 << 20
 """Bytes of CSV text parsed at a time: CSV ledgers stream like Parquet ones."""
 
@@ -39,21 +42,7 @@ class _Source:
     rows: int = 0                 # rows read (excluding malformed CSV lines)
     expected: int = 0             # rows in the file, when known before reading (Parquet)
     malformed: list = field(default_factory=list)
-    whole: object = None          # the LedgerSource of a CSV / JSON Lines file (read whole)
-    row_groups: np.ndarray | None = None  # Parquet: first row of each row group
-
-
-def _parquet_columns(path: Path) -> tuple[pq.ParquetFile, list[str]]:
-    try:
-        parquet = pq.ParquetFile(path)
-        names = parquet.schema_arrow.names
-        check_parquet_schema(path, parquet.schema_arrow)
-        present = [c for c in LEDGER_COLUMNS if c in names]
-        dictionary = [c for c in present if c in CATEGORICAL_COLUMNS
-                      and pa.types.is_string(parquet.schema_arrow.field(c).type)]
-        return pq.ParquetFile(path, read_dictionary=dictionary), present
-    except READ_ERRORS as error:
-        raise LedgerReadError(f"{path}: cannot read as parquet: {error}") from None
+    whole: object = None          # the LedgerSource: a CSV / JSON Lines file read whole, a ParquetLedger
 
 
 def _open_source(path: Path, start: int) -> _Source:
@@ -65,16 +54,9 @@ def _open_source(path: Path, start: int) -> _Source:
 def _batches(source: _Source) -> Iterator[pa.Table]:
     """The file's rows as read, a batch at a time (Parquet and CSV stream; JSON Lines is read whole)."""
     if source.format == "parquet":
-        parquet, present = _parquet_columns(source.path)
-        meta = parquet.metadata
-        source.expected = meta.num_rows
-        source.row_groups = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
-        try:
-            for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=present):
-                batch.validate(full=True)  # damaged pages can decode into bad UTF-8 or dictionary codes
-                yield pa.Table.from_batches([batch])
-        except READ_ERRORS as error:
-            raise LedgerReadError(f"{source.path}: cannot read as parquet: {error}") from None
+        source.whole, batches = parquet_batches(source.path, LEDGER_COLUMNS)
+        source.expected = source.whole.num_rows
+        yield from batches
         return
     if source.format == "csv":
         yield from _csv_batches(source.path, source.malformed)
@@ -114,20 +96,12 @@ def _rows_as_read(source: _Source, local: np.ndarray) -> pa.Table:
     """Rows of one file by position (sorted), every ledger column as text."""
     if source.whole is not None:
         return source.whole.rows_as_read(local)
-    if source.format == "csv":  # read the file again, keeping only the rows asked for
-        pieces, offset = [], 0
-        for batch in _csv_batches(source.path, []):
-            wanted = local[(local >= offset) & (local < offset + batch.num_rows)] - offset
-            if len(wanted):
-                pieces.append(pa.table(_as_read(batch.take(pa.array(wanted)))))
-            offset += batch.num_rows
-        return pa.concat_tables(pieces)
-    parquet, present = _parquet_columns(source.path)
-    group = np.searchsorted(source.row_groups, local, side="right") - 1
-    pieces = []
-    for g in np.unique(group):
-        part = parquet.read_row_group(int(g), columns=present)
-        pieces.append(pa.table(_as_read(part.take(pa.array(local[group == g] - source.row_groups[g])))))
+    pieces, offset = [], 0  # a streamed CSV file: read it again, keeping only the rows asked for
+    for batch in _csv_batches(source.path, []):
+        wanted = local[(local >= offset) & (local < offset + batch.num_rows)] - offset
+        if len(wanted):
+            pieces.append(pa.table(_as_read(batch.take(pa.array(wanted)))))
+        offset += batch.num_rows
     return pa.concat_tables(pieces)
 
 
