@@ -251,6 +251,21 @@ def test_bad_input_is_quarantined_or_a_clear_error(tmp_path, ledger_file):
         ingest([path], ROOT / "tests")
 
 
+def test_files_without_rows_ingest_as_nothing_beside_others(tmp_path, ledger_file):
+    """A header-only Parquet file and an empty JSON Lines file add no rows, also beside a real ledger."""
+    from pipeline.ingest import LEDGER_COLUMNS
+
+    header_only = tmp_path / "empty.parquet"
+    pq.write_table(pa.table({c: pa.array([], pa.string()) for c in LEDGER_COLUMNS}), header_only)
+    (tmp_path / "empty.jsonl").write_text("")
+    report = ingest([header_only, tmp_path / "empty.jsonl"], tmp_path / "lake")
+    assert report.counts["rows_read"] == 0 and report.counts["accepted"] == 0
+    report = ingest([header_only, ledger_file([shipment("A"), shipment("B")], "two.csv")], tmp_path / "lake")
+    reconcile(report.counts)
+    assert report.counts["accepted"] == 2
+    assert Lake.open(tmp_path / "lake").ledger().rows.column("shipment_id").to_pylist() == ["A", "B"]
+
+
 def test_cli_ingest_prints_a_report(tmp_path, ledger_file):
     path = ledger_file([shipment("A"), shipment("B", quantity=0)], "l.csv")
     result = CliRunner().invoke(app, ["ingest", str(path), "--lake", str(tmp_path / "lake"), "-q"])

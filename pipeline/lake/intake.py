@@ -171,6 +171,8 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
             sources.append(source)
             for raw in _batches(source):
                 n = raw.num_rows
+                if not n:
+                    continue  # a file without rows (a header-only Parquet or CSV, an empty JSON Lines file)
                 columns, reasons = _validate(raw)
                 for name in STORED_COLUMNS:
                     if name not in columns:  # consignee_address: normalized like other text
