@@ -353,9 +353,14 @@ class LedgerSource:
             rest = pq.read_table(self.path, columns=self.unread).take(taken)
             table = pa.table({**{c: table.column(c) for c in table.column_names},
                               **{c: rest.column(c) for c in rest.column_names}})
-        return pa.table({name: (_as_text(table.column(name)) if name in table.column_names
-                                else pa.chunked_array([pa.nulls(len(local), pa.string())]))
-                         for name in LEDGER_COLUMNS})
+        return as_read(table)
+
+
+def as_read(table: pa.Table) -> pa.Table:
+    """Every ledger column of rows as read, as text (a column the file lacks: nulls)."""
+    return pa.table({name: (_as_text(table.column(name)) if name in table.column_names
+                            else pa.chunked_array([pa.nulls(table.num_rows, pa.string())]))
+                     for name in LEDGER_COLUMNS})
 
 
 BATCH_ROWS = 1 << 20
@@ -391,10 +396,7 @@ class ParquetLedger(LedgerSource):
         group = np.searchsorted(self.row_groups, local, side="right") - 1
         pieces = [parquet.read_row_group(int(g), columns=present).take(pa.array(local[group == g] - self.row_groups[g]))
                   for g in np.unique(group)]
-        table = pa.concat_tables(pieces)
-        return pa.table({name: (_as_text(table.column(name)) if name in table.column_names
-                                else pa.chunked_array([pa.nulls(len(local), pa.string())]))
-                         for name in LEDGER_COLUMNS})
+        return as_read(pa.concat_tables(pieces))
 
 
 def parquet_batches(path: str | Path, columns: Sequence[str] = SCREENING_COLUMNS

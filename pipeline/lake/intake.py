@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.ingest.formats import file_digest, ledger_format
+from pipeline.ingest.formats import as_read, file_digest, ledger_format
 from pipeline.ingest.schema import _REASON_TEXTS, CATEGORICAL_COLUMNS, LEDGER_COLUMNS, LedgerReadError
 from pipeline.ingest.validate import _categorical, _validate
 from pipeline.lake.dedupe import HASH_SCHEMA, HashBuckets, _new_quarantine_rows, bucket_bits, check_duplicates
@@ -31,7 +31,7 @@ from pipeline.lake.manifest import (LAKE_FORMAT, LAKE_VERSION, LOCK, MANIFEST, S
 from pipeline.lake.partitions import _canonical, _write_partition
 from pipeline.lake.reader import Lake, check_lake_files
 from pipeline.lake.schema import QUARANTINE_SCHEMA, STORED_COLUMNS, STORED_SCHEMA
-from pipeline.lake.sources import _as_read, _batches, _open_source, _quarantine_rows, _rows_as_read, _Source
+from pipeline.lake.sources import _batches, _open_source, _quarantine_rows, _rows_as_read, _Source
 
 CRASH_ENV = "CHIPSCREEN_INGEST_CRASH_AFTER"
 """Test hook: exit the process abruptly (``os._exit(1)``) once this many partitions are written."""
@@ -184,7 +184,7 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
                 invalid += len(bad)
                 if len(bad):
                     texts = np.array(_REASON_TEXTS, dtype=object)[reasons[bad]]
-                    quarantine_parts.append(_quarantine_rows(pa.table(_as_read(raw.take(pa.array(bad)))),
+                    quarantine_parts.append(_quarantine_rows(as_read(raw.take(pa.array(bad))),
                                                              texts, source, source.rows + bad))
                 months = np.full(n, _NO_MONTH, dtype=np.int32)
                 good = reasons == 0

@@ -16,11 +16,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from pipeline.ingest.formats import (READ_ERRORS, check_columns, check_path, csv_options, file_digest,
+from pipeline.ingest.formats import (READ_ERRORS, as_read, check_columns, check_path, csv_options, file_digest,
                                      ledger_format, number_malformed, parquet_batches, quiet_csv_errors,
                                      read_ledger_file, sniff_text)
 from pipeline.ingest.schema import LEDGER_COLUMNS, LedgerReadError
-from pipeline.ingest.validate import _as_text
 from pipeline.lake.schema import QUARANTINE_SCHEMA
 
 BATCH_ROWS = 1 << 20
@@ -69,12 +68,6 @@ def _batches(source: _Source) -> Iterator[pa.Table]:
         yield whole.table.slice(offset, BATCH_ROWS)
 
 
-def _as_read(table: pa.Table) -> dict[str, pa.ChunkedArray]:
-    """Every ledger column as text (missing columns null), values as read."""
-    return {name: (_as_text(table.column(name)) if name in table.column_names
-                   else pa.chunked_array([pa.nulls(table.num_rows, pa.string())])) for name in LEDGER_COLUMNS}
-
-
 def _csv_batches(path: Path, malformed: list) -> Iterator[pa.Table]:
     """A CSV ledger's rows as read (text), :data:`CSV_BLOCK_BYTES` at a time; bad lines go to ``malformed``."""
     try:
@@ -100,7 +93,7 @@ def _rows_as_read(source: _Source, local: np.ndarray) -> pa.Table:
     for batch in _csv_batches(source.path, []):
         wanted = local[(local >= offset) & (local < offset + batch.num_rows)] - offset
         if len(wanted):
-            pieces.append(pa.table(_as_read(batch.take(pa.array(wanted)))))
+            pieces.append(as_read(batch.take(pa.array(wanted))))
         offset += batch.num_rows
     return pa.concat_tables(pieces)
 
