@@ -62,20 +62,26 @@ def _order_loop():
     import numba
 
     @numba.njit(cache=True, nogil=True, inline="always")
-    def before(a, b, key_a, key_b, offsets, data, skip):  # pragma: no cover - compiled
-        """Does string a sort before string b (byte order, a prefix first; equal: the lower index)?"""
-        if key_a != key_b:
-            return key_a < key_b
+    def compare(a, b, offsets, data, skip):  # pragma: no cover - compiled
+        """-1, 0 or 1: string a against string b from byte ``skip`` on (byte order, a prefix first)."""
         i, j = offsets[a] + skip, offsets[b] + skip
         end_a, end_b = offsets[a + 1], offsets[b + 1]
         while i < end_a and j < end_b:
             if data[i] != data[j]:
-                return data[i] < data[j]
+                return -1 if data[i] < data[j] else 1
             i += 1
             j += 1
         if (end_a - i) != (end_b - j):
-            return (end_a - i) < (end_b - j)
-        return a < b
+            return -1 if (end_a - i) < (end_b - j) else 1
+        return 0
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def before(a, b, key_a, key_b, offsets, data, skip):  # pragma: no cover - compiled
+        """Does string a sort before string b (its 8-byte key, then the bytes after; equal: the lower index)?"""
+        if key_a != key_b:
+            return key_a < key_b
+        sign = compare(a, b, offsets, data, skip)
+        return sign < 0 or (sign == 0 and a < b)
 
     @numba.njit(cache=True, nogil=True)
     def order(days, offsets, data):  # pragma: no cover - compiled
@@ -146,13 +152,7 @@ def _order_loop():
                 width *= 2
         increasing = True  # ids strictly increasing along the whole order: then all are distinct
         for slot in range(1, n):
-            a, b = out[slot - 1], out[slot]
-            i, j = offsets[a], offsets[b]
-            end_a, end_b = offsets[a + 1], offsets[b + 1]
-            while i < end_a and j < end_b and data[i] == data[j]:
-                i += 1
-                j += 1
-            if not ((i < end_a and j < end_b and data[i] < data[j]) or (i == end_a and j < end_b)):
+            if compare(out[slot - 1], out[slot], offsets, data, 0) >= 0:
                 increasing = False
                 break
         return out, increasing

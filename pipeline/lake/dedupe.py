@@ -50,7 +50,7 @@ class HashBuckets:
     folder : Path
         The staging folder of the ingest.
     name : str
-        File name prefix (``new``, ``lake``).
+        File name prefix.
     bits : int
         See :func:`bucket_bits`.
     """
@@ -169,8 +169,6 @@ def _lake_entries(lake_dir: Path, manifest: dict, hashes: np.ndarray) -> pa.Tabl
 
 
 def _check_bucket(new: pa.Table, lake: pa.Table, months: list[int], out: Rejections) -> None:
-    if not new.num_rows:
-        return
     rows = new.column("row").to_numpy()
     id_hash, row_hash = new.column("id_hash").to_numpy(), new.column("row_hash").to_numpy()
     alive = np.ones(new.num_rows, bool)
