@@ -34,11 +34,15 @@ def _atomic(path: Path) -> Path:
 def write_output(table: pa.Table, path: Path) -> None:
     """Write a table as Parquet under ``path`` in one step (a ``.partial`` file renamed into place)."""
     partial = _atomic(path)
-    # Dictionary-encode only what already is a dictionary: trying it on ids and totals is wasted work.
-    dictionary = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
-    pq.write_table(table, partial, use_dictionary=dictionary,
-                   write_statistics=[c for c in STATISTICS_COLUMNS if c in table.column_names])
+    pq.write_table(table, partial, **_parquet_options(table.schema))
     os.replace(partial, path)
+
+
+def _parquet_options(schema: pa.Schema) -> dict:
+    """How outputs are written: dictionary encoding only for what already is a dictionary (trying it
+    on ids and totals is wasted work), statistics on :data:`STATISTICS_COLUMNS`."""
+    return {"use_dictionary": [f.name for f in schema if pa.types.is_dictionary(f.type)],
+            "write_statistics": [c for c in STATISTICS_COLUMNS if c in schema.names]}
 
 
 @dataclass(frozen=True)
@@ -80,10 +84,7 @@ class DecisionStream:
     def _append(self, table: pa.Table) -> None:
         if self._writer is None:
             self._schema = table.schema
-            self._writer = pq.ParquetWriter(
-                _atomic(self.path), table.schema,
-                use_dictionary=[f.name for f in table.schema if pa.types.is_dictionary(f.type)],
-                write_statistics=[c for c in STATISTICS_COLUMNS if c in table.column_names])
+            self._writer = pq.ParquetWriter(_atomic(self.path), table.schema, **_parquet_options(table.schema))
         self._writer.write_table(table if table.schema.equals(self._schema) else table.cast(self._schema))
 
     def _wait(self) -> None:
@@ -91,26 +92,26 @@ class DecisionStream:
             pending, self._pending = self._pending, None
             pending.result()
 
+    def _finish(self) -> None:
+        """Write what is queued, then stop the thread and close the file (also when writing failed)."""
+        try:
+            self._wait()
+        finally:
+            self._helper.shutdown()
+            if self._writer is not None:
+                self._writer.close()
+
     def abandon(self) -> None:
         """Stop after a failed run: nothing more is written and no ``decisions.parquet`` is put in place."""
         try:
-            self._wait()
+            self._finish()
         except Exception:  # noqa: BLE001 - the run's own error is the one reported
             pass
-        finally:
-            self._helper.shutdown()
-            if self._writer is not None:
-                self._writer.close()
-            _atomic(self.path).unlink(missing_ok=True)
+        _atomic(self.path).unlink(missing_ok=True)
 
     def close(self) -> None:
         """Write what is queued and put the file in place."""
-        try:
-            self._wait()
-        finally:
-            self._helper.shutdown()
-            if self._writer is not None:
-                self._writer.close()
+        self._finish()
         if self._writer is None:
             raise RuntimeError("no decisions were written")  # a scan always writes a piece, empty or not
         os.replace(_atomic(self.path), self.path)
