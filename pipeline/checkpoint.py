@@ -20,7 +20,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,15 +34,15 @@ from pipeline.carry import Carry
 from pipeline.ingest import file_digest
 from pipeline.lake import Lake, Partition
 from pipeline.policy import Policy
-from pipeline.publish import discard, new_run, publish
+from pipeline.publish import discard, link_or_copy, new_run, publish
 from pipeline.reference import CATALOG_PATH, COUNTRIES_PATH
 from pipeline.tally import Tally
 
 CHECKPOINTS = "checkpoints"
-RESULTS_FORMAT = 2
+RESULTS_FORMAT = 3
 """Version of what a checkpoint stores (decision columns, carry accumulators, party result
 columns); a checkpoint of another format is not reused. 2: the China volume totals, the listing
-dates and the export/ultimate-parent columns (``in-force``)."""
+dates and the export/ultimate-parent columns (``in-force``); 3: each partition's decisions files."""
 
 
 def fingerprint(policy: Policy, csl_path: Path) -> dict:
@@ -57,10 +56,26 @@ def fingerprint(policy: Policy, csl_path: Path) -> dict:
             "results_format": RESULTS_FORMAT, "licenses_sha256": register.sha256 if register is not None else None}
 
 
+CHECKPOINTS_ENV = "CHIPSCREEN_CHECKPOINTS"
+"""Where the checkpoints of lakes in object stores are kept on this machine (default: the user's
+cache folder, ``~/.cache/chipscreen/checkpoints``); a local lake keeps its own."""
+
+
+def checkpoints_root(lake: Lake) -> Path:
+    """The folder of a lake's checkpoints: ``checkpoints/`` in a local lake; for a lake in an object
+    store, a folder per lake location under :data:`CHECKPOINTS_ENV` (the decisions files a
+    checkpoint keeps are hard links to published runs, which live on this machine too)."""
+    if lake.store.local:
+        return lake.path / CHECKPOINTS
+    base = os.environ.get(CHECKPOINTS_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "chipscreen", "checkpoints")
+    return Path(base).absolute() / hashlib.sha256(lake.store.location.encode()).hexdigest()[:16]
+
+
 def checkpoint_dir(lake: Lake, print_: dict) -> Path:
     """Folder of the checkpoint for this fingerprint."""
     digest = hashlib.sha256(json.dumps(print_, sort_keys=True).encode()).hexdigest()[:16]
-    return lake.path / CHECKPOINTS / f"{print_['policy']}-{digest}"
+    return checkpoints_root(lake) / f"{print_['policy']}-{digest}"
 
 
 def _row_keys(lake: Lake, partition: Partition) -> np.ndarray:
@@ -84,6 +99,9 @@ class CheckpointPart:
     contribution_: Carry | None = None
     tally_: Tally | None = None
     stored: Path | None = None
+    decisions: list[Path] | None = None
+    """The decisions files of the partition's rows, in screening order (None: not kept, as when the
+    run that screened them wrote no outputs; such a checkpoint cannot complete a later run's set)."""
 
     @property
     def contribution(self) -> Carry:
@@ -121,6 +139,12 @@ class Checkpoint:
     published : dict or None
         Where the run that wrote the checkpoint was published: ``out`` (the destination) and
         ``run`` (its run folder's name); None when it was not.
+
+    Notes
+    -----
+    Each part keeps the decisions files of its rows (hard links to the files its run published),
+    so that a later run publishes the complete decision set of the lake while screening only
+    what changed (:attr:`carries`).
     """
 
     parts: list[CheckpointPart]
@@ -135,6 +159,15 @@ class Checkpoint:
     def partitions(self) -> list[dict]:
         """``key``, ``sha256``, ``rows`` of each screened partition."""
         return [{"key": p.key, "sha256": p.sha256, "rows": p.rows} for p in self.parts]
+
+    @property
+    def carries(self) -> bool:
+        """Whether every part kept its decisions files, intact (a later run can carry them)."""
+        return all(p.decisions is not None for p in self.parts)
+
+    def decisions_before(self, index: int) -> list[Path]:
+        """The decisions files of the partitions before ``index``, in screening order."""
+        return [path for part in self.parts[:index] for path in part.decisions]
 
     def carry_before(self, index: int) -> Carry:
         """Totals of the partitions before ``index``."""
@@ -158,7 +191,8 @@ class Checkpoint:
             tail = pq.read_table(folder / "tail.parquet").column("key").to_numpy().astype(np.uint64)
         except (OSError, ValueError, KeyError):
             return None
-        parts = [CheckpointPart(p["key"], p["sha256"], p["rows"], stored=folder / "parts" / p["stem"])
+        parts = [CheckpointPart(p["key"], p["sha256"], p["rows"], stored=folder / "parts" / p["stem"],
+                                decisions=_kept_decisions(folder / "parts", p.get("decisions")))
                  for p in meta["partitions"]]
         position = meta["position"]
         names = pd.read_parquet(folder / "names.parquet") if (folder / "names.parquet").is_file() else None
@@ -197,13 +231,20 @@ class Checkpoint:
             if part.stored is not None:  # unchanged since an earlier checkpoint
                 stem = part.stored.name
                 for suffix in (".carry.parquet", ".tally.json"):
-                    _link_or_copy(part.stored.with_suffix(suffix), run / "parts" / (stem + suffix))
+                    link_or_copy(part.stored.with_suffix(suffix), run / "parts" / (stem + suffix))
             else:
                 tally = json.dumps(part.tally.to_dict(), separators=(",", ":"))
                 stem = f"{part.key}-{hashlib.sha256((part.sha256 + tally).encode()).hexdigest()[:12]}"
                 part.contribution.write(run / "parts" / f"{stem}.carry.parquet")
                 (run / "parts" / f"{stem}.tally.json").write_text(tally + "\n")
-            entries.append({"key": part.key, "sha256": part.sha256, "rows": part.rows, "stem": stem})
+            entry = {"key": part.key, "sha256": part.sha256, "rows": part.rows, "stem": stem}
+            if part.decisions is not None:
+                entry["decisions"] = []
+                for number, source in enumerate(part.decisions):
+                    name = f"{stem}.decisions-{number}.parquet"
+                    link_or_copy(source, run / "parts" / name)
+                    entry["decisions"].append({"name": name, "bytes": (run / "parts" / name).stat().st_size})
+            entries.append(entry)
         self.end.write(run / "end.parquet")
         (run / "total.json").write_text(json.dumps(self.total.to_dict(), separators=(",", ":")) + "\n")
         pq.write_table(pa.table({"key": pa.array(self.tail_keys, pa.uint64())}), run / "tail.parquet")
@@ -217,11 +258,19 @@ class Checkpoint:
         }, indent=1) + "\n")
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
+def _kept_decisions(folder: Path, entries: list[dict] | None) -> list[Path] | None:
+    """The decisions files a checkpoint part names, or None when it names none or one is missing
+    or of another size than written (the checkpoint then cannot complete a later run's set)."""
+    if entries is None:
+        return None
+    paths = [folder / e["name"] for e in entries]
+    for path, entry in zip(paths, entries):
+        try:
+            if path.stat().st_size != entry["bytes"]:
+                return None
+        except OSError:
+            return None
+    return paths
 
 
 @dataclass

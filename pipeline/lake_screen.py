@@ -3,9 +3,14 @@
 The ``screen --lake`` and nightly run: a :class:`~pipeline.run.source.LakeSource` cuts the lake's
 partitions (after the checkpoint, or up to a date) into pieces; they are screened in this process
 (``scheduler="none"``) or on a Dask cluster (a ``LocalCluster`` by default, an existing scheduler
-by address, ``LocalCUDACluster`` for the GPU backend); the sink writes ``decisions.parquet/`` (the
-rows screened in this run, one file per piece, in screening order), ``quarantine.parquet``,
+by address, ``LocalCUDACluster`` for the GPU backend); the sink writes ``decisions.parquet/`` (one file per
+piece, in screening order, after those carried from the checkpoint), ``quarantine.parquet``,
 ``summary.json`` and ``report.html``, published all at once; then the checkpoint moves forward.
+
+Every published ``decisions.parquet/`` is complete: the decisions of rows screened by earlier
+runs are carried from the checkpoint (hard links to the files those runs published, in
+screening order, never screened again), followed by this run's files; ``summary["lake"]
+["decisions"]`` says how many files were carried and which ones this run screened.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from pipeline.checkpoint import Checkpoint, CheckpointPart, last_position, tail_keys
+from pipeline.lake.store import is_url
 from pipeline.policy import Policy
 from pipeline.publish import absolute, destination_of, discard
 from pipeline.publish import publish as publish_run
@@ -32,7 +38,7 @@ from pipeline.run.summary import build_summary
 from pipeline.tally import Tally
 
 __all__ = ["LakePiece", "LakeRun", "SCHEDULERS", "check_scheduler", "commit_checkpoint", "dask_client",
-           "screen_lake", "screen_lake_in"]
+           "screen_lake", "screen_lake_in", "screened_in_run"]
 
 SCHEDULERS = ("local", "none")
 """``local``: a Dask LocalCluster on this machine; ``none``: one process, piece after piece.
@@ -245,7 +251,8 @@ def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None
 
     Parameters
     ----------
-    lake_dir : path
+    lake_dir : path or str
+        A folder, or a URL in an object store (:mod:`pipeline.lake.store`).
     policy : Policy
     out_dir : path, optional
         Published all at once when the run succeeds; a failed run leaves it as it was. Refused
@@ -276,13 +283,39 @@ def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None
     LakeRun
     """
     check_scheduler(scheduler)
-    with Run.open(out_dir, backend=backend, csl_path=csl_path, keep=[lake_dir], publish=publish,
+    with Run.open(out_dir, backend=backend, csl_path=csl_path, keep=[] if is_url(lake_dir) else [lake_dir],
+                  publish=publish,
                   progress=progress) as run:
         outcome = screen_lake_in(run, lake_dir, policy, destination=destination, scheduler=scheduler,
                                  workers=workers, as_of=as_of, incremental=incremental)
     if run.destination is not None:
         outcome.out_dir = run.destination
     return outcome
+
+
+def screened_in_run(out_dir: str | Path) -> "pa.Table":
+    """The decisions of the rows the run published in ``out_dir`` screened itself (not carried).
+
+    Raises
+    ------
+    ValueError
+        ``out_dir`` holds no lake screening's outputs.
+    """
+    import json
+
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    out_dir = Path(out_dir)
+    try:
+        files = json.loads((out_dir / "summary.json").read_text())["lake"]["decisions"]["screened_files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(f"{out_dir}: no lake screening's summary.json with its decisions files") from None
+    tables = [pq.read_table(out_dir / name) for name in files]
+    if tables:
+        return pa.concat_tables(tables, promote_options="permissive")
+    return ds.dataset(out_dir / "decisions.parquet", format="parquet").schema.empty_table()
 
 
 def commit_checkpoint(staged: str | Path) -> None:
@@ -296,8 +329,11 @@ def commit_checkpoint(staged: str | Path) -> None:
 
 def _scan(run: Run, source: LakeSource, policy: Policy, scheduler: str, workers: int | None) -> ScanResult:
     """Screen the source's pieces in this process or on Dask; decisions go to the run's sink."""
-    parts = run.sink.parts() if run.sink is not None else None
-    if not source.pieces:  # nothing (new) to screen: publish an empty decisions table, so readers find one
+    parts = run.sink.parts(source.carried) if run.sink is not None else None
+    if not source.pieces:
+        if source.carried or parts is None:
+            return ScanResult([], source.carry_in, source.carry_in, Tally.empty())
+        # No row at all: publish an empty decisions table, so that readers find one.
         result = scan(run, [source.empty_piece()], policy, carry=source.carry_in, parts=parts)
         return ScanResult([], result.carry_in, result.carry, Tally.empty()) if not source.parts else result
     if scheduler == "none":
@@ -333,21 +369,28 @@ def screen_lake_in(run: Run, lake_dir: str | Path, policy: Policy, *, destinatio
     # The whole history: the checkpoint's partitions before the run, then this run's pieces.
     kept = list(checkpoint.parts[:todo.start]) if checkpoint else []
     rest = result.pieces
+
+    def written(*pieces) -> list[Path] | None:
+        return [run.folder / p.path for p in pieces] if run.sink is not None else None
+
     if todo.after is None:
         before = checkpoint.tally_before(todo.start) if checkpoint else None
     else:  # an append to the checkpoint's last partition: its rows so far, then tonight's
         appended, rest, before = checkpoint.parts[todo.start], result.pieces[1:], checkpoint.total
+        tonight = written(result.pieces[0])
         kept.append(CheckpointPart(parts[todo.start].key, parts[todo.start].sha256, parts[todo.start].rows,
                                    appended.contribution.plus(result.pieces[0].contribution),
-                                   Tally.merge([appended.tally, result.pieces[0].tally])))
+                                   Tally.merge([appended.tally, result.pieces[0].tally]),
+                                   decisions=appended.decisions + tonight if tonight is not None else None))
     tallies = ([before] if before is not None else []) + [p.tally for p in result.pieces]
     whole = Tally.merge(tallies) if tallies else Tally.empty()
-    new_parts = kept + [CheckpointPart(parts[i].key, parts[i].sha256, parts[i].rows, p.contribution, p.tally)
+    new_parts = kept + [CheckpointPart(parts[i].key, parts[i].sha256, parts[i].rows, p.contribution, p.tally,
+                                       decisions=written(p))
                         for i, p in zip(range(len(kept), len(parts)), rest)]
     quarantine = lake.quarantine()
-    summary = build_summary(policy, result.tally if result.pieces else whole, result.carry,
-                            source.counts(quarantine, result.rows), lake.files, {}, run.csl_path,
-                            len(run.screening_list.entries), as_of, run.backend.name)
+    # The outputs hold every row of the lake (carried and screened now): the counts are of all of them.
+    summary = build_summary(policy, whole, result.carry, source.counts(quarantine, result.rows), lake.files, {},
+                            run.csl_path, len(run.screening_list.entries), as_of, run.backend.name)
     summary["allocation_headroom"] = whole.headroom(result.carry)
     summary["lpp"] = whole.lpp(result.carry)
     summary["china_volume"] = whole.china_volume()
@@ -355,10 +398,12 @@ def screen_lake_in(run: Run, lake_dir: str | Path, policy: Policy, *, destinatio
     summary["licenses"] = whole.licenses(result.carry, policy.license_register())
     summary["lake"] = {"path": str(lake.path), "generation": lake.generation, "partitions": len(lake.partitions),
                        "run": todo.mode, "why": todo.why, "pieces_screened": [p.name for p in result.pieces],
-                       "scheduler": scheduler}
+                       "scheduler": scheduler,
+                       "decisions": {"carried_files": len(source.carried),
+                                     "screened_files": [p.path for p in result.pieces if p.path is not None]}}
     summary["timings_s"] = {"total": round(time.perf_counter() - started, 3)}
     sink = run.sink
-    if todo.mode == "unchanged" and sink is not None and run.destination is not None:
+    if source.current and sink is not None and run.destination is not None:
         # --out holds the checkpoint's run (else the plan is "full"): its decisions stay published.
         current = f"the published results at {absolute(run.destination)} are current"
         summary["lake"]["why"] = f"{todo.why}; {current}"

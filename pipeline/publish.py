@@ -214,6 +214,18 @@ def new_run(out: str | Path, keep: Iterable[str | Path] = (), *, replace_folder:
     return run
 
 
+def link_or_copy(source: Path, target: Path) -> None:
+    """Put ``source`` at ``target`` as a hard link (no bytes copied), or a copy across file systems.
+
+    The tool never modifies a file it has written, so a file linked into several run or
+    checkpoint folders stays what each of them recorded.
+    """
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
 def discard(run: Path) -> None:
     """Remove an unpublished run folder (and its runs folder when nothing else is left in it)."""
     run = absolute(run)

@@ -51,6 +51,7 @@ def prefect_home(tmp_path_factory):
 def test_nightly_then_audit_flows(prefect_home, tmp_path):
     from flows.audit import audit
     from flows.nightly import nightly_screen
+    from pipeline.lake_screen import screened_in_run
 
     rows = sorted(random_rows(random.Random(3), 300), key=lambda r: (r["ship_date"], r["shipment_id"]))
     history = write_ledger(rows[:250], tmp_path / "history.parquet")
@@ -62,12 +63,14 @@ def test_nightly_then_audit_flows(prefect_home, tmp_path):
     second = nightly_screen([str(tonight), str(history)], lake, out, scheduler="none")  # history again: no-op
     assert second["ingest"]["counts"]["duplicates"] == 250
     assert second["lake"]["run"] == "incremental" and second["rows"]["screened_this_run"] == 50
-    assert pq.read_table(os.path.join(out, "decisions.parquet")).num_rows == 50
+    assert pq.read_table(os.path.join(out, "decisions.parquet")).num_rows == 300  # the history carried
+    assert screened_in_run(out).num_rows == 50
 
     # A failing run (an unknown rule set) leaves the published results as they were.
     with pytest.raises(Exception):
         nightly_screen([], lake, out, policy="no-such-rules", scheduler="none")
-    assert pq.read_table(os.path.join(out, "decisions.parquet")).num_rows == 50
+    assert pq.read_table(os.path.join(out, "decisions.parquet")).num_rows == 300
+    assert screened_in_run(out).num_rows == 50
 
     summary = audit(lake, str(tmp_path / "audit"), policy="ai-diffusion-2025", as_of="2027-01-01")
     assert summary["rows"]["accepted"] < 300 and "discrepancies" in summary

@@ -17,7 +17,7 @@ from pipeline import lake_screen
 from pipeline.audit import audit_ledgers, diff_ledgers
 from flows.cli import app
 from pipeline.lake import ingest
-from pipeline.lake_screen import screen_lake
+from pipeline.lake_screen import screen_lake, screened_in_run
 from pipeline.policy import load_policy
 from pipeline.publish import PublishError, PublishWarning, runs_folder
 from pipeline.screen import screen_ledgers
@@ -176,6 +176,14 @@ def published_ids(out):
     return sorted(pq.read_table(Path(out) / "decisions.parquet").column("shipment_id").to_pylist())
 
 
+def screened_ids(out):
+    return sorted(screened_in_run(out).column("shipment_id").to_pylist())
+
+
+EVERY_ROW = [f"H{i:03d}" for i in range(12)] + [f"T{i:03d}" for i in range(7)]
+"""The rows of :func:`lake_state`'s lake: every published output holds them all."""
+
+
 def test_a_fault_at_any_write_of_a_lake_run_never_loses_tonights_rows(tmp_path, monkeypatch):
     base, policy = lake_state(tmp_path)
     tonight = [f"T{i:03d}" for i in range(7)]
@@ -195,10 +203,12 @@ def test_a_fault_at_any_write_of_a_lake_run_never_loses_tonights_rows(tmp_path, 
             break
         now = snapshot(work / "out")
         # Either untouched, or the complete new run (a fault after the switch: checkpoint not moved).
-        assert now == previous or (now.keys() == previous.keys() and published_ids(work / "out") == tonight), k
+        assert now == previous or (published_ids(work / "out") == EVERY_ROW and screened_ids(work / "out") == tonight
+                                   and "summary.json" in now and "report.html" in now), k
         if failed:
             again = screen_lake(work / "lake", policy, work / "out", scheduler="none")
-            assert again.plan.mode != "unchanged" and published_ids(work / "out") == tonight, k
+            assert again.plan.mode != "unchanged" and screened_ids(work / "out") == tonight, k
+            assert published_ids(work / "out") == EVERY_ROW, k
         shutil.rmtree(work)
     assert k > 10
 
@@ -211,7 +221,7 @@ def test_the_checkpoint_moves_only_after_the_publish(tmp_path, monkeypatch):
     monkeypatch.undo()
     run = screen_lake(base / "lake", policy, base / "out", scheduler="none")
     assert run.plan.mode == "incremental" and run.scan.rows == 7
-    assert published_ids(base / "out") == [f"T{i:03d}" for i in range(7)]
+    assert published_ids(base / "out") == EVERY_ROW and screened_ids(base / "out") == [f"T{i:03d}" for i in range(7)]
 
 
 def test_unchanged_only_when_out_still_holds_the_last_run(tmp_path):
@@ -222,17 +232,26 @@ def test_unchanged_only_when_out_still_holds_the_last_run(tmp_path):
     for _ in range(2):  # nothing new, and the out holds the last run: unchanged, night after night
         again = screen_lake(lake, policy, base / "out", scheduler="none")
         assert again.plan.mode == "unchanged" and "are current" in again.summary["lake"]["why"]
-        assert snapshot(base / "out") == published and published_ids(base / "out") == [f"T{i:03d}" for i in range(7)]
+        assert snapshot(base / "out") == published and published_ids(base / "out") == EVERY_ROW
         assert len(list(runs_folder(base / "out").iterdir())) == 1  # the fresh run folder is discarded
-    other = screen_lake(lake, policy, tmp_path / "elsewhere", scheduler="none")  # not there: all the rows
-    assert other.plan.mode == "full" and pq.read_table(tmp_path / "elsewhere" / "decisions.parquet").num_rows == 19
-    # A checkpoint that does not say where its run went (an earlier version, maybe a crash): screen again.
+    # Into a folder that does not hold it: every row again, carried from the checkpoint, none screened.
+    other = screen_lake(lake, policy, tmp_path / "elsewhere", scheduler="none")
+    assert other.plan.mode == "unchanged" and other.scan.rows == 0 and "are current" not in other.summary["lake"]["why"]
+    assert published_ids(tmp_path / "elsewhere") == EVERY_ROW and screened_ids(tmp_path / "elsewhere") == []
+    assert other.summary["lake"]["decisions"] == {"carried_files": 2, "screened_files": []}
+    # A checkpoint that does not say where its run went (an earlier version, maybe a crash): the
+    # published folder is not taken as current; the complete set is published again.
     [folder] = [p for p in (lake / "checkpoints").iterdir() if not p.name.startswith(".")]
     meta = json.loads((folder / "checkpoint.json").read_text())
     del meta["published"]
     (folder / "checkpoint.json").write_text(json.dumps(meta))
     again = screen_lake(lake, policy, tmp_path / "elsewhere", scheduler="none")
-    assert again.plan.mode == "full" and again.scan.rows == 19
+    assert again.plan.mode == "unchanged" and again.scan.rows == 0 and published_ids(tmp_path / "elsewhere") == EVERY_ROW
+    # A checkpoint that lost a decisions file cannot complete a set: everything is screened again.
+    [folder] = [p for p in (lake / "checkpoints").iterdir() if not p.name.startswith(".")]
+    next((folder / "parts").glob("*.decisions-0.parquet")).unlink()
+    again = screen_lake(lake, policy, tmp_path / "elsewhere", scheduler="none")
+    assert again.plan.mode == "full" and again.scan.rows == 19 and published_ids(tmp_path / "elsewhere") == EVERY_ROW
 
 
 # ------------------------------------------------------------------------------------ C1

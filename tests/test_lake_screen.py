@@ -9,7 +9,7 @@ from conftest import shipment, write_ledger
 from pipeline import lake_screen
 from pipeline.parties import PartyScreen
 from pipeline.lake import ingest
-from pipeline.lake_screen import screen_lake
+from pipeline.lake_screen import screen_lake, screened_in_run
 from pipeline.policy import load_policy
 from pipeline.screen import screen_ledgers
 from test_differential import COMPARED, OVERRIDES, random_rows
@@ -70,11 +70,21 @@ def test_nightly_rows_after_the_checkpoint_are_screened_alone(ledger_rows, tmp_p
     assert second.scan.rows == len(tonight)  # only the new rows were read and screened
     expected = screen_ledgers([write_ledger(ledger_rows, tmp_path / "all.parquet")], policy)
     in_tonight = [i >= len(history) for i in range(len(ledger_rows))]
-    assert columns(pq.read_table(tmp_path / "out" / "decisions.parquet")) == columns(expected.decisions, in_tonight)
+    # The published set is complete (history carried from the checkpoint); the run names what it screened.
+    assert columns(pq.read_table(tmp_path / "out" / "decisions.parquet")) == columns(expected.decisions)
+    assert columns(screened_in_run(tmp_path / "out")) == columns(expected.decisions, in_tonight)
+    assert second.summary["decisions"] == expected.summary["decisions"]
+    assert second.summary["lake"]["decisions"]["carried_files"] == len(first.scan.pieces)
     assert second.summary["allocation_headroom"] == expected.summary["allocation_headroom"]
     assert second.summary["lpp"] == expected.summary["lpp"]
     third = screen_lake(lake, policy, tmp_path / "out", scheduler="none")
     assert third.plan.mode == "unchanged" and third.scan.rows == 0
+    # Into a new folder: the complete set again, carried from the checkpoint, nothing screened.
+    fourth = screen_lake(lake, policy, tmp_path / "new-out", scheduler="none")
+    assert fourth.plan.mode == "unchanged" and fourth.scan.rows == 0
+    assert columns(pq.read_table(tmp_path / "new-out" / "decisions.parquet")) == columns(expected.decisions)
+    assert screened_in_run(tmp_path / "new-out").num_rows == 0
+    assert fourth.summary["decisions"] == expected.summary["decisions"]
 
 
 def test_nights_in_a_row_and_a_correction_after_them(ledger_rows, tmp_path):
@@ -88,8 +98,8 @@ def test_nights_in_a_row_and_a_correction_after_them(ledger_rows, tmp_path):
         run = screen_lake(lake, policy, out, scheduler="none")
         assert run.plan.mode == ("full" if number == 0 else "incremental") and run.scan.rows == len(rows) - done
         expected = screen_ledgers([write_ledger(rows, tmp_path / f"upto{number}.parquet")], policy)
-        assert columns(pq.read_table(out / "decisions.parquet")) == \
-            columns(expected.decisions, [i >= done for i in range(len(rows))])
+        assert columns(pq.read_table(out / "decisions.parquet")) == columns(expected.decisions)
+        assert columns(screened_in_run(out)) == columns(expected.decisions, [i >= done for i in range(len(rows))])
         assert run.summary["allocation_headroom"] == expected.summary["allocation_headroom"]
         done = len(rows)
     late = shipment("ZZ-LATE", "2026-02-03", quantity=3000, destination_country="IN")
@@ -97,6 +107,7 @@ def test_nights_in_a_row_and_a_correction_after_them(ledger_rows, tmp_path):
     run = screen_lake(lake, policy, out, scheduler="none")
     assert run.plan.mode == "recompute" and run.scan.pieces[0].name == "2026-02"
     expected = screen_ledgers([tmp_path / f"upto{len(nights) - 1}.parquet", tmp_path / "late.parquet"], policy)
+    assert columns(pq.read_table(out / "decisions.parquet")) == columns(expected.decisions)
     assert run.summary["allocation_headroom"] == expected.summary["allocation_headroom"]
     assert run.summary["lpp"] == expected.summary["lpp"]
     again = screen_lake(lake, policy, out, scheduler="none", incremental=False)
@@ -115,7 +126,8 @@ def test_a_backdated_row_recomputes_from_its_partition(ledger_rows, tmp_path):
     expected = screen_ledgers([tmp_path / "all.parquet", tmp_path / "late.parquet"], policy)
     days = [d.isoformat() for d in expected.decisions.column("ship_date").to_pylist()]
     from_june = [d >= "2025-06-01" for d in days]
-    assert columns(pq.read_table(tmp_path / "out" / "decisions.parquet")) == columns(expected.decisions, from_june)
+    assert columns(pq.read_table(tmp_path / "out" / "decisions.parquet")) == columns(expected.decisions)
+    assert columns(screened_in_run(tmp_path / "out")) == columns(expected.decisions, from_june)
     assert run.summary["allocation_headroom"] == expected.summary["allocation_headroom"]
 
 

@@ -2,6 +2,7 @@
 result types apart from the jobs, and an import graph without cycles."""
 import ast
 import os
+import shutil
 import random
 import subprocess
 import sys
@@ -31,12 +32,13 @@ TEMPORARY = (".partial", ".tmp")
 
 
 class Landings:
-    """Every file that lands in a run folder: renamed into place, or written there under its own name."""
+    """Every file that lands in a run folder: renamed into place, written there under its own name, or
+    linked (copied) there from a checkpoint."""
 
     def __init__(self, patch):
         self.paths = Counter()
         for owner, name, target in ((os, "replace", 1), (pq, "write_table", 1), (pd.DataFrame, "to_parquet", 1),
-                                    (Path, "write_text", 0)):
+                                    (Path, "write_text", 0), (os, "link", 1), (shutil, "copyfile", 1)):
             patch.setattr(owner, name, self._wrap(getattr(owner, name), target))
 
     def _wrap(self, original, target):

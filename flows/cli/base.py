@@ -112,8 +112,8 @@ def print_summary(summary: dict, top: int = 12) -> None:
     for reason, count in rows["by_reason"].items():
         out_console.print(f"  quarantined: {count:,} × {reason}")
     if "screened_this_run" in rows:
-        out_console.print(f"this run screened {rows['screened_this_run']:,} of them (decisions below); cap headroom "
-                          "and LPP are of the whole history")
+        out_console.print(f"this run screened {rows['screened_this_run']:,} of them; the decisions below, cap "
+                          "headroom and LPP are of the whole history (earlier decisions carried from the checkpoint)")
     decisions = ["DENIED", "REVIEW", "CAP_EXCEEDED", "LICENSE_REQUIRED", "AUTHORIZED", "NLR"]
     table = Table(title="Decisions by destination", title_justify="left")
     table.add_column("destination")

@@ -237,7 +237,7 @@ app.add_typer(lake_app, name="lake")
 
 
 @lake_app.command("verify")
-def lake_verify(lake: Path = typer.Argument(..., help="Lake folder.")) -> None:
+def lake_verify(lake: str = typer.Argument(..., help="Lake folder, or its URL (s3://BUCKET/PREFIX).")) -> None:
     """Check every partition, index and quarantine file of a lake against its manifest (SHA-256)."""
     from pipeline.lake import LakeError, verify
 

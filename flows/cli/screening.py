@@ -40,8 +40,9 @@ def screen(
     ledgers: Optional[list[Path]] = typer.Argument(None, help="Ledger files: .parquet, .csv or .jsonl."),
     policy: str = typer.Option(..., "--policy", "-p", help="Rule-set id (see `chipscreen policies`) or a TOML file."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    lake: Optional[Path] = typer.Option(None, "--lake", help="Screen a ledger lake (see `chipscreen ingest`) "
-                                        "instead of files; incremental from its checkpoint."),
+    lake: Optional[str] = typer.Option(None, "--lake", help="Screen a ledger lake (see `chipscreen ingest`) "
+                                       "instead of files; incremental from its checkpoint. A folder, or a URL "
+                                       "(s3://BUCKET/PREFIX; gs://, abfs:// with gcsfs, adlfs)."),
     scheduler: str = typer.Option("local", "--scheduler", help="With --lake: `local` (a Dask LocalCluster), "
                                   "`none` (this process, piece after piece) or a Dask scheduler address."),
     workers: Optional[int] = typer.Option(None, "--workers", help="With --lake and a LocalCluster: worker processes."),

@@ -6,14 +6,15 @@ names and compares its SHA-256 with the one recorded at commit.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.ingest.formats import file_digest
 from pipeline.lake.reader import Lake
+from pipeline.lake.store import LakeStore
 
 
 @dataclass
@@ -22,7 +23,8 @@ class Verification:
 
     Attributes
     ----------
-    lake : Path
+    lake : Path or str
+        The lake's folder, or its URL.
     generation : int
         The manifest generation checked.
     verified : list of str
@@ -34,7 +36,7 @@ class Verification:
         recorded): checked as Parquet with the recorded row count, counted in ``verified``.
     """
 
-    lake: Path
+    lake: Path | str
     generation: int
     verified: list[str] = field(default_factory=list)
     bad: list[tuple[str, str]] = field(default_factory=list)
@@ -57,26 +59,27 @@ def _expected(manifest: dict) -> list[tuple[str, int, str | None, int | None]]:
     return files
 
 
-def _problem(path: Path, rows: int, sha256: str | None, size: int | None) -> str | None:
+def _problem(store: LakeStore, relative: str, rows: int, sha256: str | None, size: int | None) -> str | None:
     """Why one file does not match its manifest entry, or None."""
     try:
-        actual = path.stat().st_size
+        source = store.open(relative)
     except FileNotFoundError:
         return "missing"
-    except OSError as error:
-        return f"cannot read: {error.strerror or error}"
-    if size is not None and actual != size:
-        return f"{actual} bytes, the manifest records {size}"
-    if sha256 is not None:
+    except (OSError, pa.ArrowException) as error:
+        return f"cannot read: {getattr(error, 'strerror', None) or error}"
+    with source:
         try:
-            digest = file_digest(path)
-        except OSError as error:
-            return f"cannot read: {error.strerror or error}"
-        return None if digest == sha256 else "content differs from the manifest (SHA-256)"
-    try:
-        found = pq.ParquetFile(path).metadata.num_rows
-    except (pa.ArrowException, OSError, ValueError) as error:
-        return f"not readable as Parquet ({error})"
+            actual = source.size()
+            if size is not None and actual != size:
+                return f"{actual} bytes, the manifest records {size}"
+            if sha256 is not None:
+                digest = hashlib.sha256()
+                for block in iter(lambda: source.read(1 << 20), b""):
+                    digest.update(block)
+                return None if digest.hexdigest() == sha256 else "content differs from the manifest (SHA-256)"
+            found = pq.ParquetFile(source).metadata.num_rows
+        except (pa.ArrowException, OSError, ValueError) as error:
+            return f"not readable as Parquet ({error})"
     return None if found == rows else f"{found} rows, the manifest records {rows}"
 
 
@@ -99,7 +102,7 @@ def verify(lake_dir: str | Path) -> Verification:
     lake = Lake.open(lake_dir)
     result = Verification(lake.path, lake.generation)
     for relative, rows, sha256, size in _expected(lake._manifest):
-        problem = _problem(lake.path / relative, rows, sha256, size)
+        problem = _problem(lake.store, relative, rows, sha256, size)
         if problem is not None:
             result.bad.append((relative, problem))
             continue

@@ -20,6 +20,7 @@ from pipeline.ingest.ledger import Ledger
 from pipeline.ingest.schema import SCREENING_COLUMNS
 from pipeline.lake.manifest import LAKE_FORMAT, LAKE_VERSION, MANIFEST, LakeError, _footer_digest
 from pipeline.lake.schema import ADDED_COLUMNS, QUARANTINE_SCHEMA, STORED_SCHEMA
+from pipeline.lake.store import LakeStore
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,10 @@ class Lake:
     >>> ledger = lake.ledger(as_of=dt.date(2026, 6, 30))  # doctest: +SKIP
     """
 
-    def __init__(self, path: Path, manifest: dict):
-        self.path = Path(path)
+    def __init__(self, path: str | Path | LakeStore, manifest: dict):
+        self.store = path if isinstance(path, LakeStore) else LakeStore.at(path)
+        self.path: Path | str = self.store.folder if self.store.local else self.store.location
+        """The lake's folder, or its URL in an object store."""
         self._manifest = manifest
         self.generation: int = manifest["generation"]
         self.partitions: list[Partition] = [
@@ -108,21 +111,21 @@ class Lake:
         LakeError
             ``path`` holds no lake manifest, or the manifest is not one.
         """
-        path = Path(path).absolute()  # Dask workers on other machines or folders read the same files
-        manifest_path = path / MANIFEST
-        if not manifest_path.is_file():
-            raise LakeError(f"{path}: not a ledger lake (no {MANIFEST}); create one with "
-                            f"`chipscreen ingest LEDGER... --lake {path}`")
+        store = LakeStore.at(path)  # absolute: Dask workers on other machines or folders read the same files
+        manifest_path = store.describe(MANIFEST)
         try:
-            manifest = json.loads(manifest_path.read_text())
-        except (OSError, ValueError) as error:
+            manifest = json.loads(store.read_bytes(MANIFEST))
+        except FileNotFoundError:
+            raise LakeError(f"{store}: not a ledger lake (no {MANIFEST}); create one with "
+                            f"`chipscreen ingest LEDGER... --lake {store}`") from None
+        except (OSError, ValueError, pa.ArrowException) as error:
             raise LakeError(f"{manifest_path}: unreadable manifest: {error}") from None
         if manifest.get("format") != LAKE_FORMAT:
             raise LakeError(f"{manifest_path}: not a {LAKE_FORMAT} manifest")
         if manifest.get("version") != LAKE_VERSION:
             raise LakeError(f"{manifest_path}: lake version {manifest.get('version')} (this code reads {LAKE_VERSION})")
         try:
-            return cls(path, manifest)
+            return cls(store, manifest)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise LakeError(f"{manifest_path}: damaged manifest ({type(error).__name__}: {error})") from None
 
@@ -163,7 +166,7 @@ class Lake:
             As :meth:`read`.
         """
         key = partition if isinstance(partition, str) else partition.key
-        return _read_index_entry(self.path, self._manifest, self._index_entries[key])
+        return _read_index_entry(self.store, self._manifest, self._index_entries[key])
 
     def quarantine(self) -> pa.Table:
         """Rows quarantined at ingest, as read (text), with ``reason`` and origin (:data:`QUARANTINE_SCHEMA`).
@@ -173,13 +176,13 @@ class Lake:
         LakeError
             As :meth:`read`.
         """
-        pieces = [_read_quarantine_entry(self.path, self._manifest, q) for q in self._manifest["quarantine"]]
+        pieces = [_read_quarantine_entry(self.store, self._manifest, q) for q in self._manifest["quarantine"]]
         return pa.concat_tables(pieces) if pieces else QUARANTINE_SCHEMA.empty_table()
 
     def _read_checked(self, relative: str, what: str, rows: int, size: int | None, footer: str | None,
                       columns: list[str] | None = None) -> pa.Table:
         """Read one lake file after checking it against its manifest entry (size, footer, rows)."""
-        return _read_lake_file(self.path, self.generation, relative, what, rows, size, footer, columns,
+        return _read_lake_file(self.store, self.generation, relative, what, rows, size, footer, columns,
                                schema=STORED_SCHEMA)
 
     def ledger(self, as_of: dt.date | None = None) -> Ledger:
@@ -221,8 +224,8 @@ class Lake:
 
 
 # ------------------------------------------------- checked reads, shared by Lake and by ingest
-def _read_lake_file(lake_dir: Path, generation: int, relative: str, what: str, rows: int, size: int | None,
-                    footer: str | None, columns: list[str] | None = None, read: bool = True,
+def _read_lake_file(lake_dir: Path | LakeStore, generation: int, relative: str, what: str, rows: int,
+                    size: int | None, footer: str | None, columns: list[str] | None = None, read: bool = True,
                     schema: pa.Schema | None = None) -> pa.Table | None:
     """Read one file of the lake's manifest ``generation`` after checking its size, footer and rows
     (with ``read=False``: only check them, reading no more than the footer).
@@ -237,32 +240,32 @@ def _read_lake_file(lake_dir: Path, generation: int, relative: str, what: str, r
         The file is missing, unreadable, or differs from its manifest entry (naming the file
         and ``chipscreen lake verify``).
     """
-    path = Path(lake_dir) / relative
+    store = _store(lake_dir)
     try:
-        source = pa.OSFile(str(path), "rb")
+        source = store.open(relative)
     except FileNotFoundError:
-        raise _gone(lake_dir, generation, relative, what) from None
-    except OSError as error:
-        raise LakeError(f"{path}: cannot read the {what}: {error}; run `chipscreen lake verify {lake_dir}`") from None
+        raise _gone(store, generation, relative, what) from None
+    except (OSError, pa.ArrowException) as error:
+        raise LakeError(f"{store.describe(relative)}: cannot read the {what}: {error}; "
+                        f"run `chipscreen lake verify {store}`") from None
     with source:
         try:
             actual = source.size()
             if size is not None and actual != size:
-                raise _damaged(lake_dir, generation, relative, what, f"{actual} bytes, the manifest records {size}")
+                raise _damaged(store, generation, relative, what, f"{actual} bytes, the manifest records {size}")
             if footer is not None and _footer_digest(source, actual) != footer:
-                raise _damaged(lake_dir, generation, relative, what,
-                               "its Parquet footer differs from the one committed")
+                raise _damaged(store, generation, relative, what, "its Parquet footer differs from the one committed")
             parquet = pq.ParquetFile(source)
             if parquet.metadata.num_rows != rows:
-                raise _damaged(lake_dir, generation, relative, what, f"{parquet.metadata.num_rows} rows, the "
-                                                                     f"manifest records {rows}")
+                raise _damaged(store, generation, relative, what, f"{parquet.metadata.num_rows} rows, the "
+                                                                  f"manifest records {rows}")
             if not read:
                 return None
             if schema is None:
                 return parquet.read(columns=columns)
             return _with_added_columns(parquet, columns, schema)
         except (pa.ArrowException, OSError, ValueError, KeyError) as error:
-            raise _damaged(lake_dir, generation, relative, what, f"not readable as Parquet ({error})") from None
+            raise _damaged(store, generation, relative, what, f"not readable as Parquet ({error})") from None
 
 
 def _with_added_columns(parquet: pq.ParquetFile, columns: list[str] | None, schema: pa.Schema) -> pa.Table:
@@ -278,26 +281,26 @@ def _with_added_columns(parquet: pq.ParquetFile, columns: list[str] | None, sche
                      for c in wanted})
 
 
-def _read_rows_entry(lake_dir: Path, manifest: dict, part: dict, columns: list[str] | None = None) -> pa.Table:
+def _read_rows_entry(lake_dir: Path | LakeStore, manifest: dict, part: dict, columns: list[str] | None = None) -> pa.Table:
     """The rows file of a partition entry of ``manifest`` (a dict), checked as :meth:`Lake.read`."""
     return _read_lake_file(lake_dir, manifest["generation"], part["path"], f"partition {part['key']}", part["rows"],
                            part.get("bytes"), part.get("footer_sha256"), columns, schema=STORED_SCHEMA)
 
 
-def _read_index_entry(lake_dir: Path, manifest: dict, part: dict, columns: list[str] | None = None) -> pa.Table:
+def _read_index_entry(lake_dir: Path | LakeStore, manifest: dict, part: dict, columns: list[str] | None = None) -> pa.Table:
     """The id index of a partition entry of ``manifest``, checked as :meth:`Lake.read_index`."""
     return _read_lake_file(lake_dir, manifest["generation"], part["index"], f"id index of partition {part['key']}",
                            part["rows"], part.get("index_bytes"), part.get("index_footer_sha256"), columns)
 
 
-def _read_quarantine_entry(lake_dir: Path, manifest: dict, entry: dict,
+def _read_quarantine_entry(lake_dir: Path | LakeStore, manifest: dict, entry: dict,
                            columns: list[str] | None = None) -> pa.Table:
     """One quarantine file of ``manifest``, checked as :meth:`Lake.quarantine`."""
     return _read_lake_file(lake_dir, manifest["generation"], entry["path"], "quarantine file", entry["rows"],
                            entry.get("bytes"), entry.get("footer_sha256"), columns, schema=QUARANTINE_SCHEMA)
 
 
-def check_lake_files(lake_dir: Path, manifest: dict) -> None:
+def check_lake_files(lake_dir: Path | LakeStore, manifest: dict) -> None:
     """Check every partition, id index and quarantine file of ``manifest`` against its entry: present,
     its size, Parquet footer and row count (the footer only; ``chipscreen lake verify`` hashes all).
 
@@ -317,20 +320,23 @@ def check_lake_files(lake_dir: Path, manifest: dict) -> None:
                         entry.get("footer_sha256"), read=False)
 
 
-def _gone(lake_dir: Path, generation: int, relative: str, what: str) -> LakeError:
+def _store(lake_dir: Path | LakeStore) -> LakeStore:
+    return lake_dir if isinstance(lake_dir, LakeStore) else LakeStore.at(lake_dir)
+
+
+def _gone(store: LakeStore, generation: int, relative: str, what: str) -> LakeError:
     """The error for a file of generation ``generation`` that is no longer there."""
-    lake_dir = Path(lake_dir)
     try:
-        now = json.loads((lake_dir / MANIFEST).read_text())["generation"]
-    except (OSError, ValueError, KeyError, TypeError):
+        now = json.loads(store.read_bytes(MANIFEST))["generation"]
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
         now = None
     if now is not None and now != generation:
-        return LakeError(f"{lake_dir}: the lake changed during the run (generation {generation} → {now}): "
+        return LakeError(f"{store}: the lake changed during the run (generation {generation} → {now}): "
                          f"the {what} ({relative}) of generation {generation} is gone; run again")
-    return LakeError(f"{lake_dir / relative}: the {what} is missing (lake generation {generation}); "
-                     f"run `chipscreen lake verify {lake_dir}`")
+    return LakeError(f"{store.describe(relative)}: the {what} is missing (lake generation {generation}); "
+                     f"run `chipscreen lake verify {store}`")
 
 
-def _damaged(lake_dir: Path, generation: int, relative: str, what: str, detail: str) -> LakeError:
-    return LakeError(f"{Path(lake_dir) / relative}: the {what} does not match the lake's manifest "
-                     f"(generation {generation}): {detail}; run `chipscreen lake verify {lake_dir}`")
+def _damaged(store: LakeStore, generation: int, relative: str, what: str, detail: str) -> LakeError:
+    return LakeError(f"{store.describe(relative)}: the {what} does not match the lake's manifest "
+                     f"(generation {generation}): {detail}; run `chipscreen lake verify {store}`")

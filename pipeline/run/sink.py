@@ -12,10 +12,13 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from pipeline.publish import link_or_copy
 
 DECISIONS = "decisions.parquet"
 STATISTICS_COLUMNS = ["ship_date", "status", "destination_country", "decision", "authorization", "party_list"]
@@ -45,15 +48,28 @@ def _parquet_options(schema: pa.Schema) -> dict:
             "write_statistics": [c for c in STATISTICS_COLUMNS if c in schema.names]}
 
 
+def part_name(number: int) -> str:
+    """The ``number``-th decisions file of a run folder, relative to it (files sort in screening order)."""
+    return f"{DECISIONS}/part-{number:05d}.parquet"
+
+
 @dataclass(frozen=True)
 class PartWriter:
-    """Writes the decisions of piece ``index`` to ``decisions.parquet/part-NNNNN.parquet`` (picklable)."""
+    """Writes the decisions of piece ``index`` to ``decisions.parquet/part-NNNNN.parquet`` (picklable).
+
+    Attributes
+    ----------
+    folder : str
+    first : int
+        The number of piece 0's file: the files before it are carried from earlier runs.
+    """
 
     folder: str
+    first: int = 0
 
     def write(self, table: pa.Table, index: int) -> str:
         """Write one piece's decisions; returns the file's path relative to the run folder."""
-        relative = f"{DECISIONS}/part-{index:05d}.parquet"
+        relative = part_name(self.first + index)
         path = Path(self.folder) / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         write_output(table, path)
@@ -149,10 +165,18 @@ class Sink:
         """The writer of consecutive pieces' decisions into one ``decisions.parquet``."""
         return DecisionStream(self._claim(DECISIONS))
 
-    def parts(self) -> PartWriter:
-        """The writer of per-piece decisions (``decisions.parquet/``)."""
-        self._claim(DECISIONS)
-        return PartWriter(str(self.folder))
+    def parts(self, carried: Sequence[Path] = ()) -> PartWriter:
+        """The writer of per-piece decisions (``decisions.parquet/``), after the ``carried`` files.
+
+        ``carried`` are decisions files of rows screened by earlier runs (kept by a lake's
+        checkpoint): linked (or copied) in as the first parts, in the order given.
+        """
+        folder = self._claim(DECISIONS)
+        if carried:
+            folder.mkdir()
+        for number, source in enumerate(carried):
+            link_or_copy(Path(source), self.folder / part_name(number))
+        return PartWriter(str(self.folder), len(carried))
 
     def json(self, name: str, data: dict) -> None:
         """Write ``data`` as indented JSON (``summary.json``)."""

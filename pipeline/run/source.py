@@ -118,8 +118,8 @@ class LakeSource:
     incremental : bool
         Start from the checkpoint where one fits.
     destination : path, optional
-        Where the run is published: an incremental run publishes only what is new, so the
-        destination must hold the checkpoint's last run.
+        Where the run is published: a run that finds nothing new keeps the published results
+        when the destination holds the checkpoint's last run (:attr:`current`).
     writes : bool
         Whether the run writes outputs at all.
 
@@ -133,6 +133,11 @@ class LakeSource:
     pieces : list of LakePiece
     carry_in : Carry
         Totals before the first piece.
+    carried : list of Path
+        Decisions files of the rows before the first piece, kept by the checkpoint: every run
+        that writes outputs publishes them with its own, so each output holds the whole lake.
+    current : bool
+        Nothing changed and ``destination`` holds the checkpoint's run: nothing to publish.
     """
 
     def __init__(self, lake_dir: str | Path, policy: Policy, csl_path: Path, *, as_of: dt.date | None = None,
@@ -146,11 +151,16 @@ class LakeSource:
         todo = plan(self.lake, checkpoint) if as_of is None else Plan(0, None, "full", f"replay as of {as_of}")
         if as_of is None and not incremental:
             todo = Plan(0, None, "full", "--full: screening everything, ignoring the checkpoint")
-        if checkpoint is not None and writes and not _holds_last_run(checkpoint, destination, todo):
-            # The checkpoint's last results may never have been published here: never answer "unchanged"
-            # with an empty publication, nor skip rows whose decisions nobody saw.
-            todo = Plan(0, None, "full", "--out does not hold the checkpoint's last published run; screening everything")
+        if checkpoint is not None and writes and not checkpoint.carries:
+            # Without the decisions of the rows screened before, the outputs could not be complete.
+            todo = Plan(0, None, "full", "the checkpoint does not hold the decisions of every partition; "
+                                         "screening everything")
         self.checkpoint, self.plan = checkpoint, todo
+        self.current = checkpoint is not None and todo.mode == "unchanged" and _holds_last_run(checkpoint, destination)
+        """Whether nothing changed and ``destination`` still holds the checkpoint's run, intact."""
+        self.carried = checkpoint.decisions_before(todo.start + (todo.after is not None)) \
+            if checkpoint is not None and writes else []
+        """Decisions files of the rows screened before, carried into this run's complete set."""
         self.parts = [p for p in self.lake.partitions if as_of is None or p.first_date <= as_of]
         self.pieces = [LakePiece(self.lake, p, todo.after if i == todo.start else None, as_of)
                        for i, p in enumerate(self.parts) if i >= todo.start]
@@ -175,17 +185,10 @@ class LakeSource:
                 "screened_this_run": screened, "by_reason": {r: reasons.count(r) for r in sorted(set(reasons))}}
 
 
-def _holds_last_run(checkpoint: Checkpoint, destination: Path | None, todo: Plan) -> bool:
-    """Whether the checkpoint's last run was published and a run from it may publish only what is new.
-
-    A checkpoint that does not say where its run was published (written by an earlier version,
-    perhaps after a crash before the publish) is not trusted; an ``unchanged`` answer needs the
-    destination to hold the checkpoint's run still, with every file as it was published.
-    """
+def _holds_last_run(checkpoint: Checkpoint, destination: Path | None) -> bool:
+    """Whether ``destination`` holds the checkpoint's last published run, every file as published."""
     record = checkpoint.published
     if not record or not record.get("run"):
         return False
-    if todo.mode != "unchanged":
-        return True
     return (destination is not None and record.get("out") == str(absolute(destination))
             and current_run(destination) == record["run"] and run_is_intact(destination))

@@ -1,0 +1,158 @@
+"""Where a lake's files live: a local folder, or a prefix in an object store (``s3://``, ``gs://``, ``abfs://``).
+
+A :class:`LakeStore` names the lake by a location that means the same on every machine (a local
+path made absolute, or a URL) and reads its files through a pyarrow file system: Arrow's own
+S3 client for ``s3://`` (credentials and endpoint from the usual ``AWS_*`` environment
+variables: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``,
+``AWS_ENDPOINT_URL`` for an S3-compatible service), fsspec for ``gs://`` (gcsfs) and ``abfs://``
+(adlfs), optional installs. A store pickles as its location: a Dask worker opens its own
+client, with its own credentials, and reads partitions straight from the store.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from pipeline.lake.manifest import LakeError
+
+SCHEMES = {"s3": None, "gs": "gcsfs", "gcs": "gcsfs", "abfs": "adlfs", "az": "adlfs"}
+"""URL schemes a lake may live under, with the fsspec package each needs (None: built into pyarrow)."""
+
+
+def is_url(location: str | Path) -> bool:
+    """Whether ``location`` names an object store (``scheme://...``) rather than a local path."""
+    return isinstance(location, str) and "://" in location and location.split("://", 1)[0].lower() != "file"
+
+
+def lake_location(location: str | Path) -> str:
+    """The lake's location as every process reads it: an object-store URL without a trailing
+    slash, or a local path made absolute (workers started in other folders read the same files).
+
+    Raises
+    ------
+    LakeError
+        An unknown scheme, or a URL without a bucket.
+    """
+    if not is_url(location):
+        text = str(location)
+        if text.lower().startswith("file://"):
+            text = text[len("file://"):]
+        return os.path.abspath(os.path.expanduser(text))
+    scheme, rest = str(location).split("://", 1)
+    if scheme.lower() not in SCHEMES:
+        raise LakeError(f"{location}: unknown storage scheme {scheme}:// (give a local path or one of "
+                        + ", ".join(f"{s}://" for s in SCHEMES) + ")")
+    rest = rest.strip("/")
+    if not rest:
+        raise LakeError(f"{location}: give a bucket (and a prefix): {scheme}://BUCKET/PREFIX")
+    return f"{scheme.lower()}://{rest}"
+
+
+@dataclass(frozen=True)
+class LakeStore:
+    """The files of one lake, read and written relative to its root.
+
+    Attributes
+    ----------
+    location : str
+        See :func:`lake_location`.
+    """
+
+    location: str
+
+    @classmethod
+    def at(cls, location: str | Path) -> "LakeStore":
+        """The store of the lake at ``location`` (see :func:`lake_location`)."""
+        return cls(lake_location(location))
+
+    @property
+    def local(self) -> bool:
+        """Whether the lake is a folder on this machine."""
+        return not is_url(self.location)
+
+    @property
+    def folder(self) -> Path:
+        """The lake's folder (local lakes only)."""
+        if not self.local:
+            raise LakeError(f"{self.location}: a lake in an object store has no local folder")
+        return Path(self.location)
+
+    @property
+    def filesystem(self) -> pafs.FileSystem:
+        """The pyarrow file system the files are read through (made once per process)."""
+        return _filesystem(self.location)[0]
+
+    def path(self, relative: str) -> str:
+        """The file system path of ``relative`` (a ``/``-separated path under the lake)."""
+        root = _filesystem(self.location)[1]
+        return f"{root}/{relative}" if relative else root
+
+    def describe(self, relative: str = "") -> str:
+        """``relative`` as a user reads it: a local path or a URL."""
+        return f"{self.location}/{relative}" if relative else self.location
+
+    def open(self, relative: str) -> pa.NativeFile:
+        """A random-access file to read.
+
+        Raises
+        ------
+        FileNotFoundError
+            No such file.
+        """
+        return self.filesystem.open_input_file(self.path(relative))
+
+    def read_bytes(self, relative: str) -> bytes:
+        """The whole content of a (small) file.
+
+        Raises
+        ------
+        FileNotFoundError
+            No such file.
+        """
+        with self.open(relative) as handle:
+            return handle.read()
+
+    def exists(self, relative: str) -> bool:
+        """Whether a file is there."""
+        return self.filesystem.get_file_info(self.path(relative)).type == pafs.FileType.File
+
+    def __str__(self) -> str:
+        return self.location
+
+
+_FILESYSTEMS: dict[str, tuple[pafs.FileSystem, str]] = {}
+
+
+def _filesystem(location: str) -> tuple[pafs.FileSystem, str]:
+    """The file system of ``location`` and the lake's root in it (cached per process and location)."""
+    if location in _FILESYSTEMS:
+        return _FILESYSTEMS[location]
+    if not is_url(location):
+        made = (pafs.LocalFileSystem(), location)
+    else:
+        scheme = location.split("://", 1)[0]
+        package = SCHEMES[scheme]
+        try:
+            if package is None:
+                made = pafs.FileSystem.from_uri(location)
+            else:
+                import fsspec
+
+                made = _fsspec(fsspec, location, package)
+        except (pa.ArrowException, OSError, ValueError) as error:
+            raise LakeError(f"{location}: cannot open the object store: {error}") from None
+    _FILESYSTEMS[location] = made
+    return made
+
+
+def _fsspec(fsspec, location: str, package: str) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow file system over an fsspec implementation (``gs://``, ``abfs://``)."""
+    try:
+        fs, root = fsspec.core.url_to_fs(location)
+    except ImportError:
+        raise LakeError(f"{location}: this storage needs the {package} package: pip install {package}") from None
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), root.rstrip("/")
