@@ -15,6 +15,7 @@ screening order, never screened again), followed by this run's files; ``summary[
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import threading
@@ -22,6 +23,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline.checkpoint import Checkpoint, CheckpointPart, last_position, tail_keys
 from pipeline.lake.store import is_url
@@ -293,7 +297,7 @@ def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None
     return outcome
 
 
-def screened_in_run(out_dir: str | Path) -> "pa.Table":
+def screened_in_run(out_dir: str | Path) -> pa.Table:
     """The decisions of the rows the run published in ``out_dir`` screened itself (not carried).
 
     Raises
@@ -301,11 +305,7 @@ def screened_in_run(out_dir: str | Path) -> "pa.Table":
     ValueError
         ``out_dir`` holds no lake screening's outputs.
     """
-    import json
-
-    import pyarrow as pa
     import pyarrow.dataset as ds
-    import pyarrow.parquet as pq
 
     out_dir = Path(out_dir)
     try:

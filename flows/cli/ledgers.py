@@ -155,7 +155,7 @@ def generate_ownership(
 @app.command()
 def ingest(
     ledgers: list[Path] = typer.Argument(..., help="Ledger files: .parquet, .csv or .jsonl."),
-    lake: Path = typer.Option(..., "--lake", help="Lake folder (created when absent)."),
+    lake: str = typer.Option(..., "--lake", help="Lake folder (created when absent)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Validate ledgers into a time-partitioned Parquet lake (idempotent; atomic)."""
@@ -187,7 +187,7 @@ def ingest(
 @app.command()
 def nightly(
     ledgers: Optional[list[Path]] = typer.Argument(None, help="Tonight's ledger files (none: screen what is new)."),
-    lake: Path = typer.Option(..., "--lake", help="Ledger lake folder (created when absent)."),
+    lake: str = typer.Option(..., "--lake", help="Ledger lake folder (created when absent)."),
     out: Path = typer.Option(..., "--out", "-o", help="Published results: switched to the new run when it succeeds."),
     policy: str = typer.Option("post-rescission-2025", "--policy", "-p", help="Rule-set id."),
     set_: list[str] = typer.Option([], "--set", help="Override a policy parameter: KEY=VALUE (repeatable)."),

@@ -30,6 +30,7 @@ from pipeline.lake.manifest import (LAKE_FORMAT, LAKE_VERSION, LOCK, MANIFEST, S
                                     _write_parquet)
 from pipeline.lake.partitions import _canonical, _write_partition
 from pipeline.lake.reader import Lake, check_lake_files
+from pipeline.lake.store import is_url
 from pipeline.lake.schema import QUARANTINE_SCHEMA, STORED_COLUMNS, STORED_SCHEMA
 from pipeline.lake.sources import _batches, _open_source, _quarantine_rows, _rows_as_read, _Source
 
@@ -109,6 +110,10 @@ def ingest(paths: Sequence[str | Path], lake_dir: str | Path, *,
     repeats, a few bytes each). The only commit point is the replacement of ``manifest.json``.
     """
     started = time.perf_counter()
+    if is_url(lake_dir):
+        raise LakeError(f"{lake_dir}: ingest writes lakes on local disk only, for now; ingest into a folder, "
+                        "then copy it into the store as it is (files first, manifest.json last); "
+                        "screen, audit and verify read it there")
     lake_dir = Path(lake_dir)
     if not paths:
         raise LedgerReadError("no ledger files given")
