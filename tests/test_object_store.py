@@ -128,6 +128,14 @@ def test_the_commands_take_lake_urls(s3, local_lake, tmp_path, monkeypatch):
                                  "none", "-q"])
     assert result.exit_code == 0, result.output
     assert pq.read_table(tmp_path / "out" / "decisions.parquet").num_rows == sum(p.rows for p in Lake.open(url).partitions)
+    result = runner.invoke(app, ["audit", url, "-p", "ai-diffusion-2025", "-o", "audit", "-q"])
+    assert result.exit_code == 0, result.output
+    local = runner.invoke(app, ["audit", str(local_lake), "-p", "ai-diffusion-2025", "-o", "audit-local", "-q"])
+    assert local.exit_code == 0, local.output
+    assert columns(pq.read_table(tmp_path / "audit" / "decisions.parquet")) == \
+        columns(pq.read_table(tmp_path / "audit-local" / "decisions.parquet"))
+    assert pq.read_table(tmp_path / "audit" / "discrepancies.parquet").equals(
+        pq.read_table(tmp_path / "audit-local" / "discrepancies.parquet"))
     result = runner.invoke(app, ["lake", "verify", url])
     assert result.exit_code == 0 and "files verified" in result.output, result.output
     for command in (["ingest", str(tmp_path / "out" / "summary.json"), "--lake", url],

@@ -32,6 +32,7 @@ from flows.cli.base import (
 from pipeline.ingest import LedgerReadError
 from pipeline.parties import ScreeningListError
 from pipeline.policy import PolicyError, list_policies, load_policy
+from pipeline.lake.store import is_url
 from pipeline.reference import CSL_PATH
 
 
@@ -100,8 +101,8 @@ def screen(
 
 @app.command()
 def audit(
-    ledgers: list[Path] = typer.Argument(..., help="Ledger files with recorded_authorization on shipped rows, "
-                                         "or one ledger lake folder."),
+    ledgers: list[str] = typer.Argument(..., help="Ledger files with recorded_authorization on shipped rows, "
+                                        "or one ledger lake: a folder or a URL (s3://BUCKET/PREFIX)."),
     policy: str = typer.Option(..., "--policy", "-p", help="Rule set to replay the history under."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     set_: list[str] = typer.Option([], "--set", help="Override a policy parameter: KEY=VALUE (repeatable)."),
@@ -123,8 +124,8 @@ def audit(
     try:
         rules = load_policy(policy, set_)
         with _stages(quiet) as progress:
-            result = audit_ledgers(ledgers, rules, out, as_of=as_of_date, csl_path=csl, progress=progress,
-                                   backend=backend)
+            result = audit_ledgers([p if is_url(p) else Path(p) for p in ledgers], rules, out, as_of=as_of_date,
+                                   csl_path=csl, progress=progress, backend=backend)
     except (PolicyError, LedgerReadError, OverflowError, RuntimeError, ScreeningListError) as error:
         _fail(str(error))
     found = result.summary["discrepancies"]

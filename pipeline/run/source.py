@@ -21,6 +21,7 @@ from pipeline.carry import Carry
 from pipeline.checkpoint import Checkpoint, Plan, after_position, checkpoint_dir, fingerprint, plan
 from pipeline.ingest import SCREENING_COLUMNS, Ledger, read_ledgers
 from pipeline.lake import STORED_SCHEMA, Lake, Partition
+from pipeline.lake.store import is_url
 from pipeline.policy import Policy
 from pipeline.publish import absolute, current_run, run_is_intact
 
@@ -80,7 +81,7 @@ class LakePiece:
 
 @dataclass
 class LedgerSource:
-    """Ledger files, or one lake folder read whole, as of a date: one piece, read at once.
+    """Ledger files, or one lake (a folder or a URL) read whole, as of a date: one piece, read at once.
 
     Attributes
     ----------
@@ -93,7 +94,7 @@ class LedgerSource:
 
     def read(self) -> Ledger:
         """The validated rows, quarantine, counts and inputs."""
-        if len(self.paths) == 1 and Path(self.paths[0]).is_dir():
+        if len(self.paths) == 1 and (is_url(self.paths[0]) or Path(self.paths[0]).is_dir()):
             return Lake.open(self.paths[0]).ledger(as_of=self.as_of)
         return read_ledgers(self.paths, as_of=self.as_of)
 
