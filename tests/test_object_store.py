@@ -94,6 +94,7 @@ def test_dask_workers_read_the_partitions_from_the_store(s3, local_lake, tmp_pat
         run = screen_lake(url, policy, tmp_path / "dask", scheduler=cluster.scheduler_address, incremental=False)
     local = screen_lake(local_lake, policy, tmp_path / "local", scheduler="none", incremental=False)
     assert len(run.scan.pieces) == len(Lake.open(local_lake).partitions) > 3
+    assert run.summary["decisions"] == local.summary["decisions"] and run.scan.carry.equals(local.scan.carry)
     assert columns(pq.read_table(tmp_path / "dask" / "decisions.parquet")) == \
         columns(pq.read_table(tmp_path / "local" / "decisions.parquet"))
 
