@@ -243,7 +243,8 @@ class Checkpoint:
                 for number, source in enumerate(part.decisions):
                     name = f"{stem}.decisions-{number}.parquet"
                     link_or_copy(source, run / "parts" / name)
-                    entry["decisions"].append({"name": name, "bytes": (run / "parts" / name).stat().st_size})
+                    facts = (run / "parts" / name).stat()
+                    entry["decisions"].append({"name": name, "bytes": facts.st_size, "mtime_ns": facts.st_mtime_ns})
             entries.append(entry)
         self.end.write(run / "end.parquet")
         (run / "total.json").write_text(json.dumps(self.total.to_dict(), separators=(",", ":")) + "\n")
@@ -260,15 +261,17 @@ class Checkpoint:
 
 def _kept_decisions(folder: Path, entries: list[dict] | None) -> list[Path] | None:
     """The decisions files a checkpoint part names, or None when it names none or one is missing
-    or of another size than written (the checkpoint then cannot complete a later run's set)."""
+    or changed since it was written (size or modification time: a published file rewritten in
+    place changes its hard link too); the checkpoint then cannot complete a later run's set."""
     if entries is None:
         return None
     paths = [folder / e["name"] for e in entries]
     for path, entry in zip(paths, entries):
         try:
-            if path.stat().st_size != entry["bytes"]:
-                return None
+            facts = path.stat()
         except OSError:
+            return None
+        if facts.st_size != entry["bytes"] or facts.st_mtime_ns != entry.get("mtime_ns"):
             return None
     return paths
 

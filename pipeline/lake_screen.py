@@ -312,10 +312,13 @@ def screened_in_run(out_dir: str | Path) -> pa.Table:
         files = json.loads((out_dir / "summary.json").read_text())["lake"]["decisions"]["screened_files"]
     except (OSError, ValueError, KeyError, TypeError):
         raise ValueError(f"{out_dir}: no lake screening's summary.json with its decisions files") from None
-    tables = [pq.read_table(out_dir / name) for name in files]
-    if tables:
-        return pa.concat_tables(tables, promote_options="permissive")
-    return ds.dataset(out_dir / "decisions.parquet", format="parquet").schema.empty_table()
+    try:
+        tables = [pq.read_table(out_dir / name) for name in files]
+        if tables:
+            return pa.concat_tables(tables, promote_options="permissive")
+        return ds.dataset(out_dir / "decisions.parquet", format="parquet").schema.empty_table()
+    except (OSError, pa.ArrowException) as error:
+        raise ValueError(f"{out_dir}: cannot read the decisions files of its run: {error}") from None
 
 
 def commit_checkpoint(staged: str | Path) -> None:

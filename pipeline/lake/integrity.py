@@ -74,8 +74,11 @@ def _problem(store: LakeStore, relative: str, rows: int, sha256: str | None, siz
                 return f"{actual} bytes, the manifest records {size}"
             if sha256 is not None:
                 digest = hashlib.sha256()
-                for block in iter(lambda: source.read(1 << 20), b""):
-                    digest.update(block)
+                try:
+                    for block in iter(lambda: source.read(1 << 20), b""):
+                        digest.update(block)
+                except (OSError, pa.ArrowException) as error:
+                    return f"cannot read: {getattr(error, 'strerror', None) or error}"
                 return None if digest.hexdigest() == sha256 else "content differs from the manifest (SHA-256)"
             found = pq.ParquetFile(source).metadata.num_rows
         except (pa.ArrowException, OSError, ValueError) as error:

@@ -115,7 +115,7 @@ class Lake:
         manifest_path = store.describe(MANIFEST)
         try:
             manifest = json.loads(store.read_bytes(MANIFEST))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise LakeError(f"{store}: not a ledger lake (no {MANIFEST}); create one with "
                             f"`chipscreen ingest LEDGER... --lake {store}`") from None
         except (OSError, ValueError, pa.ArrowException) as error:

@@ -10,7 +10,6 @@ client, with its own credentials, and reads partitions straight from the store.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +23,8 @@ SCHEMES = {"s3": None, "gs": "gcsfs", "gcs": "gcsfs", "abfs": "adlfs", "az": "ad
 
 
 def is_url(location: str | Path) -> bool:
-    """Whether ``location`` names an object store (``scheme://...``) rather than a local path."""
-    return isinstance(location, str) and "://" in location and location.split("://", 1)[0].lower() != "file"
+    """Whether ``location`` is a URL (``scheme://...``) rather than a local path."""
+    return isinstance(location, str) and "://" in location
 
 
 def lake_location(location: str | Path) -> str:
@@ -38,10 +37,7 @@ def lake_location(location: str | Path) -> str:
         An unknown scheme, or a URL without a bucket.
     """
     if not is_url(location):
-        text = str(location)
-        if text.lower().startswith("file://"):
-            text = text[len("file://"):]
-        return os.path.abspath(os.path.expanduser(text))
+        return str(Path(location).absolute())
     scheme, rest = str(location).split("://", 1)
     if scheme.lower() not in SCHEMES:
         raise LakeError(f"{location}: unknown storage scheme {scheme}:// (give a local path or one of "
