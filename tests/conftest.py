@@ -1,5 +1,6 @@
 """Shared helpers: build small ledgers by hand and write them in any supported format."""
 import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -79,3 +80,36 @@ def fake_gpu(monkeypatch):
     install()
     yield install
     reset_probe()
+
+
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "chipscreen-test", "AWS_SECRET_ACCESS_KEY": "chipscreen-test",
+                  "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """A real S3 API on loopback (moto's threaded server), as a pyarrow file system.
+
+    The environment points every S3 client of this process and of processes started after it
+    (Dask workers) at it, and keeps the checkpoints of lakes in the store in a test folder.
+    """
+    import pyarrow.fs as pafs
+
+    from pipeline.checkpoint import CHECKPOINTS_ENV
+
+    moto_server = pytest.importorskip("moto.server")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    saved = {key: os.environ.get(key) for key in [*S3_CREDENTIALS, "AWS_ENDPOINT_URL", CHECKPOINTS_ENV]}
+    os.environ.update(S3_CREDENTIALS, AWS_ENDPOINT_URL=f"http://{host}:{port}")
+    os.environ[CHECKPOINTS_ENV] = str(tmp_path_factory.mktemp("checkpoints"))
+    try:
+        yield pafs.S3FileSystem(endpoint_override=f"http://{host}:{port}", allow_bucket_creation=True)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()

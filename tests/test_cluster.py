@@ -31,8 +31,9 @@ def _start(arguments, folder, log):
 
 
 @pytest.fixture(scope="module")
-def scheduler_address(tmp_path_factory):
-    """The address of a scheduler with two single-threaded worker processes, started by the `dask` CLI."""
+def scheduler_address(tmp_path_factory, s3):
+    """The address of a scheduler with two single-threaded worker processes, started by the `dask` CLI
+    (their environment points them at the test's S3 endpoint, as a deployment's would)."""
     if not DASK.exists():
         pytest.skip(f"no `dask` command beside {sys.executable}")
     folder = tmp_path_factory.mktemp("dask-processes")
@@ -96,3 +97,17 @@ def test_screening_on_scheduler_processes_equals_one_process(scheduler_address, 
     both = [pq.read_table(tmp_path / out / "decisions.parquet") for out in ("cluster", "one")]
     assert both[0].num_rows == 600 and columns(both[0]) == columns(both[1])
     assert history.exists()
+
+
+def test_a_lake_in_s3_on_scheduler_processes_equals_the_lake_on_disk(scheduler_address, s3, tmp_path):
+    rows = sorted(random_rows(random.Random(13), 500), key=lambda r: (r["ship_date"], r["shipment_id"]))
+    write_ledger(rows, tmp_path / "ledger.parquet")
+    s3.create_dir("cluster-lakes")
+    url = "s3://cluster-lakes/lake"
+    chipscreen("ingest", "ledger.parquet", "--lake", url, "-q", cwd=tmp_path)
+    chipscreen("ingest", "ledger.parquet", "--lake", "lake", "-q", cwd=tmp_path)
+    policy = ["-p", "in-force"]
+    chipscreen("screen", "--lake", url, *policy, "-o", "from-s3", "--scheduler", scheduler_address, "-q", cwd=tmp_path)
+    chipscreen("screen", "--lake", "lake", *policy, "-o", "on-disk", "--scheduler", "none", "-q", cwd=tmp_path)
+    both = [pq.read_table(tmp_path / out / "decisions.parquet") for out in ("from-s3", "on-disk")]
+    assert both[0].num_rows == 500 and columns(both[0]) == columns(both[1])

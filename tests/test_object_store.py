@@ -20,31 +20,7 @@ from pipeline.policy import load_policy
 from test_differential import random_rows
 from test_lake_screen import columns
 
-moto_server = pytest.importorskip("moto.server")
-
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "chipscreen-test", "AWS_SECRET_ACCESS_KEY": "chipscreen-test",
-               "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    """An S3 endpoint on loopback; the environment points every S3 client (and Dask worker) at it."""
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    saved = {key: os.environ.get(key) for key in [*CREDENTIALS, "AWS_ENDPOINT_URL", CHECKPOINTS_ENV]}
-    os.environ.update(CREDENTIALS, AWS_ENDPOINT_URL=f"http://{host}:{port}")
-    os.environ[CHECKPOINTS_ENV] = str(tmp_path_factory.mktemp("checkpoints"))
-    try:
-        yield pafs.S3FileSystem(endpoint_override=f"http://{host}:{port}", allow_bucket_creation=True)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        server.stop()
-
+pytest.importorskip("moto.server")
 
 def upload(s3, folder, bucket):
     """Copy a local lake into ``s3://bucket/lake`` as it is; its URL."""
@@ -139,9 +115,113 @@ def test_the_commands_take_lake_urls(s3, local_lake, tmp_path, monkeypatch):
         pq.read_table(tmp_path / "audit-local" / "discrepancies.parquet"))
     result = runner.invoke(app, ["lake", "verify", url])
     assert result.exit_code == 0 and "files verified" in result.output, result.output
-    for command in (["ingest", str(tmp_path / "out" / "summary.json"), "--lake", url],
-                    ["nightly", "--lake", url, "-o", "nightly", "--scheduler", "none"]):
-        result = runner.invoke(app, command)
-        assert result.exit_code == 1 and "error:" in result.output and "local disk" in result.output, result.output
-        assert "Traceback" not in result.output
+    history, _ = night_files(tmp_path)
+    result = runner.invoke(app, ["ingest", str(history), "--lake", "s3://lakes-cli/fresh", "-q"])
+    assert result.exit_code == 0 and "generation 1" in result.output, result.output
+    result = runner.invoke(app, ["nightly", "--lake", url, "-o", "nightly", "--scheduler", "none"])
+    assert result.exit_code == 1 and "error:" in result.output and "local disk" in result.output, result.output
+    assert "Traceback" not in result.output
     assert not (tmp_path / "s3:").exists()  # the URL was never taken for a folder name
+
+
+# ------------------------------------------------------------------ ingest straight into the store
+def night_files(tmp_path):
+    rows = sorted(random_rows(random.Random(29), 500), key=lambda r: (r["ship_date"], r["shipment_id"]))
+    return (write_ledger(rows[:420], tmp_path / "history.parquet"), write_ledger(rows[420:], tmp_path / "tonight.parquet"))
+
+
+def test_ingest_into_s3_and_nights_equal_the_local_lake(s3, tmp_path):
+    s3.create_dir("lakes-ingest")
+    url = "s3://lakes-ingest/ledgers/lake"
+    history, tonight = night_files(tmp_path)
+    policy = load_policy("ai-diffusion-2025")
+    runs = {}
+    for where in (url, tmp_path / "local-lake"):
+        first = ingest([history], where)
+        assert first.committed and first.generation == 1 and first.lake == (url if where == url else where)
+        runs[str(where)] = [screen_lake(where, policy, tmp_path / f"out-{first.lake == url}", scheduler="none")]
+        again = ingest([history, tonight], where)  # the history again: no-ops; tonight: new rows
+        assert again.generation == 2 and again.counts["duplicates"] == 420
+        runs[str(where)].append(screen_lake(where, policy, tmp_path / f"out-{first.lake == url}", scheduler="none"))
+    remote, local = runs[url], runs[str(tmp_path / "local-lake")]
+    assert [r.plan.mode for r in remote] == ["full", "incremental"] and remote[1].scan.rows == 80
+    assert columns(pq.read_table(tmp_path / "out-True" / "decisions.parquet")) == \
+        columns(pq.read_table(tmp_path / "out-False" / "decisions.parquet"))
+    assert remote[1].summary["rows"] == local[1].summary["rows"]
+    assert s3.get_file_info("lakes-ingest/ledgers/lake/manifests/g-00000002.json").size > 0
+    assert verify(url).ok
+    lake = Lake.open(url)
+    assert lake.generation == 2 and lake.counts == Lake.open(tmp_path / "local-lake").counts
+
+
+def test_a_killed_ingest_into_s3_leaves_the_lake_as_it_was(s3, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from pipeline.lake import CRASH_ENV, manifest
+
+    s3.create_dir("lakes-killed")
+    url = "s3://lakes-killed/lake"
+    history, tonight = night_files(tmp_path)
+    ingest([history], url)
+    before = Lake.open(url)
+    script = "import sys; from pipeline.lake import ingest; ingest([sys.argv[1]], sys.argv[2])"
+    killed = subprocess.run([sys.executable, "-c", script, str(tonight), url], env={**os.environ, CRASH_ENV: "1"},
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == 1, killed.stderr
+    after = Lake.open(url)
+    assert after.generation == before.generation and after.counts == before.counts
+    assert [p.path for p in after.partitions] == [p.path for p in before.partitions]
+    uploaded = {store_file for store_file in listing(s3, "lakes-killed/lake/partitions")}
+    assert uploaded - {f"lakes-killed/lake/{p}" for p in named(after)}  # the killed ingest's uploads are there
+    # The next ingest commits; uploads no manifest keeps go once they are old enough (here: at once).
+    monkeypatch.setattr(manifest, "RETAIN_SECONDS", 0)
+    report = ingest([tonight], url)
+    assert report.committed and report.generation == before.generation + 1
+    now = Lake.open(url)
+    assert set(listing(s3, "lakes-killed/lake/partitions")) == {f"lakes-killed/lake/{p}" for p in named(now)}
+    assert now.counts["rows"] == 500 and verify(url).ok
+
+
+def listing(s3, folder):
+    return [i.path for i in s3.get_file_info(pafs.FileSelector(folder, recursive=True)) if i.type == pafs.FileType.File]
+
+
+def named(lake):
+    entries = lake._manifest
+    return {p["path"] for p in entries["partitions"]} | {p["index"] for p in entries["partitions"]} | \
+        {r["path"] for r in entries.get("retired", []) if r["path"].startswith("partitions/")}
+
+
+def test_two_ingests_at_once_the_second_commit_fails_cleanly(s3, tmp_path):
+    s3.create_dir("lakes-race")
+    url = "s3://lakes-race/lake"
+    history, tonight = night_files(tmp_path)
+    ingest([history], url)
+    raced = []
+
+    def meanwhile(stage, done, total):  # another ingest commits while this one writes its partitions
+        if stage == "writing partitions" and not raced:
+            raced.append(ingest([tonight], url))
+
+    late = write_ledger(random_rows(random.Random(31), 30), tmp_path / "late.parquet")
+    with pytest.raises(LakeError, match="another ingest committed generation 2 first"):
+        ingest([late], url, progress=meanwhile)
+    lake = Lake.open(url)
+    assert raced[0].generation == lake.generation == 2 and lake.counts["rows"] == 500  # the other one, whole
+    again = ingest([late], url)  # run again: on top of it
+    counts = again.counts
+    assert again.generation == 3 and counts["accepted"] > 0
+    assert counts["rows_read"] == 30 == counts["accepted"] + counts["duplicates"] + counts["quarantined"]
+    assert Lake.open(url).counts["rows"] == 500 + counts["accepted"]
+
+
+def test_ingest_refuses_what_it_cannot_commit_to(s3, tmp_path):
+    s3.create_dir("lakes-foreign")
+    s3.open_output_stream("lakes-foreign/data/report.csv").close()
+    history, _ = night_files(tmp_path)
+    with pytest.raises(LakeError, match="holds other objects"):
+        ingest([history], "s3://lakes-foreign/data")
+    with pytest.raises(LakeError, match="not supported yet"):
+        ingest([history], "gs://bucket/lake")
+    assert listing(s3, "lakes-foreign") == ["lakes-foreign/data/report.csv"]

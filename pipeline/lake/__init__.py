@@ -5,8 +5,13 @@ Layout of a lake folder::
     manifest.json                       the single commit point (replaced atomically)
     partitions/YYYY-MM/rows-<sha>.parquet  one file per ship_date month, rows in screening order
     partitions/YYYY-MM/ids-<sha>.parquet   its id index: shipment_id, id_hash, row_hash, shipped
-    quarantine/q-<generation>.parquet   rows rejected by one ingest, with their reason
+    quarantine/q-<generation>-<sha>.parquet  rows rejected by one ingest, with their reason
     .staging/                           work files of a running ingest (removed when it ends)
+
+A lake in an object store (:mod:`~pipeline.lake.store`) has the same files, plus
+``manifests/g-<generation>.json``: there the commit is the conditional creation of that file,
+and ``manifest.json`` is a copy of the latest, written after it
+(:func:`~pipeline.lake.reader.read_manifest`); work files stay on local disk.
 
 Files are never modified in place: a partition that gains or loses rows is written as a new
 file, the manifest is replaced with :func:`os.replace`, and the files it supersedes are listed
@@ -33,7 +38,8 @@ so ``"us"`` and ``"US"`` are the same destination and ``"S-1 "`` is ``"S-1"``, a
 Files written before the :data:`ADDED_COLUMNS` existed lack them: reads give them as null, and
 a row without them keeps its row hash, so the same file ingested again is still a no-op.
 
-Modules: :mod:`~pipeline.lake.manifest` (manifest, generations, retention, locking),
+Modules: :mod:`~pipeline.lake.store` (where the files live: a folder or an object store),
+:mod:`~pipeline.lake.manifest` (manifest, generations, retention, locking),
 :mod:`~pipeline.lake.schema` (file schemas), :mod:`~pipeline.lake.reader` (:class:`Lake`,
 read-time checks), :mod:`~pipeline.lake.intake` (:func:`ingest`: staging and commit) with
 :mod:`~pipeline.lake.sources` (input files), :mod:`~pipeline.lake.hashing`,

@@ -2,13 +2,15 @@
 
 Memory is bounded by one input batch, one id-hash bucket (:mod:`pipeline.lake.dedupe`) and one
 month partition, whatever the number of rows; accepted rows are spilled per month to the
-staging folder, and the only commit point is the replacement of ``manifest.json``.
+staging folder, and the only commit point is the replacement of ``manifest.json`` (in an
+object store: the conditional creation of the generation's manifest, see :func:`_commit`).
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pipeline.ingest.formats import as_read, file_digest, ledger_format
@@ -25,12 +28,12 @@ from pipeline.ingest.schema import _REASON_TEXTS, CATEGORICAL_COLUMNS, LEDGER_CO
 from pipeline.ingest.validate import _categorical, _validate
 from pipeline.lake.dedupe import HASH_SCHEMA, HashBuckets, _new_quarantine_rows, bucket_bits, check_duplicates
 from pipeline.lake.hashing import _column_hashes, _row_hashes
-from pipeline.lake.manifest import (LAKE_FORMAT, LAKE_VERSION, LOCK, MANIFEST, STAGING, LakeError, _clean_leftovers,
-                                    _empty_manifest, _file_facts, _fsync_dir, _Lock, _month_key, _now, _retire,
-                                    _write_parquet)
+from pipeline.lake.manifest import (LAKE_FORMAT, LAKE_VERSION, LOCK, MANIFEST, MANIFESTS, STAGING, LakeError,
+                                    _clean_leftovers, _clean_store_leftovers, _empty_manifest, _file_facts, _fsync_dir,
+                                    _Lock, _month_key, _now, _retire, _write_parquet, generation_file)
 from pipeline.lake.partitions import _canonical, _write_partition
-from pipeline.lake.reader import Lake, check_lake_files
-from pipeline.lake.store import is_url
+from pipeline.lake.reader import Lake, check_lake_files, read_manifest
+from pipeline.lake.store import LakeStore, is_url
 from pipeline.lake.schema import QUARANTINE_SCHEMA, STORED_COLUMNS, STORED_SCHEMA
 from pipeline.lake.sources import _batches, _open_source, _quarantine_rows, _rows_as_read, _Source
 
@@ -46,7 +49,8 @@ class IngestReport:
 
     Attributes
     ----------
-    lake : Path
+    lake : Path or str
+        The lake's folder, or its URL in an object store.
     generation : int
         Lake generation after the call (unchanged when nothing was committed).
     committed : bool
@@ -65,7 +69,7 @@ class IngestReport:
     seconds : float
     """
 
-    lake: Path
+    lake: Path | str
     generation: int
     committed: bool
     counts: dict
@@ -87,7 +91,8 @@ def ingest(paths: Sequence[str | Path], lake_dir: str | Path, *,
     paths : sequence of path
         CSV, Parquet or JSON Lines ledgers (DESIGN §3). Parquet is streamed in batches of
         :data:`BATCH_ROWS`; CSV and JSON Lines files are read whole.
-    lake_dir : path
+    lake_dir : path or str
+        A folder, or an ``s3://`` URL (:mod:`pipeline.lake.store`).
     progress : callable, optional
         ``progress(stage, done, total)``: rows read per file, then partitions written.
 
@@ -100,23 +105,24 @@ def ingest(paths: Sequence[str | Path], lake_dir: str | Path, *,
     pipeline.ingest.LedgerReadError
         A file cannot be read at all; the lake is left unchanged.
     LakeError
-        ``lake_dir`` is not a lake, or another ingest holds it.
+        ``lake_dir`` is not a lake, or another ingest holds it (in a store: committed first).
 
     Notes
     -----
     Peak memory: one input batch, one bucket of about
     :data:`pipeline.lake.dedupe.BUCKET_ROWS` of this call's rows (with the lake's entries of the
     same id hashes), one partition's id index, and one month partition; it does not grow with the rows read (only with the rows rejected as
-    repeats, a few bytes each). The only commit point is the replacement of ``manifest.json``.
+    repeats, a few bytes each). The only commit point is the replacement of ``manifest.json``
+    (in an object store, :func:`_commit`).
     """
     started = time.perf_counter()
-    if is_url(lake_dir):
-        raise LakeError(f"{lake_dir}: ingest writes lakes on local disk only, for now; ingest into a folder, "
-                        "then copy it into the store as it is (files first, manifest.json last); "
-                        "screen, audit and verify read it there")
-    lake_dir = Path(lake_dir)
     if not paths:
         raise LedgerReadError("no ledger files given")
+    if is_url(lake_dir):
+        report = _ingest_into_store(paths, LakeStore.at(lake_dir), _progress_note(progress))
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
+    lake_dir = Path(lake_dir)
     if lake_dir.exists() and not (lake_dir / MANIFEST).exists() and any(
             p.name not in (STAGING, LOCK, "partitions", "quarantine") for p in lake_dir.iterdir()):
         raise LakeError(f"{lake_dir}: exists and is not a ledger lake (no {MANIFEST}); use an empty folder")
@@ -129,7 +135,7 @@ def ingest(paths: Sequence[str | Path], lake_dir: str | Path, *,
         staging = lake_dir / STAGING
         staging.mkdir()
         try:
-            report = _ingest(paths, lake_dir, manifest, staging, _progress_note(progress))
+            report = _ingest(paths, LakeStore.at(lake_dir), manifest, staging, _progress_note(progress))
         except LakeError:  # a damaged lake file, found before the commit: remove what this call wrote
             if _committed_generation(lake_dir) == manifest["generation"]:
                 _clean_leftovers(lake_dir, manifest)
@@ -138,6 +144,70 @@ def ingest(paths: Sequence[str | Path], lake_dir: str | Path, *,
             shutil.rmtree(staging, ignore_errors=True)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+STORE_SCHEMES = ("s3",)
+"""Object stores ingest writes to: those whose conditional write (If-None-Match) is tested here."""
+
+
+def _ingest_into_store(paths, store: LakeStore, note) -> IngestReport:
+    """Ingest into a lake in an object store: no lock; the commit is the conditional creation of
+    the next generation's manifest, so of two concurrent ingests the second to commit fails
+    cleanly (nothing of it is in the lake) and is run again. Work files stay on local disk."""
+    scheme = store.location.split("://", 1)[0]
+    if scheme not in STORE_SCHEMES:
+        raise LakeError(f"{store}: ingest into {scheme}:// is not supported yet (a commit needs a conditional "
+                        f"write; tested for {', '.join(s + '://' for s in STORE_SCHEMES)}); screen and audit read it")
+    try:
+        manifest = read_manifest(store)
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as error:
+        raise LakeError(f"{store.describe(MANIFEST)}: unreadable manifest: {error}") from None
+    if manifest is None:
+        foreign = [info.base_name for info in store.filesystem.get_file_info(
+            pafs.FileSelector(store.path(""), allow_not_found=True))
+            if info.base_name not in ("partitions", "quarantine", MANIFESTS)]
+        if foreign:
+            raise LakeError(f"{store}: holds other objects and no {MANIFEST} ({', '.join(sorted(foreign)[:3])}); "
+                            "give an empty prefix")
+        manifest = _empty_manifest()
+    else:
+        manifest = Lake.open(store.location)._manifest  # checked as for a screen (LakeError when damaged)
+    check_lake_files(store, manifest)  # never commit a new generation over a damaged one
+    with tempfile.TemporaryDirectory(prefix="chipscreen-ingest-") as work:
+        staging = Path(work) / STAGING
+        staging.mkdir()
+        return _ingest(paths, store, manifest, staging, note)
+
+
+def _commit(store: LakeStore, manifest: dict, staging: Path) -> None:
+    """Make ``manifest`` the lake's current one: the commit point.
+
+    On disk: ``manifest.json`` written in ``staging``, flushed, and renamed over the old one.
+    In a store: the generation's manifest created only if absent (:meth:`LakeStore.create`),
+    then ``manifest.json``, where readers start, replaced by a copy.
+
+    Raises
+    ------
+    LakeError
+        In a store, when another ingest committed this generation first.
+    """
+    text = json.dumps(manifest, indent=1) + "\n"
+    if store.local:
+        partial = staging / MANIFEST
+        with open(partial, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, store.folder / MANIFEST)  # the commit point
+        _fsync_dir(store.folder)
+        _clean_leftovers(store.folder, manifest)  # superseded files past their retention
+        return
+    generation = manifest["generation"]
+    if not store.create(generation_file(generation), text.encode()):  # the commit point
+        raise LakeError(f"{store}: another ingest committed generation {generation} first; nothing of this "
+                        "ingest is in the lake (its uploads are removed later); run it again")
+    store.write_bytes(MANIFEST, text.encode())  # readers find later generations without it, too
+    _clean_store_leftovers(store, manifest)
 
 
 def _committed_generation(lake_dir: Path) -> int | None:
@@ -160,7 +230,7 @@ def _estimated_rows(paths) -> int:
     return total
 
 
-def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> IngestReport:
+def _ingest(paths, store: LakeStore, manifest: dict, staging: Path, note) -> IngestReport:
     # ---- pass 1: stream, validate, hash, spill accepted rows per month and their ids per hash bucket
     sources: list[_Source] = []
     quarantine_parts: list[pa.Table] = []
@@ -237,7 +307,7 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
 
     # ---- duplicates within this call and against the lake, a hash bucket at a time
     note("checking duplicates", 0, 1)
-    checked = check_duplicates(new_buckets, lake_dir, manifest)
+    checked = check_duplicates(new_buckets, store, manifest)
     dropped, late_reasons = checked.rejected()
     removals = {month: pa.chunked_array(ids, pa.string()).combine_chunks() for month, ids in checked.removals.items()}
     superseded = checked.superseded
@@ -259,7 +329,7 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
         sort = pc.sort_indices(pa.table({"f": file_order, "r": quarantine.column("source_row")}),
                                [("f", "ascending"), ("r", "ascending")])
         quarantine = quarantine.take(sort)
-    fresh = _new_quarantine_rows(lake_dir, manifest, quarantine)
+    fresh = _new_quarantine_rows(store, manifest, quarantine)
 
     # ---- counts
     by_reason = pd.Series(quarantine.column("reason").to_pylist(), dtype=object).value_counts().to_dict() \
@@ -282,7 +352,7 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
             seen.add(entry["sha256"])
             new_files.append(entry)
     if not (accepted or fresh.num_rows or new_files):
-        return IngestReport(lake=lake_dir, generation=manifest["generation"], committed=False, counts=counts,
+        return IngestReport(lake=_where(store), generation=manifest["generation"], committed=False, counts=counts,
                             files=files)
 
     # ---- write new partition versions, month by month, then commit
@@ -298,8 +368,8 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
             os._exit(1)  # test hook: die like a killed process, no clean-up
         key = _month_key(month)
         note("writing partitions", done, len(touched))
-        written[key] = _write_partition(lake_dir, manifest, key, existing.get(key), spills.get(month), dropped,
-                                        removals.get(month), stamp)
+        written[key] = _write_partition(store, manifest, key, existing.get(key), spills.get(month), dropped,
+                                        removals.get(month), stamp, staging)
     note("writing partitions", len(touched), len(touched))
     if crash_after is not None and len(touched) >= crash_after:
         os._exit(1)
@@ -312,11 +382,13 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
             partitions[key] = entry
     quarantine_entries = list(manifest["quarantine"])
     if fresh.num_rows:
-        relative = f"quarantine/q-{generation:06d}.parquet"
-        (lake_dir / "quarantine").mkdir(exist_ok=True)
-        _write_parquet(fresh, lake_dir / relative)
+        staged = staging / "quarantine.parquet"
+        _write_parquet(fresh, staged)
+        sha, facts = file_digest(staged), _file_facts(staged)
+        relative = f"quarantine/q-{generation:06d}-{sha[:12]}.parquet"
+        store.put(staged, relative)
         quarantine_entries.append({"path": relative, "rows": fresh.num_rows, "generation": generation,
-                                   "sha256": file_digest(lake_dir / relative), **_file_facts(lake_dir / relative)})
+                                   "sha256": sha, **facts})
     lake_reasons = dict(manifest["counts"]["by_reason"])
     for reason, count in pd.Series(fresh.column("reason").to_pylist(), dtype=object).value_counts().items():
         lake_reasons[reason] = lake_reasons.get(reason, 0) + int(count)
@@ -331,13 +403,11 @@ def _ingest(paths, lake_dir: Path, manifest: dict, staging: Path, note) -> Inges
                    "superseded": manifest["counts"]["superseded"] + superseded,
                    "by_reason": dict(sorted(lake_reasons.items()))},
     }
-    partial = staging / MANIFEST
-    with open(partial, "w") as handle:
-        handle.write(json.dumps(new_manifest, indent=1) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, lake_dir / MANIFEST)  # the commit point
-    _fsync_dir(lake_dir)
-    _clean_leftovers(lake_dir, new_manifest)  # superseded files past their retention
-    return IngestReport(lake=lake_dir, generation=generation, committed=True, counts=counts,
+    _commit(store, new_manifest, staging)
+    return IngestReport(lake=_where(store), generation=generation, committed=True, counts=counts,
                         partitions_written=sorted(written), files=files)
+
+
+def _where(store: LakeStore) -> Path | str:
+    """The lake as a report names it: its folder, or its URL."""
+    return store.folder if store.local else store.location

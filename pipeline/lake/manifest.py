@@ -18,6 +18,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+MANIFESTS = "manifests"
+"""In an object store: one immutable manifest per generation, ``manifests/g-<generation>.json``,
+created with a conditional write (the commit); ``manifest.json`` is a copy of the latest, written
+after it, where readers start (see :func:`pipeline.lake.reader.read_manifest`)."""
 LAKE_FORMAT = "chipscreen-lake"
 LAKE_VERSION = 1
 MANIFEST = "manifest.json"
@@ -146,8 +150,7 @@ def _clean_leftovers(lake_dir: Path, manifest: dict) -> None:
     manifest's ``retired`` list names those still kept). Files of other names are left alone.
     """
     shutil.rmtree(lake_dir / STAGING, ignore_errors=True)
-    named = {p["path"] for p in manifest["partitions"]} | {p["index"] for p in manifest["partitions"]} \
-        | {q["path"] for q in manifest["quarantine"]} | {r["path"] for r in manifest.get("retired", [])}
+    named = _named(manifest)
     for folder, patterns in _OWN_FILES.items():
         root = lake_dir / folder
         if not root.is_dir():
@@ -160,6 +163,35 @@ def _clean_leftovers(lake_dir: Path, manifest: dict) -> None:
             elif path.is_dir() and not path.is_symlink() and folder == "partitions" \
                     and re.fullmatch(r"\d{4}-\d{2}", path.name) and not any(path.iterdir()):
                 path.rmdir()
+
+
+def generation_file(generation: int) -> str:
+    """The manifest of ``generation`` in a lake in an object store, relative to the lake."""
+    return f"{MANIFESTS}/g-{generation:08d}.json"
+
+
+def _named(manifest: dict) -> set[str]:
+    """Every file ``manifest`` keeps: partitions, id indexes, quarantine files and retired files."""
+    return {p["path"] for p in manifest["partitions"]} | {p["index"] for p in manifest["partitions"]} \
+        | {q["path"] for q in manifest["quarantine"]} | {r["path"] for r in manifest.get("retired", [])}
+
+
+def _clean_store_leftovers(store, manifest: dict) -> None:
+    """In an object store: remove the lake's own files that ``manifest`` does not keep, once they
+    are :data:`RETAIN_SECONDS` old (a younger one may be an upload of an ingest still running;
+    with no lock in a store, age is what tells them apart)."""
+    named = _named(manifest)
+    now = dt.datetime.now(dt.timezone.utc)
+    for folder, patterns in _OWN_FILES.items():
+        for info in store.files(folder):
+            relative = store.relative(info.path)
+            name = relative.rsplit("/", 1)[-1]
+            if relative in named or not any(fnmatch.fnmatchcase(name, p) for p in patterns):
+                continue
+            written = info.mtime if info.mtime is None or info.mtime.tzinfo else \
+                info.mtime.replace(tzinfo=dt.timezone.utc)
+            if written is not None and (now - written).total_seconds() >= RETAIN_SECONDS:
+                store.delete(relative)
 
 
 def _retire(old: dict, partitions: list[dict], generation: int, stamp: str) -> list[dict]:

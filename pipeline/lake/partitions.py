@@ -1,7 +1,6 @@
 """Writing a month partition's new version: its rows file and id index, canonical bytes."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,22 +9,26 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.ingest.formats import file_digest
-from pipeline.lake.manifest import STAGING, _file_facts, _write_parquet
+from pipeline.lake.manifest import _file_facts, _write_parquet
 from pipeline.lake.reader import _read_index_entry, _read_rows_entry
+from pipeline.lake.store import LakeStore
 from pipeline.lake.schema import INDEX_SCHEMA, STORED_COLUMNS
 
 
-def _write_partition(lake_dir: Path, manifest: dict, key: str, old: dict | None, spill: Path | None,
-                     dropped: np.ndarray, removed: pa.Array | None, stamp: str) -> dict | None:
+def _write_partition(store: LakeStore, manifest: dict, key: str, old: dict | None, spill: Path | None,
+                     dropped: np.ndarray, removed: pa.Array | None, stamp: str, staging: Path) -> dict | None:
     """Write the new version of one month: old rows (less superseded ones) plus new rows (less
     ``dropped``, the sorted global rows the duplicate checks rejected), sorted.
+
+    Both files are finished in ``staging`` (facts and digests taken there), then put into the
+    lake under names from the rows file's SHA-256: the id index first, then the rows.
 
     Returns its manifest entry, or None when the month is left empty.
     """
     tables, indexes = [], []
     if old is not None:
-        table = _read_rows_entry(lake_dir, manifest, old, list(STORED_COLUMNS))
-        index = _read_index_entry(lake_dir, manifest, old)
+        table = _read_rows_entry(store, manifest, old, list(STORED_COLUMNS))
+        index = _read_index_entry(store, manifest, old)
         if removed is not None and len(removed):
             stay = pc.invert(pc.is_in(index.column("shipment_id"), value_set=removed))
             table, index = table.filter(stay), index.filter(stay)
@@ -48,22 +51,19 @@ def _write_partition(lake_dir: Path, manifest: dict, key: str, old: dict | None,
     order = pc.sort_indices(table.select(["ship_date", "shipment_id"]),
                             [("ship_date", "ascending"), ("shipment_id", "ascending")])
     table, index = table.take(order), index.take(order)
-    folder = lake_dir / "partitions" / key
-    folder.mkdir(parents=True, exist_ok=True)
-    staged = lake_dir / STAGING / f"rows-{key}.parquet"
+    staged, staged_index = staging / f"rows-{key}.parquet", staging / f"ids-{key}.parquet"
     _write_parquet(_canonical(table), staged)
+    _write_parquet(index.combine_chunks(), staged_index)
     sha = file_digest(staged)
-    rows_path, index_path = folder / f"rows-{sha[:16]}.parquet", folder / f"ids-{sha[:16]}.parquet"
-    _write_parquet(index.combine_chunks(), index_path)
-    facts = _file_facts(staged)
-    index_facts = _file_facts(index_path)
-    os.replace(staged, rows_path)
+    rows_path, index_path = f"partitions/{key}/rows-{sha[:16]}.parquet", f"partitions/{key}/ids-{sha[:16]}.parquet"
+    facts, index_facts, index_sha = _file_facts(staged), _file_facts(staged_index), file_digest(staged_index)
+    store.put(staged_index, index_path)
+    store.put(staged, rows_path)
     dates = table.column("ship_date")
-    return {"key": key, "path": rows_path.relative_to(lake_dir).as_posix(),
-            "index": index_path.relative_to(lake_dir).as_posix(),
+    return {"key": key, "path": rows_path, "index": index_path,
             "first_date": dates[0].as_py().isoformat(), "last_date": dates[-1].as_py().isoformat(),
             "rows": table.num_rows, "sha256": sha, "ingested_at": stamp, **facts,
-            "index_sha256": file_digest(index_path), "index_bytes": index_facts["bytes"],
+            "index_sha256": index_sha, "index_bytes": index_facts["bytes"],
             "index_footer_sha256": index_facts["footer_sha256"]}
 
 

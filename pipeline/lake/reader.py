@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from pipeline.ingest.ledger import Ledger
 from pipeline.ingest.schema import SCREENING_COLUMNS
-from pipeline.lake.manifest import LAKE_FORMAT, LAKE_VERSION, MANIFEST, LakeError, _footer_digest
+from pipeline.lake.manifest import LAKE_FORMAT, LAKE_VERSION, MANIFEST, LakeError, _footer_digest, generation_file
 from pipeline.lake.schema import ADDED_COLUMNS, QUARANTINE_SCHEMA, STORED_SCHEMA
 from pipeline.lake.store import LakeStore
 
@@ -114,12 +114,12 @@ class Lake:
         store = LakeStore.at(path)  # absolute: Dask workers on other machines or folders read the same files
         manifest_path = store.describe(MANIFEST)
         try:
-            manifest = json.loads(store.read_bytes(MANIFEST))
-        except (FileNotFoundError, NotADirectoryError):
-            raise LakeError(f"{store}: not a ledger lake (no {MANIFEST}); create one with "
-                            f"`chipscreen ingest LEDGER... --lake {store}`") from None
-        except (OSError, ValueError, pa.ArrowException) as error:
+            manifest = read_manifest(store)
+        except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as error:
             raise LakeError(f"{manifest_path}: unreadable manifest: {error}") from None
+        if manifest is None:
+            raise LakeError(f"{store}: not a ledger lake (no {MANIFEST}); create one with "
+                            f"`chipscreen ingest LEDGER... --lake {store}`")
         if manifest.get("format") != LAKE_FORMAT:
             raise LakeError(f"{manifest_path}: not a {LAKE_FORMAT} manifest")
         if manifest.get("version") != LAKE_VERSION:
@@ -320,6 +320,32 @@ def check_lake_files(lake_dir: Path | LakeStore, manifest: dict) -> None:
                         entry.get("footer_sha256"), read=False)
 
 
+def read_manifest(store: LakeStore) -> dict | None:
+    """The lake's current manifest, or None where there is no lake.
+
+    On disk, ``manifest.json`` is the commit itself. In an object store it is a copy of the
+    latest manifest written after the commit, so the generations created after it
+    (:func:`pipeline.lake.manifest.generation_file`) are looked for, one request each: a reader
+    always sees the last committed generation, whole.
+
+    Raises
+    ------
+    ValueError, KeyError, TypeError, OSError
+        A manifest that cannot be read or parsed.
+    """
+    try:
+        manifest = json.loads(store.read_bytes(MANIFEST))
+    except (FileNotFoundError, NotADirectoryError):
+        manifest = None
+    if store.local:
+        return manifest
+    generation = int(manifest["generation"]) if manifest is not None else 0
+    while store.exists(generation_file(generation + 1)):
+        generation += 1
+        manifest = json.loads(store.read_bytes(generation_file(generation)))
+    return manifest
+
+
 def _store(lake_dir: Path | LakeStore) -> LakeStore:
     return lake_dir if isinstance(lake_dir, LakeStore) else LakeStore.at(lake_dir)
 
@@ -327,7 +353,7 @@ def _store(lake_dir: Path | LakeStore) -> LakeStore:
 def _gone(store: LakeStore, generation: int, relative: str, what: str) -> LakeError:
     """The error for a file of generation ``generation`` that is no longer there."""
     try:
-        now = json.loads(store.read_bytes(MANIFEST))["generation"]
+        now = read_manifest(store)["generation"]
     except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
         now = None
     if now is not None and now != generation:

@@ -10,6 +10,8 @@ client, with its own credentials, and reads partitions straight from the store.
 """
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +117,65 @@ class LakeStore:
     def exists(self, relative: str) -> bool:
         """Whether a file is there."""
         return self.filesystem.get_file_info(self.path(relative)).type == pafs.FileType.File
+
+    def put(self, staged: Path, relative: str) -> None:
+        """Move a finished local file into the lake as ``relative`` (the staged file is gone after).
+
+        On disk, a rename within the lake's file system (the staging folder is inside the lake);
+        in a store, one upload: an object appears whole or not at all.
+        """
+        if self.local:
+            target = self.folder / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, target)
+            return
+        with open(staged, "rb") as source, self.filesystem.open_output_stream(self.path(relative)) as target:
+            shutil.copyfileobj(source, target, 8 << 20)
+        Path(staged).unlink()
+
+    def write_bytes(self, relative: str, data: bytes) -> None:
+        """Write (or overwrite) a small object in a store (a lake on disk commits through
+        :func:`pipeline.lake.manifest.commit` instead)."""
+        with self.filesystem.open_output_stream(self.path(relative)) as target:
+            target.write(data)
+
+    def create(self, relative: str, data: bytes) -> bool:
+        """Write ``data`` as ``relative`` only if no such object exists, in one conditional request.
+
+        Returns False when the object exists already (another writer was first).
+
+        Raises
+        ------
+        LakeError
+            The store offers no conditional write through fsspec.
+        """
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(self.location)
+        try:
+            fs.pipe_file(f"{root.rstrip('/')}/{relative}", data, mode="create")
+        except FileExistsError:
+            return False
+        except (TypeError, NotImplementedError, ValueError) as error:
+            raise LakeError(f"{self.location}: this store offers no conditional write to commit with ({error})") \
+                from None
+        return True
+
+    def files(self, folder: str) -> list[pafs.FileInfo]:
+        """The files under ``folder`` of the lake (recursively), with sizes and modification times."""
+        selector = pafs.FileSelector(self.path(folder), recursive=True, allow_not_found=True)
+        return [info for info in self.filesystem.get_file_info(selector) if info.type == pafs.FileType.File]
+
+    def relative(self, path: str) -> str:
+        """A file system path of the lake as a path relative to its root."""
+        return path[len(self.path("")) + 1:]
+
+    def delete(self, relative: str) -> None:
+        """Remove one file (absent already: nothing to do)."""
+        try:
+            self.filesystem.delete_file(self.path(relative))
+        except FileNotFoundError:
+            pass
 
     def __str__(self) -> str:
         return self.location
