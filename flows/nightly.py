@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.artifacts import run_markdown
 from pipeline.lake import ingest
-from pipeline.lake.store import is_url
+from pipeline.lake.store import LakeStore, is_url
 from pipeline.lake_screen import check_scheduler, screen_lake_in
 from pipeline.parties import refresh_screening_list
 from pipeline.policy import load_policy
@@ -42,7 +42,7 @@ def refresh_reference(lake: str, csl_source: Optional[str]) -> str:
     """
     if csl_source is None:
         return str(CSL_PATH)
-    kept = refresh_screening_list(csl_source, Path(lake) / "reference")
+    kept = refresh_screening_list(csl_source, LakeStore.at(lake).beside / "reference")
     get_run_logger().info("screening list %s", kept.name)
     return str(kept)
 
@@ -75,7 +75,7 @@ def nightly_screen(files: list[str], lake: str, out: str, policy: str = "post-re
     files : list of str
         New ledger files (may be empty: screen what the lake already holds).
     lake : str
-        The ledger lake folder (created on first use).
+        The ledger lake: a folder or an ``s3://`` URL (created on first use).
     out : str
         Where the results are published (a link switched to the new run when it succeeds); a
         folder with files the tool did not publish, or one holding the lake, is refused first.
@@ -103,10 +103,7 @@ def nightly_screen(files: list[str], lake: str, out: str, policy: str = "post-re
     if inbox:
         files = list(files) + sorted(str(p) for p in Path(inbox).iterdir() if p.suffix in (".parquet", ".csv", ".jsonl"))
     # Before any work: the backend is resolved, and a refused or unwritable --out stops here.
-    if is_url(lake):
-        raise ValueError(f"{lake}: nightly runs need a lake on local disk, for now (they ingest into it and keep "
-                         "the screening list beside it); screen a lake in an object store with `screen --lake URL`")
-    with Run.open(out, backend=backend, keep=[lake], progress=log) as run:
+    with Run.open(out, backend=backend, keep=[] if is_url(lake) else [lake], progress=log) as run:
         ingested = ingest_files(files, lake)
         csl = refresh_reference(lake, csl_source)
         summary = screen(run, lake, policy, overrides or [], csl, scheduler, workers)

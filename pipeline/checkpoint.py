@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,20 +55,11 @@ def fingerprint(policy: Policy, csl_path: Path) -> dict:
             "results_format": RESULTS_FORMAT, "licenses_sha256": register.sha256 if register is not None else None}
 
 
-CHECKPOINTS_ENV = "CHIPSCREEN_CHECKPOINTS"
-"""Where the checkpoints of lakes in object stores are kept on this machine (default: the user's
-cache folder, ``~/.cache/chipscreen/checkpoints``); a local lake keeps its own."""
-
-
 def checkpoints_root(lake: Lake) -> Path:
-    """The folder of a lake's checkpoints: ``checkpoints/`` in a local lake; for a lake in an object
-    store, a folder per lake location under :data:`CHECKPOINTS_ENV` (the decisions files a
-    checkpoint keeps are hard links to published runs, which live on this machine too)."""
-    if lake.store.local:
-        return lake.path / CHECKPOINTS
-    base = os.environ.get(CHECKPOINTS_ENV) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "chipscreen", "checkpoints")
-    return Path(base).absolute() / hashlib.sha256(lake.store.location.encode()).hexdigest()[:16]
+    """The folder of a lake's checkpoints: ``checkpoints/`` beside the lake (in its folder; for a
+    lake in an object store, in this machine's folder for it, :data:`pipeline.lake.store.STATE_ENV`:
+    the decisions files a checkpoint keeps are hard links to published runs, on this machine too)."""
+    return lake.store.beside / CHECKPOINTS
 
 
 def checkpoint_dir(lake: Lake, print_: dict) -> Path:

@@ -95,15 +95,15 @@ def s3(tmp_path_factory):
     """
     import pyarrow.fs as pafs
 
-    from pipeline.checkpoint import CHECKPOINTS_ENV
+    from pipeline.lake.store import STATE_ENV
 
     moto_server = pytest.importorskip("moto.server")
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    saved = {key: os.environ.get(key) for key in [*S3_CREDENTIALS, "AWS_ENDPOINT_URL", CHECKPOINTS_ENV]}
+    saved = {key: os.environ.get(key) for key in [*S3_CREDENTIALS, "AWS_ENDPOINT_URL", STATE_ENV]}
     os.environ.update(S3_CREDENTIALS, AWS_ENDPOINT_URL=f"http://{host}:{port}")
-    os.environ[CHECKPOINTS_ENV] = str(tmp_path_factory.mktemp("checkpoints"))
+    os.environ[STATE_ENV] = str(tmp_path_factory.mktemp("lake-state"))
     try:
         yield pafs.S3FileSystem(endpoint_override=f"http://{host}:{port}", allow_bucket_creation=True)
     finally:

@@ -77,6 +77,29 @@ def test_nightly_then_audit_flows(prefect_home, tmp_path):
     assert (tmp_path / "audit" / "report.html").read_text().count("<svg") >= 1
 
 
+def test_nightly_flow_on_a_lake_in_s3(prefect_home, s3, tmp_path):
+    from flows.nightly import nightly_screen
+    from pipeline.lake import Lake
+    from pipeline.lake.store import STATE_ENV, LakeStore
+    from pipeline.lake_screen import screened_in_run
+    from pipeline.reference import CSL_PATH
+
+    rows = sorted(random_rows(random.Random(5), 200), key=lambda r: (r["ship_date"], r["shipment_id"]))
+    history = write_ledger(rows[:150], tmp_path / "history.parquet")
+    tonight = write_ledger(rows[150:], tmp_path / "tonight.parquet")
+    s3.create_dir("nightly-lakes")
+    lake, out = "s3://nightly-lakes/lake", str(tmp_path / "out")
+    first = nightly_screen([str(history)], lake, out, scheduler="none", csl_source=str(CSL_PATH))
+    second = nightly_screen([str(tonight)], lake, out, scheduler="none", csl_source=str(CSL_PATH))
+    assert first["lake"]["run"] == "full" and second["lake"]["run"] == "incremental"
+    assert second["rows"]["screened_this_run"] == 50 and Lake.open(lake).generation == 2
+    assert pq.read_table(os.path.join(out, "decisions.parquet")).num_rows == 200
+    assert screened_in_run(out).num_rows == 50
+    beside = LakeStore.at(lake).beside
+    assert beside.parent == Path(os.environ[STATE_ENV]).absolute()
+    assert list((beside / "reference").iterdir()) and list((beside / "checkpoints").iterdir())
+
+
 NIGHTLY_SCRIPT = """
 import json, sys
 from typer.testing import CliRunner

@@ -155,7 +155,7 @@ def generate_ownership(
 @app.command()
 def ingest(
     ledgers: list[Path] = typer.Argument(..., help="Ledger files: .parquet, .csv or .jsonl."),
-    lake: str = typer.Option(..., "--lake", help="Lake folder (created when absent)."),
+    lake: str = typer.Option(..., "--lake", help="Lake: a folder or an s3:// URL (created when absent)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Validate ledgers into a time-partitioned Parquet lake (idempotent; atomic)."""
@@ -187,7 +187,7 @@ def ingest(
 @app.command()
 def nightly(
     ledgers: Optional[list[Path]] = typer.Argument(None, help="Tonight's ledger files (none: screen what is new)."),
-    lake: str = typer.Option(..., "--lake", help="Ledger lake folder (created when absent)."),
+    lake: str = typer.Option(..., "--lake", help="Ledger lake: a folder or an s3:// URL (created when absent)."),
     out: Path = typer.Option(..., "--out", "-o", help="Published results: switched to the new run when it succeeds."),
     policy: str = typer.Option("post-rescission-2025", "--policy", "-p", help="Rule-set id."),
     set_: list[str] = typer.Option([], "--set", help="Override a policy parameter: KEY=VALUE (repeatable)."),
@@ -209,10 +209,11 @@ def nightly(
     for key, value in PREFECT_QUIET.items():
         os.environ.setdefault(key, value)
     _check_scheduler(scheduler)
+    from pipeline.lake.store import is_url
     from pipeline.publish import PublishError, check_destination
 
     try:  # before Prefect starts: a refused --out is a quick error
-        check_destination(out, [lake])
+        check_destination(out, [] if is_url(lake) else [lake])
     except PublishError as error:
         _fail(str(error))
     from flows.nightly import nightly_screen

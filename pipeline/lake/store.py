@@ -10,6 +10,7 @@ client, with its own credentials, and reads partitions straight from the store.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -20,6 +21,10 @@ import pyarrow.fs as pafs
 
 from pipeline.lake.manifest import LakeError
 
+STATE_ENV = "CHIPSCREEN_STATE"
+"""Where this machine keeps what belongs beside a lake in an object store (its checkpoints, the
+screening lists a nightly run refreshed): one folder per lake location under it (default: the
+user's cache folder, ``~/.cache/chipscreen/lakes``). A lake on disk keeps them in its own folder."""
 SCHEMES = {"s3": None, "gs": "gcsfs", "gcs": "gcsfs", "abfs": "adlfs", "az": "adlfs"}
 """URL schemes a lake may live under, with the fsspec package each needs (None: built into pyarrow)."""
 
@@ -78,6 +83,15 @@ class LakeStore:
         if not self.local:
             raise LakeError(f"{self.location}: a lake in an object store has no local folder")
         return Path(self.location)
+
+    @property
+    def beside(self) -> Path:
+        """The local folder of what is kept beside the lake (see :data:`STATE_ENV`)."""
+        if self.local:
+            return self.folder
+        base = os.environ.get(STATE_ENV) or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "chipscreen", "lakes")
+        return Path(base).absolute() / hashlib.sha256(self.location.encode()).hexdigest()[:16]
 
     @property
     def filesystem(self) -> pafs.FileSystem:
