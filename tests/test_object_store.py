@@ -3,6 +3,7 @@
 The lake is ingested on local disk and copied into a bucket as it is (as `aws s3 sync` would);
 screening it from its ``s3://`` URL must give the decisions of the local lake, row for row.
 """
+import json
 import os
 import random
 from pathlib import Path
@@ -66,7 +67,7 @@ def test_dask_workers_read_the_partitions_from_the_store(s3, local_lake, tmp_pat
     distributed = pytest.importorskip("distributed")
     url = upload(s3, local_lake, "lakes-dask")
     policy = load_policy("ai-diffusion-2025")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         run = screen_lake(url, policy, tmp_path / "dask", scheduler=cluster.scheduler_address, incremental=False)
     local = screen_lake(local_lake, policy, tmp_path / "local", scheduler="none", incremental=False)
     assert len(run.scan.pieces) == len(Lake.open(local_lake).partitions) > 3
@@ -222,3 +223,36 @@ def test_ingest_refuses_what_it_cannot_commit_to(s3, tmp_path):
     with pytest.raises(LakeError, match="not supported yet"):
         ingest([history], "gs://bucket/lake")
     assert listing(s3, "lakes-foreign") == ["lakes-foreign/data/report.csv"]
+
+
+def test_store_failures_are_errors_not_tracebacks(s3, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from pipeline.lake import LakeWarning
+    from pipeline.lake import store as store_module
+
+    history, tonight = night_files(tmp_path)
+    for url, why in (("s3://no-such-bucket-here/lake", "no bucket"), ("s3:///lake", "give a bucket")):
+        result = CliRunner().invoke(app, ["ingest", str(history), "--lake", url, "-q"])
+        assert result.exit_code == 1 and "error:" in result.output and why in result.output, result.output
+        assert "Traceback" not in result.output
+    # A service that ignores If-None-Match would let two commits overwrite each other: refused.
+    s3.create_dir("lakes-unconditional")
+    monkeypatch.setattr(store_module.LakeStore, "create", lambda self, relative, data: True)
+    with pytest.raises(LakeError, match="does not honour conditional writes"):
+        ingest([history], "s3://lakes-unconditional/lake")
+    monkeypatch.undo()
+    # After the commit, a failing copy of manifest.json or clean-up is a warning: the ingest stands.
+    url = "s3://lakes-unconditional/lake"
+    ingest([history], url)
+
+    def refused(self, relative, data):
+        raise LakeError(f"{self.describe(relative)}: cannot write to the store: AccessDenied")
+
+    monkeypatch.setattr(store_module.LakeStore, "write_bytes", refused)
+    with pytest.warns(LakeWarning, match="generation 2 is committed"):
+        report = ingest([tonight], url)
+    monkeypatch.undo()
+    assert report.committed and Lake.open(url).generation == 2  # found past the stale manifest.json
+    assert json.loads(s3.open_input_file("lakes-unconditional/lake/manifest.json").read())["generation"] == 1

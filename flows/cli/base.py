@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kernels.backend import BACKENDS
+from pipeline.lake.manifest import LakeWarning
 from pipeline.parties import ScreeningListError
 from pipeline.publish import PublishWarning
 
@@ -29,8 +30,9 @@ _show_warning = warnings.showwarning
 
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Print chipscreen's own warnings (a kept run folder) as ``warning: ...``; others as Python does."""
-    if issubclass(category, PublishWarning):
+    """Print chipscreen's own warnings (a kept run folder, a lake's clean-up after a commit) as
+    ``warning: ...``; others as Python does."""
+    if issubclass(category, (PublishWarning, LakeWarning)):
         from rich.markup import escape
 
         console.print(f"[bold yellow]warning:[/] {escape(str(message))}", highlight=False)

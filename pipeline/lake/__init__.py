@@ -50,7 +50,7 @@ from pipeline.lake.dedupe import REASON_ALREADY_SHIPPED, REASON_LAKE_CONFLICT
 from pipeline.lake.integrity import Verification, verify
 from pipeline.lake.intake import CRASH_ENV, IngestReport, ingest
 from pipeline.lake.manifest import (KEEP_GENERATIONS, LAKE_FORMAT, LAKE_VERSION, LOCK, MANIFEST, RETAIN_SECONDS,
-                                    STAGING, LakeError)
+                                    STAGING, LakeError, LakeWarning)
 from pipeline.lake.reader import Lake, Partition
 from pipeline.lake.schema import (ADDED_COLUMNS, INDEX_SCHEMA, QUARANTINE_SCHEMA, ROW_HASH_COLUMNS, STORED_COLUMNS,
                                   STORED_SCHEMA)
@@ -60,5 +60,5 @@ __all__ = [
     "ADDED_COLUMNS", "BATCH_ROWS", "CRASH_ENV", "CSV_BLOCK_BYTES", "INDEX_SCHEMA", "KEEP_GENERATIONS",
     "LAKE_FORMAT", "LAKE_VERSION", "LOCK", "MANIFEST", "QUARANTINE_SCHEMA", "REASON_ALREADY_SHIPPED",
     "REASON_LAKE_CONFLICT", "RETAIN_SECONDS", "ROW_HASH_COLUMNS", "STAGING", "STORED_COLUMNS", "STORED_SCHEMA",
-    "IngestReport", "Lake", "LakeError", "Partition", "Verification", "ingest", "verify",
+    "IngestReport", "Lake", "LakeError", "LakeWarning", "Partition", "Verification", "ingest", "verify",
 ]

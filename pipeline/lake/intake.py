@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -29,8 +30,9 @@ from pipeline.ingest.validate import _categorical, _validate
 from pipeline.lake.dedupe import HASH_SCHEMA, HashBuckets, _new_quarantine_rows, bucket_bits, check_duplicates
 from pipeline.lake.hashing import _column_hashes, _row_hashes
 from pipeline.lake.manifest import (LAKE_FORMAT, LAKE_VERSION, LOCK, MANIFEST, MANIFESTS, STAGING, LakeError,
-                                    _clean_leftovers, _clean_store_leftovers, _empty_manifest, _file_facts, _fsync_dir,
-                                    _Lock, _month_key, _now, _retire, _write_parquet, generation_file)
+                                    LakeWarning, _clean_leftovers, _clean_store_leftovers, _empty_manifest,
+                                    _file_facts, _fsync_dir, _Lock, _month_key, _now, _retire, _write_parquet,
+                                    generation_file)
 from pipeline.lake.partitions import _canonical, _write_partition
 from pipeline.lake.reader import Lake, check_lake_files, read_manifest
 from pipeline.lake.store import LakeStore, is_url
@@ -158,6 +160,7 @@ def _ingest_into_store(paths, store: LakeStore, note) -> IngestReport:
     if scheme not in STORE_SCHEMES:
         raise LakeError(f"{store}: ingest into {scheme}:// is not supported yet (a commit needs a conditional "
                         f"write; tested for {', '.join(s + '://' for s in STORE_SCHEMES)}); screen and audit read it")
+    store.check_writable()
     try:
         manifest = read_manifest(store)
     except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as error:
@@ -206,8 +209,13 @@ def _commit(store: LakeStore, manifest: dict, staging: Path) -> None:
     if not store.create(generation_file(generation), text.encode()):  # the commit point
         raise LakeError(f"{store}: another ingest committed generation {generation} first; nothing of this "
                         "ingest is in the lake (its uploads are removed later); run it again")
-    store.write_bytes(MANIFEST, text.encode())  # readers find later generations without it, too
-    _clean_store_leftovers(store, manifest)
+    # Committed: what follows is best effort (readers find later generations without the copy;
+    # leftovers wait for the next ingest); a failure is a warning, not a failed ingest.
+    try:
+        store.write_bytes(MANIFEST, text.encode())
+        _clean_store_leftovers(store, manifest)
+    except LakeError as error:
+        warnings.warn(f"generation {generation} is committed; {error}", LakeWarning, stacklevel=2)
 
 
 def _committed_generation(lake_dir: Path) -> int | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 MANIFESTS = "manifests"
@@ -35,6 +36,10 @@ RETAIN_SECONDS = 3600
 
 class LakeError(RuntimeError):
     """A folder is not a ledger lake, or a lake is damaged or busy."""
+
+
+class LakeWarning(UserWarning):
+    """Something after a committed ingest did not complete (the commit stands)."""
 
 
 def _now() -> str:
@@ -188,10 +193,16 @@ def _clean_store_leftovers(store, manifest: dict) -> None:
             name = relative.rsplit("/", 1)[-1]
             if relative in named or not any(fnmatch.fnmatchcase(name, p) for p in patterns):
                 continue
-            written = info.mtime if info.mtime is None or info.mtime.tzinfo else \
-                info.mtime.replace(tzinfo=dt.timezone.utc)
-            if written is not None and (now - written).total_seconds() >= RETAIN_SECONDS:
-                store.delete(relative)
+            if _old_enough(info, now) and _old_enough(store.filesystem.get_file_info(info.path), now):
+                store.delete(relative)  # checked again just before: not re-uploaded since the listing
+
+
+def _old_enough(info, now: dt.datetime) -> bool:
+    """Whether a listed file was last written :data:`RETAIN_SECONDS` ago or more."""
+    if info.type != pafs.FileType.File or info.mtime is None:
+        return False
+    written = info.mtime if info.mtime.tzinfo else info.mtime.replace(tzinfo=dt.timezone.utc)
+    return (now - written).total_seconds() >= RETAIN_SECONDS
 
 
 def _retire(old: dict, partitions: list[dict], generation: int, stamp: str) -> list[dict]:

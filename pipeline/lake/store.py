@@ -10,9 +10,11 @@ client, with its own credentials, and reads partitions straight from the store.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,8 +51,8 @@ def lake_location(location: str | Path) -> str:
     if scheme.lower() not in SCHEMES:
         raise LakeError(f"{location}: unknown storage scheme {scheme}:// (give a local path or one of "
                         + ", ".join(f"{s}://" for s in SCHEMES) + ")")
-    rest = rest.strip("/")
-    if not rest:
+    rest = rest.rstrip("/")
+    if not rest or rest.startswith("/"):
         raise LakeError(f"{location}: give a bucket (and a prefix): {scheme}://BUCKET/PREFIX")
     return f"{scheme.lower()}://{rest}"
 
@@ -143,15 +145,63 @@ class LakeStore:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged, target)
             return
-        with open(staged, "rb") as source, self.filesystem.open_output_stream(self.path(relative)) as target:
-            shutil.copyfileobj(source, target, 8 << 20)
+        with self._writing(relative):
+            with open(staged, "rb") as source, self.filesystem.open_output_stream(self.path(relative)) as target:
+                shutil.copyfileobj(source, target, 8 << 20)
         Path(staged).unlink()
 
     def write_bytes(self, relative: str, data: bytes) -> None:
         """Write (or overwrite) a small object in a store (a lake on disk commits through
-        :func:`pipeline.lake.manifest.commit` instead)."""
-        with self.filesystem.open_output_stream(self.path(relative)) as target:
-            target.write(data)
+        :func:`pipeline.lake.intake._commit` instead).
+
+        Raises
+        ------
+        LakeError
+            The store refused the write or could not be reached.
+        """
+        with self._writing(relative):
+            with self.filesystem.open_output_stream(self.path(relative)) as target:
+                target.write(data)
+
+    @contextmanager
+    def _writing(self, relative: str):
+        """Report a failed write to the store (no bucket, no permission, no network) as a LakeError."""
+        try:
+            yield
+        except (OSError, pa.ArrowException) as error:
+            raise LakeError(f"{self.describe(relative)}: cannot write to the store: {error}") from None
+
+    def check_writable(self) -> None:
+        """Before an ingest does any work: the bucket exists and the store honours conditional writes.
+
+        A service that ignored ``If-None-Match`` would let two ingests both "commit" the same
+        generation (the second overwriting the first): such a store is refused. The check writes
+        and removes one small object, once per process and location.
+
+        Raises
+        ------
+        LakeError
+        """
+        if self.local or self.location in _CHECKED:
+            return
+        bucket = self.path("").split("/", 1)[0]
+        try:
+            found = self.filesystem.get_file_info(bucket).type
+        except (OSError, pa.ArrowException) as error:
+            raise LakeError(f"{self.location}: cannot reach the store: {error}") from None
+        if found != pafs.FileType.Directory:
+            raise LakeError(f"{self.location}: no bucket {bucket!r} (create it first)")
+        probe = f"{MANIFESTS_PROBE}-{os.getpid()}-{os.urandom(4).hex()}"
+        try:
+            if not self.create(probe, b"probe") or self.create(probe, b"again"):
+                raise LakeError(f"{self.location}: the store does not honour conditional writes (If-None-Match); "
+                                "two ingests could overwrite each other's commit, so ingest refuses it")
+        finally:
+            try:
+                self.delete(probe)
+            except LakeError:
+                pass
+        _CHECKED.add(self.location)
 
     def create(self, relative: str, data: bytes) -> bool:
         """Write ``data`` as ``relative`` only if no such object exists, in one conditional request.
@@ -165,12 +215,16 @@ class LakeStore:
         """
         import fsspec
 
-        fs, root = fsspec.core.url_to_fs(self.location)
         try:
+            fs, root = fsspec.core.url_to_fs(self.location)
             fs.pipe_file(f"{root.rstrip('/')}/{relative}", data, mode="create")
         except FileExistsError:
             return False
-        except (TypeError, NotImplementedError, ValueError) as error:
+        except OSError as error:
+            if error.errno == errno.EBUSY:  # 409 ConditionalRequestConflict: a concurrent conditional write
+                return False
+            raise LakeError(f"{self.describe(relative)}: cannot write to the store: {error}") from None
+        except (TypeError, NotImplementedError, ValueError, ImportError) as error:
             raise LakeError(f"{self.location}: this store offers no conditional write to commit with ({error})") \
                 from None
         return True
@@ -185,17 +239,29 @@ class LakeStore:
         return path[len(self.path("")) + 1:]
 
     def delete(self, relative: str) -> None:
-        """Remove one file (absent already: nothing to do)."""
+        """Remove one file (absent already: nothing to do).
+
+        Raises
+        ------
+        LakeError
+            The store refused (no permission, no network).
+        """
         try:
             self.filesystem.delete_file(self.path(relative))
         except FileNotFoundError:
             pass
+        except (OSError, pa.ArrowException) as error:
+            raise LakeError(f"{self.describe(relative)}: cannot remove it from the store: {error}") from None
 
     def __str__(self) -> str:
         return self.location
 
 
 _FILESYSTEMS: dict[str, tuple[pafs.FileSystem, str]] = {}
+_CHECKED: set[str] = set()
+"""Locations whose conditional writes :meth:`LakeStore.check_writable` checked in this process."""
+MANIFESTS_PROBE = "manifests/.write-check"
+"""Name stem of the object the conditional-write check creates and removes."""
 
 
 def _filesystem(location: str) -> tuple[pafs.FileSystem, str]:
