@@ -18,7 +18,7 @@ from flows.cli import app
 from pipeline.generate import generate_ledger
 from pipeline.ingest import REASON_CONFLICT, REASON_EXACT_DUPLICATE, LedgerReadError, file_digest, read_ledgers
 from pipeline.lake import (CRASH_ENV, MANIFEST, STORED_COLUMNS, REASON_ALREADY_SHIPPED, REASON_LAKE_CONFLICT, Lake, LakeError,
-                           ingest)
+                           ingest, verify)
 from pipeline.policy import load_policy
 from pipeline.screen import screen_ledger, screen_ledgers
 
@@ -320,3 +320,39 @@ def test_duplicate_checks_give_the_same_lake_in_many_hash_buckets(tmp_path, monk
     one, split = Lake.open(tmp_path / "one-bucket"), Lake.open(tmp_path / "many-buckets")
     assert [p.sha256 for p in split.partitions] == [p.sha256 for p in one.partitions]
     assert split.quarantine().equals(one.quarantine())
+
+
+def test_months_written_a_few_days_at_a_time_hold_the_same_rows(tmp_path, monkeypatch, generated):
+    """A month is built a range of days at a time (bounded memory for dense months): with ranges of a
+    few rows, the same calls give the same counts, rows, id index and screening as whole months."""
+    import pipeline.lake.partitions as partitions
+
+    whole, _, parts = generated
+    history = [shipment(f"H{i}", f"2025-05-{1 + i % 28:02d}", status="pending" if i % 3 == 0 else "shipped")
+               for i in range(60)]
+    tonight = ([dict(history[i], status="shipped") for i in range(0, 60, 3)]  # supersede: old rows removed
+               + [shipment(f"N{i}", f"2025-05-{1 + i % 5:02d}") for i in range(25)])
+    calls = [[whole, parts[0]], [write_ledger(history, tmp_path / "history.csv")],
+             [write_ledger(tonight, tmp_path / "tonight.csv")], [whole]]
+
+    def run(lake):
+        return [ingest(paths, lake).counts for paths in calls]
+
+    monthly = run(tmp_path / "whole-months")
+    monkeypatch.setattr(partitions, "PARTITION_CHUNK_ROWS", 4)
+    ranged = run(tmp_path / "day-ranges")
+    assert ranged == monthly and monthly[2]["superseded"] == 20
+    one, split = Lake.open(tmp_path / "whole-months"), Lake.open(tmp_path / "day-ranges")
+    assert [(p.key, p.rows, p.first_date, p.last_date) for p in split.partitions] == \
+        [(p.key, p.rows, p.first_date, p.last_date) for p in one.partitions]
+    for a, b in zip(one.partitions, split.partitions):
+        rows = [lake.read(p, columns=list(STORED_COLUMNS)) for lake, p in ((one, a), (split, b))]
+        assert [r.to_pylist() for r in rows][0] == rows[1].to_pylist(), a.key
+        assert one.read_index(a).equals(split.read_index(b)), a.key
+        if a.rows > 8:
+            assert pq.ParquetFile(split.path / b.path).metadata.num_row_groups > 1, a.key
+    assert verify(tmp_path / "day-ranges").ok
+    policy = load_policy("ai-diffusion-2025")
+    screened = [screen_ledger(Lake.open(tmp_path / name).ledger(), policy).decisions
+                for name in ("whole-months", "day-ranges")]
+    assert screened[0].num_rows == one.counts["rows"] and screened[0].to_pylist() == screened[1].to_pylist()

@@ -1,8 +1,8 @@
 """Ingest: validate ledger files, stage month partitions, then commit a new manifest.
 
 Memory is bounded by one input batch, one id-hash bucket (:mod:`pipeline.lake.dedupe`) and one
-month partition, whatever the number of rows; accepted rows are spilled per month to the
-staging folder, and the only commit point is the replacement of ``manifest.json`` (in an
+range of days of a month partition (:mod:`pipeline.lake.partitions`), whatever the number of
+rows; accepted rows are spilled per month to the staging folder, and the only commit point is the replacement of ``manifest.json`` (in an
 object store: the conditional creation of the generation's manifest, see :func:`_commit`).
 """
 from __future__ import annotations
@@ -113,8 +113,9 @@ def ingest(paths: Sequence[str | Path], lake_dir: str | Path, *,
     -----
     Peak memory: one input batch, one bucket of about
     :data:`pipeline.lake.dedupe.BUCKET_ROWS` of this call's rows (with the lake's entries of the
-    same id hashes), one partition's id index, and one month partition; it does not grow with the rows read (only with the rows rejected as
-    repeats, a few bytes each). The only commit point is the replacement of ``manifest.json``
+    same id hashes), one partition's id index, and one range of days of a month partition
+    (:data:`pipeline.lake.partitions.PARTITION_CHUNK_ROWS`); it does not grow with the rows read
+    (only with the rows rejected as repeats, a few bytes each). The only commit point is the replacement of ``manifest.json``
     (in an object store, :func:`_commit`).
     """
     started = time.perf_counter()

@@ -69,14 +69,39 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class _StagedParquet:
+    """A Parquet file written in parts to a temporary name, flushed to disk and renamed into place
+    by :meth:`close` (one part gives the bytes of one ``pq.write_table``)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.partial = path.with_name("." + path.name + ".partial")
+        self.writer: pq.ParquetWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        """Append ``table`` (same schema as the first part) as row groups."""
+        if self.writer is None:
+            dictionary = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
+            self.writer = pq.ParquetWriter(self.partial, table.schema, use_dictionary=dictionary or False,
+                                           compression="zstd")
+        self.writer.write_table(table)
+
+    def close(self) -> bool:
+        """Put the file in place; False (and nothing written) when no part was given."""
+        if self.writer is None:
+            return False
+        self.writer.close()
+        with open(self.partial, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(self.partial, self.path)
+        return True
+
+
 def _write_parquet(table: pa.Table, path: Path) -> None:
     """Write to ``path`` through a temporary name, flushed to disk before the rename."""
-    partial = path.with_name("." + path.name + ".partial")
-    dictionary = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
-    pq.write_table(table, partial, use_dictionary=dictionary or False, compression="zstd")
-    with open(partial, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
+    staged = _StagedParquet(path)
+    staged.write(table)
+    staged.close()
 
 
 def _footer_digest(source, size: int) -> str:

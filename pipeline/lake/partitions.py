@@ -1,4 +1,5 @@
-"""Writing a month partition's new version: its rows file and id index, canonical bytes."""
+"""Writing a month partition's new version: its rows file and id index, canonical bytes, a range of
+days at a time."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,62 +10,121 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.ingest.formats import file_digest
-from pipeline.lake.manifest import _file_facts, _write_parquet
+from pipeline.lake.manifest import _file_facts, _StagedParquet
 from pipeline.lake.reader import _read_index_entry, _read_rows_entry
 from pipeline.lake.store import LakeStore
 from pipeline.lake.schema import INDEX_SCHEMA, STORED_COLUMNS
 
 
+PARTITION_CHUNK_ROWS = 4_000_000
+"""A month is written a range of days at a time, each of about this many rows at most (a day is
+never split): memory holds one range, however dense the month. A month of fewer rows is one range
+and gives the bytes of a partition written whole."""
+
+
 def _write_partition(store: LakeStore, manifest: dict, key: str, old: dict | None, spill: Path | None,
                      dropped: np.ndarray, removed: pa.Array | None, stamp: str, staging: Path) -> dict | None:
     """Write the new version of one month: old rows (less superseded ones) plus new rows (less
-    ``dropped``, the sorted global rows the duplicate checks rejected), sorted.
+    ``dropped``, the sorted global rows the duplicate checks rejected), in screening order.
 
-    Both files are finished in ``staging`` (facts and digests taken there), then put into the
-    lake under names from the rows file's SHA-256: the id index first, then the rows.
+    The month is built a range of days at a time (:data:`PARTITION_CHUNK_ROWS`): the old rows of the
+    range (a contiguous span of the old file, which is in screening order) and the new rows of the
+    range (read from the spill with a filter), sorted and appended as row groups. Both files are
+    finished in ``staging`` (facts and digests taken there), then put into the lake under names from
+    the rows file's SHA-256: the id index first, then the rows.
 
     Returns its manifest entry, or None when the month is left empty.
     """
-    tables, indexes = [], []
-    if old is not None:
-        table = _read_rows_entry(store, manifest, old, list(STORED_COLUMNS))
-        index = _read_index_entry(store, manifest, old)
-        if removed is not None and len(removed):
-            stay = pc.invert(pc.is_in(index.column("shipment_id"), value_set=removed))
-            table, index = table.filter(stay), index.filter(stay)
-        tables.append(table)
-        indexes.append(index)
+    old_days = _read_rows_entry(store, manifest, old, ["ship_date"]).column("ship_date") if old is not None else None
+    old_days = _day_numbers(old_days) if old_days is not None else np.zeros(0, np.int64)
+    new_days = np.zeros(0, np.int64)
     if spill is not None:
-        new = pq.read_table(spill)
-        numbers = new.column("_row").to_numpy()
-        at = np.minimum(np.searchsorted(dropped, numbers), max(len(dropped) - 1, 0))
-        mask = ~(dropped[at] == numbers) if len(dropped) else np.ones(len(numbers), bool)
-        new = new.filter(pa.array(mask))
-        hashes = new.column("_id_hash").to_numpy(), new.column("_row_hash").to_numpy()
-        new = new.drop_columns(["_row", "_id_hash", "_row_hash"])
-        tables.append(new)
-        indexes.append(_index_of(new, *hashes))
-    table = pa.concat_tables(tables)
-    index = pa.concat_tables(indexes)
-    if not table.num_rows:
+        probe = pq.read_table(spill, columns=["ship_date", "_row"])
+        new_days = _day_numbers(probe.column("ship_date"))[_kept(probe.column("_row").to_numpy(), dropped)]
+    staged, staged_index = _StagedParquet(staging / f"rows-{key}.parquet"), _StagedParquet(staging / f"ids-{key}.parquet")
+    first = last = None
+    rows = 0
+    for low, high in _day_ranges(np.concatenate([old_days, new_days])):
+        tables, indexes = [], []
+        if old is not None:
+            span = (int(np.searchsorted(old_days, low)), int(np.searchsorted(old_days, high, side="right")))
+            if span[1] > span[0]:
+                table = _read_rows_entry(store, manifest, old, list(STORED_COLUMNS), span=span)
+                index = _read_index_entry(store, manifest, old, span=span)
+                if removed is not None and len(removed):
+                    stay = pc.invert(pc.is_in(index.column("shipment_id"), value_set=removed))
+                    table, index = table.filter(stay), index.filter(stay)
+                tables.append(table)
+                indexes.append(index)
+        if spill is not None:
+            new = _spill_range(spill, low, high, single=len(old_days) + len(new_days) <= PARTITION_CHUNK_ROWS)
+            new = new.filter(pa.array(_kept(new.column("_row").to_numpy(), dropped)))
+            hashes = new.column("_id_hash").to_numpy(), new.column("_row_hash").to_numpy()
+            new = new.drop_columns(["_row", "_id_hash", "_row_hash"])
+            tables.append(new)
+            indexes.append(_index_of(new, *hashes))
+        table = pa.concat_tables(tables) if tables else None
+        if table is None or not table.num_rows:
+            continue
+        index = pa.concat_tables(indexes)
+        order = pc.sort_indices(table.select(["ship_date", "shipment_id"]),
+                                [("ship_date", "ascending"), ("shipment_id", "ascending")])
+        table, index = table.take(order), index.take(order)
+        staged.write(_canonical(table))
+        staged_index.write(index.combine_chunks())
+        dates = table.column("ship_date")
+        first = dates[0].as_py() if first is None else first
+        last, rows = dates[-1].as_py(), rows + table.num_rows
+    if not staged.close():
         return None
-    order = pc.sort_indices(table.select(["ship_date", "shipment_id"]),
-                            [("ship_date", "ascending"), ("shipment_id", "ascending")])
-    table, index = table.take(order), index.take(order)
-    staged, staged_index = staging / f"rows-{key}.parquet", staging / f"ids-{key}.parquet"
-    _write_parquet(_canonical(table), staged)
-    _write_parquet(index.combine_chunks(), staged_index)
-    sha = file_digest(staged)
+    staged_index.close()
+    sha = file_digest(staged.path)
     rows_path, index_path = f"partitions/{key}/rows-{sha[:16]}.parquet", f"partitions/{key}/ids-{sha[:16]}.parquet"
-    facts, index_facts, index_sha = _file_facts(staged), _file_facts(staged_index), file_digest(staged_index)
-    store.put(staged_index, index_path)
-    store.put(staged, rows_path)
-    dates = table.column("ship_date")
+    facts, index_facts = _file_facts(staged.path), _file_facts(staged_index.path)
+    index_sha = file_digest(staged_index.path)
+    store.put(staged_index.path, index_path)
+    store.put(staged.path, rows_path)
     return {"key": key, "path": rows_path, "index": index_path,
-            "first_date": dates[0].as_py().isoformat(), "last_date": dates[-1].as_py().isoformat(),
-            "rows": table.num_rows, "sha256": sha, "ingested_at": stamp, **facts,
+            "first_date": first.isoformat(), "last_date": last.isoformat(),
+            "rows": rows, "sha256": sha, "ingested_at": stamp, **facts,
             "index_sha256": index_sha, "index_bytes": index_facts["bytes"],
             "index_footer_sha256": index_facts["footer_sha256"]}
+
+
+def _day_numbers(dates: pa.ChunkedArray) -> np.ndarray:
+    """Days since 1970 of a ``date32`` column (no nulls: stored rows always have a ship date)."""
+    return pc.cast(dates, pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _kept(numbers: np.ndarray, dropped: np.ndarray) -> np.ndarray:
+    """Which of the spilled rows ``numbers`` are not among the sorted ``dropped`` rows."""
+    if not len(dropped):
+        return np.ones(len(numbers), bool)
+    at = np.minimum(np.searchsorted(dropped, numbers), len(dropped) - 1)
+    return dropped[at] != numbers
+
+
+def _day_ranges(days: np.ndarray) -> list[tuple[int, int]]:
+    """Consecutive ranges ``[low, high]`` of the days present, each of at most
+    :data:`PARTITION_CHUNK_ROWS` rows unless a single day holds more."""
+    present, counts = np.unique(days, return_counts=True)
+    ranges, start, held = [], 0, 0
+    for number, count in enumerate(counts.tolist()):
+        if number > start and held + count > PARTITION_CHUNK_ROWS:
+            ranges.append((int(present[start]), int(present[number - 1])))
+            start, held = number, 0
+        held += count
+    if len(present):
+        ranges.append((int(present[start]), int(present[-1])))
+    return ranges
+
+
+def _spill_range(spill: Path, low: int, high: int, single: bool) -> pa.Table:
+    """The spilled rows with ship dates in days ``[low, high]`` (all of them when ``single``)."""
+    if single:
+        return pq.read_table(spill)
+    return pq.read_table(spill, filters=[("ship_date", ">=", pa.scalar(low, pa.int32()).cast(pa.date32())),
+                                         ("ship_date", "<=", pa.scalar(high, pa.int32()).cast(pa.date32()))])
 
 
 def _canonical(table: pa.Table, sort: bool = True) -> pa.Table:

@@ -226,9 +226,10 @@ class Lake:
 # ------------------------------------------------- checked reads, shared by Lake and by ingest
 def _read_lake_file(lake_dir: Path | LakeStore, generation: int, relative: str, what: str, rows: int,
                     size: int | None, footer: str | None, columns: list[str] | None = None, read: bool = True,
-                    schema: pa.Schema | None = None) -> pa.Table | None:
+                    schema: pa.Schema | None = None, span: tuple[int, int] | None = None) -> pa.Table | None:
     """Read one file of the lake's manifest ``generation`` after checking its size, footer and rows
-    (with ``read=False``: only check them, reading no more than the footer).
+    (with ``read=False``: only check them, reading no more than the footer); with ``span``
+    ``(start, stop)``, only those rows (reading the row groups that hold them).
 
     With ``schema`` (the file kind's schema), :data:`ADDED_COLUMNS` the file lacks are given as
     all null of the schema's type (a whole file lacking them, read without ``columns``, comes in
@@ -262,35 +263,59 @@ def _read_lake_file(lake_dir: Path | LakeStore, generation: int, relative: str, 
             if not read:
                 return None
             if schema is None:
-                return parquet.read(columns=columns)
-            return _with_added_columns(parquet, columns, schema)
+                return _read_span(parquet, columns, span)
+            return _with_added_columns(parquet, columns, schema, span)
         except (pa.ArrowException, OSError, ValueError, KeyError) as error:
             raise _damaged(store, generation, relative, what, f"not readable as Parquet ({error})") from None
 
 
-def _with_added_columns(parquet: pq.ParquetFile, columns: list[str] | None, schema: pa.Schema) -> pa.Table:
-    """Read ``columns`` (default: all) of a lake file; :data:`ADDED_COLUMNS` it lacks come as nulls."""
+def _read_span(parquet: pq.ParquetFile, columns: list[str] | None, span: tuple[int, int] | None) -> pa.Table:
+    """Rows ``start:stop`` of a Parquet file (all rows without ``span``), reading only their row groups."""
+    if span is None:
+        return parquet.read(columns=columns)
+    start, stop = span
+    groups, first, offset = [], None, 0
+    for number in range(parquet.metadata.num_row_groups):
+        count = parquet.metadata.row_group(number).num_rows
+        if offset < stop and offset + count > start:
+            groups.append(number)
+            first = offset if first is None else first
+        offset += count
+    if not groups:
+        return parquet.read_row_groups([0], columns=columns).slice(0, 0) if parquet.metadata.num_row_groups \
+            else parquet.read(columns=columns)
+    return parquet.read_row_groups(groups, columns=columns).slice(start - first, stop - start)
+
+
+def _with_added_columns(parquet: pq.ParquetFile, columns: list[str] | None, schema: pa.Schema,
+                        span: tuple[int, int] | None = None) -> pa.Table:
+    """Read ``columns`` (default: all) of a lake file, or of rows ``span``; :data:`ADDED_COLUMNS` it
+    lacks come as nulls."""
     present = parquet.schema_arrow.names
     wanted = list(schema.names) + [c for c in present if c not in schema.names] if columns is None else list(columns)
     absent = [c for c in wanted if c in ADDED_COLUMNS and c in schema.names and c not in present]
     if not absent:
-        return parquet.read(columns=columns)
+        return _read_span(parquet, columns, span)
     wanted = [c for c in wanted if c in present or c in absent]
-    table = parquet.read(columns=[c for c in wanted if c not in absent])
+    table = _read_span(parquet, [c for c in wanted if c not in absent], span)
     return pa.table({c: (pa.nulls(table.num_rows, schema.field(c).type) if c in absent else table.column(c))
                      for c in wanted})
 
 
-def _read_rows_entry(lake_dir: Path | LakeStore, manifest: dict, part: dict, columns: list[str] | None = None) -> pa.Table:
-    """The rows file of a partition entry of ``manifest`` (a dict), checked as :meth:`Lake.read`."""
+def _read_rows_entry(lake_dir: Path | LakeStore, manifest: dict, part: dict, columns: list[str] | None = None,
+                     span: tuple[int, int] | None = None) -> pa.Table:
+    """The rows file of a partition entry of ``manifest`` (a dict), checked as :meth:`Lake.read`;
+    with ``span``, rows ``start:stop`` only."""
     return _read_lake_file(lake_dir, manifest["generation"], part["path"], f"partition {part['key']}", part["rows"],
-                           part.get("bytes"), part.get("footer_sha256"), columns, schema=STORED_SCHEMA)
+                           part.get("bytes"), part.get("footer_sha256"), columns, schema=STORED_SCHEMA, span=span)
 
 
-def _read_index_entry(lake_dir: Path | LakeStore, manifest: dict, part: dict, columns: list[str] | None = None) -> pa.Table:
+def _read_index_entry(lake_dir: Path | LakeStore, manifest: dict, part: dict, columns: list[str] | None = None,
+                      span: tuple[int, int] | None = None) -> pa.Table:
     """The id index of a partition entry of ``manifest``, checked as :meth:`Lake.read_index`."""
     return _read_lake_file(lake_dir, manifest["generation"], part["index"], f"id index of partition {part['key']}",
-                           part["rows"], part.get("index_bytes"), part.get("index_footer_sha256"), columns)
+                           part["rows"], part.get("index_bytes"), part.get("index_footer_sha256"), columns,
+                           span=span)
 
 
 def _read_quarantine_entry(lake_dir: Path | LakeStore, manifest: dict, entry: dict,
