@@ -2,8 +2,9 @@
 
 Memory is bounded by one input batch, one id-hash bucket (:mod:`pipeline.lake.dedupe`) and one
 range of days of a month partition (:mod:`pipeline.lake.partitions`), whatever the number of
-rows; accepted rows are spilled per month to the staging folder, and the only commit point is the replacement of ``manifest.json`` (in an
-object store: the conditional creation of the generation's manifest, see :func:`_commit`).
+rows; accepted rows are spilled per month to the staging folder, and the only commit point is
+the replacement of ``manifest.json`` (in an object store: the conditional creation of the
+generation's manifest, see :func:`_commit`).
 """
 from __future__ import annotations
 
