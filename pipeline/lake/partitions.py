@@ -120,11 +120,19 @@ def _day_ranges(days: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _spill_range(spill: Path, low: int, high: int, single: bool) -> pa.Table:
-    """The spilled rows with ship dates in days ``[low, high]`` (all of them when ``single``)."""
+    """The spilled rows with ship dates in days ``[low, high]`` (all of them when ``single``).
+
+    Read a row group at a time, keeping only the range: memory holds the range and one row group.
+    """
     if single:
         return pq.read_table(spill)
-    return pq.read_table(spill, filters=[("ship_date", ">=", pa.scalar(low, pa.int32()).cast(pa.date32())),
-                                         ("ship_date", "<=", pa.scalar(high, pa.int32()).cast(pa.date32()))])
+    parquet = pq.ParquetFile(spill)
+    parts = []
+    for number in range(parquet.metadata.num_row_groups):
+        group = parquet.read_row_group(number)
+        days = _day_numbers(group.column("ship_date"))
+        parts.append(group.filter(pa.array((days >= low) & (days <= high))))
+    return pa.concat_tables(parts) if parts else parquet.schema_arrow.empty_table()
 
 
 def _canonical(table: pa.Table, sort: bool = True) -> pa.Table:
