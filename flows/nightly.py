@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.artifacts import run_markdown
 from pipeline.lake import ingest
-from pipeline.lake.store import LakeStore, is_url
+from pipeline.lake.store import LakeStore
 from pipeline.lake_screen import check_scheduler, screen_lake_in
 from pipeline.parties import refresh_screening_list
 from pipeline.policy import load_policy
@@ -103,7 +103,7 @@ def nightly_screen(files: list[str], lake: str, out: str, policy: str = "post-re
     if inbox:
         files = list(files) + sorted(str(p) for p in Path(inbox).iterdir() if p.suffix in (".parquet", ".csv", ".jsonl"))
     # Before any work: the backend is resolved, and a refused or unwritable --out stops here.
-    with Run.open(out, backend=backend, keep=[] if is_url(lake) else [lake], progress=log) as run:
+    with Run.open(out, backend=backend, keep=[lake], progress=log) as run:
         ingested = ingest_files(files, lake)
         csl = refresh_reference(lake, csl_source)
         summary = screen(run, lake, policy, overrides or [], csl, scheduler, workers)

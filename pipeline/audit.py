@@ -22,7 +22,6 @@ from pipeline.decide import (
 )
 from pipeline.enrich import codes_and_values, present
 from pipeline.ingest import Ledger
-from pipeline.lake.store import is_url
 from pipeline.policy import Policy
 from pipeline.reference import CSL_PATH
 from pipeline.report_content import audit_report, diff_report
@@ -216,8 +215,7 @@ def audit_ledgers(paths: Sequence[str | Path], policy: Policy, out_dir: str | Pa
     section. ``publish=False`` writes straight into ``out_dir`` (a run folder the caller publishes).
     ``backend`` (``numpy``, ``auto``, ``cupy`` or a Backend) is resolved once, before any work.
     """
-    with Run.open(out_dir, backend=backend, csl_path=csl_path, keep=[p for p in paths if not is_url(p)],
-                  publish=publish,
+    with Run.open(out_dir, backend=backend, csl_path=csl_path, keep=paths, publish=publish,
                   progress=progress) as run:
         return audit_in(run, paths, policy, as_of)
 
@@ -289,8 +287,7 @@ def diff_ledgers(paths: Sequence[str | Path], first: Policy, second: Policy, out
     """
     if first.id == second.id and first.overrides == second.overrides:
         raise ValueError("diff needs two different rule sets (or the same one with different --set overrides)")
-    with Run.open(out_dir, backend=backend, csl_path=csl_path, keep=[p for p in paths if not is_url(p)],
-                  publish=publish,
+    with Run.open(out_dir, backend=backend, csl_path=csl_path, keep=paths, publish=publish,
                   progress=progress) as run:
         ledger = read_history(paths, as_of=as_of)
         labels = [first.id, second.id] if first.id != second.id else [f"{first.id}-a", f"{second.id}-b"]

@@ -28,7 +28,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.checkpoint import Checkpoint, CheckpointPart, last_position, tail_keys
-from pipeline.lake.store import is_url
 from pipeline.policy import Policy
 from pipeline.publish import absolute, destination_of, discard
 from pipeline.publish import publish as publish_run
@@ -287,8 +286,7 @@ def screen_lake(lake_dir: str | Path, policy: Policy, out_dir: str | Path | None
     LakeRun
     """
     check_scheduler(scheduler)
-    with Run.open(out_dir, backend=backend, csl_path=csl_path, keep=[] if is_url(lake_dir) else [lake_dir],
-                  publish=publish,
+    with Run.open(out_dir, backend=backend, csl_path=csl_path, keep=[lake_dir], publish=publish,
                   progress=progress) as run:
         outcome = screen_lake_in(run, lake_dir, policy, destination=destination, scheduler=scheduler,
                                  workers=workers, as_of=as_of, incremental=incremental)
@@ -407,7 +405,7 @@ def screen_lake_in(run: Run, lake_dir: str | Path, policy: Policy, *, destinatio
     summary["timings_s"] = {"total": round(time.perf_counter() - started, 3)}
     sink = run.sink
     if source.current and sink is not None and run.destination is not None:
-        # --out holds the checkpoint's run (else the plan is "full"): its decisions stay published.
+        # --out holds the checkpoint's run, intact: its decisions stay published.
         current = f"the published results at {absolute(run.destination)} are current"
         summary["lake"]["why"] = f"{todo.why}; {current}"
         summary["lake"]["published"] = False

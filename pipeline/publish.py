@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 import warnings
 
+from pipeline.lake.store import is_url
+
 RUN_NAME = re.compile(r"\d{8}T\d{6}Z-[A-Za-z0-9_]{1,32}")
 """Names of the run folders :func:`new_run` makes (a UTC stamp and ``tempfile``'s random part)."""
 _MADE = re.compile(rf"(?:link-|replaced-)?{RUN_NAME.pattern}")
@@ -84,6 +86,7 @@ def check_destination(out: str | Path, keep: Iterable[str | Path] = (), *, repla
         The destination (``--out``).
     keep : paths
         Paths the run must never remove (a lake, input files): ``out`` may not be, hold or publish them.
+        A URL (a lake in an object store) cannot overlap a folder and is passed over.
     replace_folder : bool
         Accept a folder with files (only for destinations the tool owns, such as checkpoints).
 
@@ -102,7 +105,7 @@ def check_destination(out: str | Path, keep: Iterable[str | Path] = (), *, repla
                            "give a new folder")
     real_out, real_runs = out.resolve(), runs_folder(out).resolve()
     for path in keep:
-        if path is None:
+        if path is None or is_url(path):
             continue
         real = absolute(path).resolve()
         if _within(real, real_out) or _within(real, real_runs) or _within(real, out) or _within(real_out, real):

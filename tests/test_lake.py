@@ -294,6 +294,11 @@ def test_a_csv_ledger_streams_in_small_blocks_with_the_same_result(tmp_path, mon
         one.quarantine().sort_by([(k, "ascending") for k in key]).select(key))
 
 
+def ingest_each(calls, lake):
+    """Ingest each call's files in turn into ``lake``; the counts of each call."""
+    return [ingest(paths, lake).counts for paths in calls]
+
+
 def test_duplicate_checks_give_the_same_lake_in_many_hash_buckets(tmp_path, monkeypatch, generated):
     """Ingest holds one id-hash bucket at a time: with buckets of a few rows (thousands of them) the
     repeats within a call, the no-ops, supersedes and conflicts against the lake come out the same."""
@@ -306,14 +311,10 @@ def test_duplicate_checks_give_the_same_lake_in_many_hash_buckets(tmp_path, monk
                + [shipment(f"N{i}", "2025-06-02") for i in range(20)] + [shipment("N1", "2025-06-03")])
     calls = [[whole, parts[0]], [write_ledger(history, tmp_path / "history.csv")],
              [write_ledger(tonight, tmp_path / "tonight.csv")], [whole]]
-
-    def run(lake):
-        return [ingest(paths, lake).counts for paths in calls]
-
-    few = run(tmp_path / "one-bucket")
+    few = ingest_each(calls, tmp_path / "one-bucket")
     monkeypatch.setattr(dedupe, "BUCKET_ROWS", 3)
     assert dedupe.bucket_bits(6000) == 11
-    many = run(tmp_path / "many-buckets")
+    many = ingest_each(calls, tmp_path / "many-buckets")
     assert many == few
     assert few[2]["superseded"] == 14 and few[2]["duplicates"] == 1 and few[3]["duplicates"] > 0
     assert set(few[2]["by_reason"]) == {REASON_LAKE_CONFLICT, REASON_ALREADY_SHIPPED, REASON_CONFLICT}
@@ -334,13 +335,9 @@ def test_months_written_a_few_days_at_a_time_hold_the_same_rows(tmp_path, monkey
                + [shipment(f"N{i}", f"2025-05-{1 + i % 5:02d}") for i in range(25)])
     calls = [[whole, parts[0]], [write_ledger(history, tmp_path / "history.csv")],
              [write_ledger(tonight, tmp_path / "tonight.csv")], [whole]]
-
-    def run(lake):
-        return [ingest(paths, lake).counts for paths in calls]
-
-    monthly = run(tmp_path / "whole-months")
+    monthly = ingest_each(calls, tmp_path / "whole-months")
     monkeypatch.setattr(partitions, "PARTITION_CHUNK_ROWS", 4)
-    ranged = run(tmp_path / "day-ranges")
+    ranged = ingest_each(calls, tmp_path / "day-ranges")
     assert ranged == monthly and monthly[2]["superseded"] == 20
     one, split = Lake.open(tmp_path / "whole-months"), Lake.open(tmp_path / "day-ranges")
     assert [(p.key, p.rows, p.first_date, p.last_date) for p in split.partitions] == \

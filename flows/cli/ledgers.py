@@ -209,11 +209,10 @@ def nightly(
     for key, value in PREFECT_QUIET.items():
         os.environ.setdefault(key, value)
     _check_scheduler(scheduler)
-    from pipeline.lake.store import is_url
     from pipeline.publish import PublishError, check_destination
 
     try:  # before Prefect starts: a refused --out is a quick error
-        check_destination(out, [] if is_url(lake) else [lake])
+        check_destination(out, [lake])
     except PublishError as error:
         _fail(str(error))
     from flows.nightly import nightly_screen

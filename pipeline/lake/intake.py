@@ -35,7 +35,7 @@ from pipeline.lake.manifest import (LAKE_FORMAT, LAKE_VERSION, LOCK, MANIFEST, M
                                     _file_facts, _fsync_dir, _Lock, _month_key, _now, _retire, _write_parquet,
                                     generation_file)
 from pipeline.lake.partitions import _canonical, _write_partition
-from pipeline.lake.reader import Lake, check_lake_files, read_manifest
+from pipeline.lake.reader import Lake, check_lake_files
 from pipeline.lake.store import LakeStore, is_url
 from pipeline.lake.schema import QUARANTINE_SCHEMA, STORED_COLUMNS, STORED_SCHEMA
 from pipeline.lake.sources import _batches, _open_source, _quarantine_rows, _rows_as_read, _Source
@@ -116,8 +116,8 @@ def ingest(paths: Sequence[str | Path], lake_dir: str | Path, *,
     :data:`pipeline.lake.dedupe.BUCKET_ROWS` of this call's rows (with the lake's entries of the
     same id hashes), one partition's id index, and one range of days of a month partition
     (:data:`pipeline.lake.partitions.PARTITION_CHUNK_ROWS`); it does not grow with the rows read
-    (only with the rows rejected as repeats, a few bytes each). The only commit point is the replacement of ``manifest.json``
-    (in an object store, :func:`_commit`).
+    (only with the rows rejected as repeats, a few bytes each). The only commit point is the
+    replacement of ``manifest.json`` (in an object store, :func:`_commit`).
     """
     started = time.perf_counter()
     if not paths:
@@ -133,7 +133,8 @@ def ingest(paths: Sequence[str | Path], lake_dir: str | Path, *,
     lake_dir.mkdir(parents=True, exist_ok=True)
     with _Lock(lake_dir):
         # Lake.open checks the manifest (LakeError when unreadable or damaged), as for a screen.
-        manifest = Lake.open(lake_dir)._manifest if (lake_dir / MANIFEST).exists() else _empty_manifest()
+        lake = Lake.open(lake_dir, missing_ok=True)
+        manifest = lake._manifest if lake is not None else _empty_manifest()
         check_lake_files(lake_dir, manifest)  # never commit a new generation over a damaged one
         _clean_leftovers(lake_dir, manifest)
         staging = lake_dir / STAGING
@@ -163,20 +164,15 @@ def _ingest_into_store(paths, store: LakeStore, note) -> IngestReport:
         raise LakeError(f"{store}: ingest into {scheme}:// is not supported yet (a commit needs a conditional "
                         f"write; tested for {', '.join(s + '://' for s in STORE_SCHEMES)}); screen and audit read it")
     store.check_writable()
-    try:
-        manifest = read_manifest(store)
-    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as error:
-        raise LakeError(f"{store.describe(MANIFEST)}: unreadable manifest: {error}") from None
-    if manifest is None:
+    lake = Lake.open(store.location, missing_ok=True)  # checked as for a screen (LakeError when damaged)
+    if lake is None:
         foreign = [info.base_name for info in store.filesystem.get_file_info(
             pafs.FileSelector(store.path(""), allow_not_found=True))
             if info.base_name not in ("partitions", "quarantine", MANIFESTS)]
         if foreign:
             raise LakeError(f"{store}: holds other objects and no {MANIFEST} ({', '.join(sorted(foreign)[:3])}); "
                             "give an empty prefix")
-        manifest = _empty_manifest()
-    else:
-        manifest = Lake.open(store.location)._manifest  # checked as for a screen (LakeError when damaged)
+    manifest = lake._manifest if lake is not None else _empty_manifest()
     check_lake_files(store, manifest)  # never commit a new generation over a damaged one
     with tempfile.TemporaryDirectory(prefix="chipscreen-ingest-") as work:
         staging = Path(work) / STAGING

@@ -35,8 +35,8 @@ def _write_partition(store: LakeStore, manifest: dict, key: str, old: dict | Non
 
     Returns its manifest entry, or None when the month is left empty.
     """
-    old_days = _read_rows_entry(store, manifest, old, ["ship_date"]).column("ship_date") if old is not None else None
-    old_days = _day_numbers(old_days) if old_days is not None else np.zeros(0, np.int64)
+    old_days = _day_numbers(_read_rows_entry(store, manifest, old, ["ship_date"]).column("ship_date")) \
+        if old is not None else np.zeros(0, np.int64)
     new_days = np.zeros(0, np.int64)
     if spill is not None:
         probe = pq.read_table(spill, columns=["ship_date", "_row"])
@@ -44,7 +44,8 @@ def _write_partition(store: LakeStore, manifest: dict, key: str, old: dict | Non
     staged, staged_index = _StagedParquet(staging / f"rows-{key}.parquet"), _StagedParquet(staging / f"ids-{key}.parquet")
     first = last = None
     rows = 0
-    for low, high in _day_ranges(np.concatenate([old_days, new_days])):
+    ranges = _day_ranges(np.concatenate([old_days, new_days]))
+    for low, high in ranges:
         tables, indexes = [], []
         if old is not None:
             span = (int(np.searchsorted(old_days, low)), int(np.searchsorted(old_days, high, side="right")))
@@ -57,7 +58,7 @@ def _write_partition(store: LakeStore, manifest: dict, key: str, old: dict | Non
                 tables.append(table)
                 indexes.append(index)
         if spill is not None:
-            new = _spill_range(spill, low, high, single=len(old_days) + len(new_days) <= PARTITION_CHUNK_ROWS)
+            new = _spill_range(spill, low, high, single=len(ranges) == 1)
             new = new.filter(pa.array(_kept(new.column("_row").to_numpy(), dropped)))
             hashes = new.column("_id_hash").to_numpy(), new.column("_row_hash").to_numpy()
             new = new.drop_columns(["_row", "_id_hash", "_row_hash"])

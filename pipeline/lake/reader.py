@@ -103,8 +103,15 @@ class Lake:
         int(self.counts["superseded"]), dict(self.counts["by_reason"])
 
     @classmethod
-    def open(cls, path: str | Path) -> "Lake":
+    def open(cls, path: str | Path, missing_ok: bool = False) -> "Lake | None":
         """Open the lake in ``path``.
+
+        Parameters
+        ----------
+        path : path or str
+            A folder, or a URL in an object store.
+        missing_ok : bool
+            Return None where there is no lake yet (an ingest creates it), instead of raising.
 
         Raises
         ------
@@ -117,6 +124,8 @@ class Lake:
             manifest = read_manifest(store)
         except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as error:
             raise LakeError(f"{manifest_path}: unreadable manifest: {error}") from None
+        if manifest is None and missing_ok:
+            return None
         if manifest is None:
             raise LakeError(f"{store}: not a ledger lake (no {MANIFEST}); create one with "
                             f"`chipscreen ingest LEDGER... --lake {store}`")
